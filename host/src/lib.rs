@@ -1,0 +1,1 @@
+//! xjp-gateway: an LLM billing gateway.

@@ -1,0 +1,2 @@
+//! The `xjp-gateway` binary.
+fn main() {}

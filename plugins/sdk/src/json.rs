@@ -1,0 +1,46 @@
+//! Small JSON helpers: typed lookups that never panic and saturate instead of overflowing.
+
+pub use serde_json::Value;
+
+use crate::PluginError;
+
+/// Parses a body as JSON, or reports where it is malformed.
+pub fn parse(body: &[u8]) -> Result<Value, PluginError> {
+    serde_json::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))
+}
+
+/// The value at `path` (object keys), if every step exists.
+pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, key| cur.get(key))
+}
+
+/// A token count at `path`: non-negative integers only (floats with no fraction are
+/// accepted, negative or fractional values are treated as absent).
+pub fn u64_at(v: &Value, path: &[&str]) -> Option<u64> {
+    let n = at(v, path)?;
+    if let Some(u) = n.as_u64() {
+        return Some(u);
+    }
+    let f = n.as_f64()?;
+    (f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64).then_some(f as u64)
+}
+
+/// A token count at `path`, or zero when absent.
+pub fn u64_or_zero(v: &Value, path: &[&str]) -> u64 {
+    u64_at(v, path).unwrap_or(0)
+}
+
+/// A string at `path`.
+pub fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    at(v, path)?.as_str()
+}
+
+/// Whether the body is an error object (`{"error": {...}}` or `{"type":"error"}`).
+pub fn is_error_body(v: &Value) -> bool {
+    v.get("error").is_some_and(|e| !e.is_null()) || v.get("type").and_then(Value::as_str) == Some("error")
+}
+
+/// `a - b`, never below zero.
+pub fn sat_sub(a: u64, b: u64) -> u64 {
+    a.saturating_sub(b)
+}

@@ -1,0 +1,124 @@
+//! Guest SDK for xjp-gateway billing plugins.
+//!
+//! A provider plugin implements [`Provider`] (and a [`StreamParse`] type for streams)
+//! with plain Rust, then calls [`export_provider!`]. The SDK owns the WIT bindings,
+//! SSE and JSON-array stream framing, exact integer pricing and the default budget
+//! check, so a plugin is mostly its own JSON parsing. Everything here also compiles
+//! natively, which is how plugin logic is unit-tested and benchmarked.
+
+pub mod budget;
+pub mod decimal;
+pub mod estimate;
+pub mod json;
+pub mod json_array;
+pub mod pricing;
+pub mod sse;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod usage_json;
+
+/// Generated bindings for the `xjp:billing/billing-plugin` world.
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "billing-plugin",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_bindings",
+        default_bindings_module: "xjp_plugin_sdk::bindings",
+        additional_derives: [PartialEq, Eq, Clone],
+    });
+}
+
+pub use bindings::exports::xjp::billing::budget::{BudgetRequest, Decision, DenyReason};
+pub use bindings::exports::xjp::billing::pricing::{
+    Cost, FeeRate, LongContextTier, PriceEntry, TokenRates,
+};
+pub use bindings::exports::xjp::billing::types::{ApiFormat, Fee, PluginError, PluginInfo, Usage};
+pub use bindings::exports::xjp::billing::usage_extract::{ModelLimits, StreamError, StreamOutcome};
+
+/// Result type of plugin operations.
+pub type PluginResult<T> = Result<T, PluginError>;
+
+/// A provider's billing logic, in plain Rust.
+pub trait Provider: 'static {
+    /// The stream parser type for this provider.
+    type Stream: StreamParse;
+
+    /// Name, version and the API formats this plugin reads.
+    fn info() -> PluginInfo;
+
+    /// Usage from a complete response body. An error body yields `Ok(None)`.
+    fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>>;
+
+    /// An upper bound of usage for a request body.
+    fn estimate(format: ApiFormat, request: &[u8], limits: ModelLimits) -> PluginResult<Usage>;
+
+    /// A fresh stream parser. Unsupported formats report their error on first use.
+    fn new_stream(format: ApiFormat) -> Self::Stream;
+
+    /// Prices usage. The default is the SDK's exact pricing.
+    fn price(usage: &Usage, price: &PriceEntry) -> PluginResult<Cost> {
+        pricing::price(usage, price)
+    }
+
+    /// Budget policy. The default allows exactly what the balance covers.
+    fn check(request: &BudgetRequest) -> Decision {
+        budget::default_check(request)
+    }
+}
+
+/// An incremental stream parser.
+pub trait StreamParse: 'static {
+    /// Feeds the next bytes; boundaries may fall anywhere, even inside a UTF-8 character.
+    fn push(&mut self, chunk: &[u8]) -> PluginResult<()>;
+    /// Ends the input and reports what the stream said.
+    fn finish(&mut self) -> PluginResult<StreamOutcome>;
+}
+
+/// Usage with every bucket zero and nothing else set.
+pub fn empty_usage() -> Usage {
+    Usage {
+        input_uncached_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_5m_tokens: 0,
+        cache_write_1h_tokens: 0,
+        output_tokens: 0,
+        reasoning_tokens: 0,
+        fees: Vec::new(),
+        provider_cost_nano_usd: None,
+        served_model: None,
+    }
+}
+
+/// All prompt-side tokens of a usage record (saturating).
+pub fn prompt_tokens(u: &Usage) -> u64 {
+    u.input_uncached_tokens
+        .saturating_add(u.cache_read_tokens)
+        .saturating_add(u.cache_write_5m_tokens)
+        .saturating_add(u.cache_write_1h_tokens)
+}
+
+#[doc(hidden)]
+pub mod glue;
+
+/// Exports a [`Provider`] implementation as the plugin's component exports.
+///
+/// ```ignore
+/// struct OpenAi;
+/// impl xjp_plugin_sdk::Provider for OpenAi { /* ... */ }
+/// xjp_plugin_sdk::export_provider!(OpenAi);
+/// ```
+#[macro_export]
+macro_rules! export_provider {
+    ($provider:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct __XjpGlue;
+            impl $crate::glue::Exports for __XjpGlue {
+                type P = $provider;
+            }
+            $crate::bindings::export_bindings!(__XjpGlue with_types_in $crate::bindings);
+        };
+    };
+}
