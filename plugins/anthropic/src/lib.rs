@@ -1,0 +1,1 @@
+//! anthropic billing plugin (being written).

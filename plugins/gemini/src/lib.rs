@@ -1,0 +1,1 @@
+//! gemini billing plugin (being written).

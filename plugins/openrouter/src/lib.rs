@@ -1,0 +1,1 @@
+//! openrouter billing plugin (being written).
