@@ -1,6 +1,7 @@
 //! Deliberately broken plugins: `trap` panics, `spin` loops forever, `hog` allocates
-//! without bound, each on `extract-response` and on stream `push`. `describe` and
-//! `estimate` behave, so the host's self-test passes and the fault shows on a call.
+//! without bound, on `extract-response` and stream `push` whenever the input contains
+//! the word `misbehave`. Other input behaves, so the host's load-time self-test passes
+//! and the fault shows on a call, where the host must contain it.
 
 use xjp_plugin_sdk::{
     ApiFormat, ModelLimits, PluginInfo, PluginResult, Provider, StreamOutcome, StreamParse, Usage, estimate,
@@ -12,7 +13,12 @@ pub struct Misbehave;
 /// Its stream parser, as broken as the provider.
 pub struct MisbehaveStream;
 
-fn misbehave() -> u64 {
+const TRIGGER: &[u8] = b"misbehave";
+
+fn misbehave(input: &[u8]) -> u64 {
+    if !input.windows(TRIGGER.len()).any(|w| w == TRIGGER) {
+        return 0;
+    }
     if cfg!(feature = "trap") {
         panic!("misbehave: trap");
     }
@@ -33,13 +39,13 @@ fn misbehave() -> u64 {
 }
 
 impl StreamParse for MisbehaveStream {
-    fn push(&mut self, _chunk: &[u8]) -> PluginResult<()> {
-        misbehave();
+    fn push(&mut self, chunk: &[u8]) -> PluginResult<()> {
+        misbehave(chunk);
         Ok(())
     }
 
     fn finish(&mut self) -> PluginResult<StreamOutcome> {
-        Ok(StreamOutcome { usage: None, complete: false, error: None, output_text_bytes: misbehave() })
+        Ok(StreamOutcome { usage: None, complete: false, error: None, output_text_bytes: 0 })
     }
 }
 
@@ -57,8 +63,8 @@ impl Provider for Misbehave {
         PluginInfo { name: name.into(), version: env!("CARGO_PKG_VERSION").into(), formats: vec![ApiFormat::OpenaiChat] }
     }
 
-    fn extract_response(_format: ApiFormat, _status: u16, _body: &[u8]) -> PluginResult<Option<Usage>> {
-        misbehave();
+    fn extract_response(_format: ApiFormat, _status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
+        misbehave(body);
         Ok(None)
     }
 

@@ -7,7 +7,8 @@
 //! natively, which is how plugin logic is unit-tested and benchmarked.
 
 pub mod budget;
-pub mod decimal;
+/// Exact decimal text <-> nano-USD (re-exported from `xjp-money`).
+pub use xjp_money as decimal;
 pub mod estimate;
 pub mod json;
 pub mod json_array;

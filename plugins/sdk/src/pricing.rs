@@ -2,8 +2,6 @@
 
 use crate::{Cost, PluginError, PriceEntry, TokenRates, Usage, prompt_tokens};
 
-const ATTO_PER_NANO: i128 = 1_000_000_000;
-
 /// The fee that applies once to every request when the price lists it.
 pub const PER_REQUEST_FEE: &str = "request";
 
@@ -13,8 +11,7 @@ fn mul(tokens: u64, rate: u64) -> Result<i128, PluginError> {
 
 /// Rounds atto-USD to nano-USD, half up.
 pub fn round_atto_to_nano(atto: i128) -> Result<i64, PluginError> {
-    let nano = (atto + ATTO_PER_NANO / 2).div_euclid(ATTO_PER_NANO);
-    i64::try_from(nano).map_err(|_| PluginError::Overflow)
+    xjp_money::atto_to_nano_half_up(atto).ok_or(PluginError::Overflow)
 }
 
 /// The rates that apply to this usage: the long-context tier applies to the whole

@@ -1,0 +1,130 @@
+//! Exact money: decimal text <-> nano-USD amounts and atto-USD rates, no floating point.
+//!
+//! Amounts are `i64` nano-USD (1e-9 USD). Rates are `u64` atto-USD per unit (1e-18 USD),
+//! which for tokens is the same number as pico-USD per million tokens, so every price a
+//! provider publishes (`"0.0000000375"` per token) is an exact integer.
+
+/// Parses a decimal USD amount (`"0.000924"`, `"1.05e-5"`, `"-2"`) to nano-USD,
+/// rounding half away from zero at the ninth decimal. `None` when not a number or
+/// out of range.
+pub fn usd_to_nano(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let v = i64::try_from(parse_scaled(body, 9)?).ok()?;
+    Some(if negative { -v } else { v })
+}
+
+/// Formats nano-USD as a decimal string with trailing zeros trimmed (`924000` -> `"0.000924"`).
+pub fn nano_to_usd(nano: i64) -> String {
+    let sign = if nano < 0 { "-" } else { "" };
+    let abs = nano.unsigned_abs();
+    let int = abs / 1_000_000_000;
+    let frac = abs % 1_000_000_000;
+    if frac == 0 {
+        return format!("{sign}{int}");
+    }
+    let frac = format!("{frac:09}");
+    format!("{sign}{int}.{}", frac.trim_end_matches('0'))
+}
+
+/// Parses a decimal number exactly and scales it by `10^scale`, rounding half up;
+/// `None` when not a non-negative decimal or out of range. Shared by the converters below.
+fn parse_scaled(text: &str, scale: i32) -> Option<i128> {
+    let body = text.trim();
+    let body = body.strip_prefix('+').unwrap_or(body);
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i32>().ok()?),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    let shift = exp.checked_sub(i32::try_from(frac_part.len()).ok()?)?.checked_add(scale)?;
+    if digits.is_empty() {
+        return Some(0);
+    }
+    if shift >= 0 {
+        let d: i128 = digits.parse().ok()?;
+        return d.checked_mul(10i128.checked_pow(u32::try_from(shift).ok()?)?);
+    }
+    let drop = usize::try_from(-shift).ok()?;
+    if drop > digits.len() {
+        return Some(0);
+    }
+    let (keep, dropped) = digits.split_at(digits.len() - drop);
+    let base: i128 = if keep.is_empty() { 0 } else { keep.parse().ok()? };
+    Some(base + i128::from(dropped.as_bytes()[0] >= b'5'))
+}
+
+/// USD per token (`"0.000003"`) -> atto-USD per token, exact (rounded half up below 1e-18).
+pub fn usd_per_token_to_atto(text: &str) -> Option<u64> {
+    u64::try_from(parse_scaled(text, 18)?).ok()
+}
+
+/// USD per million tokens (`"3"`, `"0.075"`) -> atto-USD per token, exact.
+pub fn usd_per_million_to_atto(text: &str) -> Option<u64> {
+    u64::try_from(parse_scaled(text, 12)?).ok()
+}
+
+/// USD per unit (`"0.01"` per search) -> atto-USD per unit, exact.
+pub fn usd_per_unit_to_atto(text: &str) -> Option<u64> {
+    usd_per_token_to_atto(text)
+}
+
+/// Rounds atto-USD to nano-USD, half up (toward +infinity on .5).
+pub fn atto_to_nano_half_up(atto: i128) -> Option<i64> {
+    const ATTO_PER_NANO: i128 = 1_000_000_000;
+    i64::try_from((atto.checked_add(ATTO_PER_NANO / 2)?).div_euclid(ATTO_PER_NANO)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_rates_exactly() {
+        assert_eq!(usd_per_million_to_atto("3"), Some(3_000_000_000_000));
+        assert_eq!(usd_per_million_to_atto("0.075"), Some(75_000_000_000));
+        assert_eq!(usd_per_token_to_atto("0.0000000375"), Some(37_500_000_000));
+        assert_eq!(usd_per_token_to_atto("3e-6"), Some(3_000_000_000_000));
+        assert_eq!(usd_per_token_to_atto("-1"), None);
+        assert_eq!(usd_per_unit_to_atto("0.01"), Some(10_000_000_000_000_000));
+        assert_eq!(atto_to_nano_half_up(1_499_999_999), Some(1));
+        assert_eq!(atto_to_nano_half_up(1_500_000_000), Some(2));
+    }
+
+    #[test]
+    fn parses_exactly() {
+        assert_eq!(usd_to_nano("0.000924"), Some(924_000));
+        assert_eq!(usd_to_nano("1.05e-5"), Some(10_500));
+        assert_eq!(usd_to_nano("3"), Some(3_000_000_000));
+        assert_eq!(usd_to_nano("-0.5"), Some(-500_000_000));
+        assert_eq!(usd_to_nano("0.0000000015"), Some(2));
+        assert_eq!(usd_to_nano("0.0000000014"), Some(1));
+        assert_eq!(usd_to_nano("0.0000000005"), Some(1));
+        assert_eq!(usd_to_nano("0.00000000049"), Some(0));
+        assert_eq!(usd_to_nano("5e-10"), Some(1));
+        assert_eq!(usd_to_nano("4e-11"), Some(0));
+        assert_eq!(usd_to_nano("0"), Some(0));
+        assert_eq!(usd_to_nano("abc"), None);
+        assert_eq!(usd_to_nano(""), None);
+        assert_eq!(usd_to_nano("1e30"), None);
+    }
+
+    #[test]
+    fn formats_trimmed() {
+        assert_eq!(nano_to_usd(924_000), "0.000924");
+        assert_eq!(nano_to_usd(3_000_000_000), "3");
+        assert_eq!(nano_to_usd(-1), "-0.000000001");
+        assert_eq!(nano_to_usd(0), "0");
+    }
+}
