@@ -1,2 +1,61 @@
-//! cargo xtask (being written).
-fn main() {}
+//! `cargo xtask`: the project's commands (build-plugins, test, run, bench).
+
+mod plugins;
+mod services;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Xtask {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build every plugin crate to a wasm32-wasip2 component in target/plugins (and the
+    /// deliberately broken test plugins in target/test-plugins).
+    BuildPlugins,
+    /// Set everything up from a fresh clone and run every test.
+    Test {
+        /// Extra arguments for `cargo nextest run` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
+
+/// Runs a command in the workspace root, failing with its command line on error.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.current_dir(root()).status().map_err(|e| anyhow::anyhow!("{cmd:?}: {e}"))?;
+    anyhow::ensure!(status.success(), "{cmd:?} failed with {status}");
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn main() -> anyhow::Result<()> {
+    match Xtask::parse().command {
+        Task::BuildPlugins => plugins::build_all(),
+        Task::Test { args } => {
+            services::ensure_running()?;
+            plugins::build_all()?;
+            let nextest = cargo().args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success());
+            if nextest {
+                run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(&args))?;
+                run(cargo().args(["test", "--workspace", "--doc"]))
+            } else {
+                run(cargo().args(["test", "--workspace"]).args(&args))
+            }
+        }
+    }
+}

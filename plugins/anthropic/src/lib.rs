@@ -1,1 +1,147 @@
-//! anthropic billing plugin (being written).
+//! Billing plugin for the Anthropic Messages API (`POST /v1/messages`), plain and streamed.
+//!
+//! Usage comes from `usage` (see [`usage`]), streams from SSE events (see [`stream`]),
+//! request bounds from `max_tokens` and cache markers (see [`estimate`]). Pricing and the
+//! budget check are the SDK defaults.
+
+pub mod estimate;
+pub mod framing;
+pub mod stream;
+pub mod usage;
+
+use stream::AnthropicStream;
+use usage::UsageFields;
+use xjp_plugin_sdk::json::{self, is_error_body};
+use xjp_plugin_sdk::{
+    ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage,
+};
+
+/// The Anthropic billing provider.
+#[derive(Debug)]
+pub struct Anthropic;
+
+/// Refuses every format but `anthropic-messages`.
+fn check_format(format: ApiFormat) -> PluginResult<()> {
+    match format {
+        ApiFormat::AnthropicMessages => Ok(()),
+        other => Err(PluginError::UnsupportedFormat(other)),
+    }
+}
+
+impl Provider for Anthropic {
+    type Stream = AnthropicStream;
+
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "anthropic".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            formats: vec![ApiFormat::AnthropicMessages],
+        }
+    }
+
+    fn extract_response(
+        format: ApiFormat,
+        status: u16,
+        body: &[u8],
+    ) -> PluginResult<Option<Usage>> {
+        check_format(format)?;
+        if status >= 400 {
+            return Ok(None);
+        }
+        let body = json::parse(body)?;
+        if is_error_body(&body) {
+            return Ok(None);
+        }
+        let Some(usage) = body.get("usage") else {
+            return Ok(None);
+        };
+        let mut fields = UsageFields::default();
+        fields.set_model(&body);
+        fields.merge(usage);
+        Ok(fields.to_usage())
+    }
+
+    fn estimate(format: ApiFormat, request: &[u8], limits: ModelLimits) -> PluginResult<Usage> {
+        check_format(format)?;
+        estimate::upper_bound(request, &limits)
+    }
+
+    fn new_stream(format: ApiFormat) -> AnthropicStream {
+        AnthropicStream::new(format)
+    }
+}
+
+xjp_plugin_sdk::export_provider!(Anthropic);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_itself() {
+        let info = Anthropic::info();
+        assert_eq!(info.name, "anthropic");
+        assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(info.formats, vec![ApiFormat::AnthropicMessages]);
+    }
+
+    #[test]
+    fn error_statuses_and_bodies_yield_no_usage() {
+        let usage = br#"{"model":"m","usage":{"input_tokens":3,"output_tokens":4}}"#;
+        assert!(
+            Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, usage)
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            Anthropic::extract_response(ApiFormat::AnthropicMessages, 500, usage),
+            Ok(None)
+        );
+        assert_eq!(
+            Anthropic::extract_response(
+                ApiFormat::AnthropicMessages,
+                502,
+                b"<html>Bad Gateway</html>"
+            ),
+            Ok(None)
+        );
+        let error =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, error),
+            Ok(None)
+        );
+        assert_eq!(
+            Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, br#"{"model":"m"}"#),
+            Ok(None)
+        );
+        assert_eq!(
+            Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, br#"{"usage":null}"#),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn invalid_json_on_success_is_malformed() {
+        let got = Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, b"{\"usage\":");
+        assert!(matches!(got, Err(PluginError::Malformed(_))));
+    }
+
+    #[test]
+    fn other_formats_are_unsupported() {
+        let limits = ModelLimits {
+            default_max_output_tokens: 1,
+            max_output_tokens: 1,
+        };
+        for format in [ApiFormat::OpenaiChat, ApiFormat::GeminiGenerate] {
+            assert_eq!(
+                Anthropic::extract_response(format, 200, b"{}"),
+                Err(PluginError::UnsupportedFormat(format))
+            );
+            assert_eq!(
+                Anthropic::estimate(format, b"{}", limits),
+                Err(PluginError::UnsupportedFormat(format))
+            );
+        }
+    }
+}

@@ -1,16 +1,42 @@
-//! Pipeline probe (replaced by the OpenAI plugin).
-use xjp_plugin_sdk::*;
-pub struct P;
-pub struct S;
-impl StreamParse for S {
-    fn push(&mut self, _c: &[u8]) -> PluginResult<()> { Ok(()) }
-    fn finish(&mut self) -> PluginResult<StreamOutcome> { Ok(StreamOutcome { usage: None, complete: false, error: None, output_text_bytes: 0 }) }
+//! xjp-gateway billing plugin for OpenAI Chat Completions and OpenAI-compatible upstreams.
+//!
+//! The parsing lives in [`chat`], generic over a [`chat::Dialect`] so that other
+//! OpenAI-format plugins (openrouter) reuse it. The component exports are behind the
+//! `export` feature (on by default); depend on this crate with `default-features = false`
+//! to use [`chat`] without exporting a second provider.
+
+pub mod chat;
+
+use chat::{ChatStream, OpenAiDialect};
+use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginInfo, PluginResult, Provider, Usage};
+
+/// The OpenAI provider.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenAi;
+
+impl Provider for OpenAi {
+    type Stream = ChatStream<OpenAiDialect>;
+
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "openai".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            formats: vec![ApiFormat::OpenaiChat],
+        }
+    }
+
+    fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
+        chat::extract_response::<OpenAiDialect>(format, status, body)
+    }
+
+    fn estimate(format: ApiFormat, request: &[u8], limits: ModelLimits) -> PluginResult<Usage> {
+        chat::estimate(format, request, &limits)
+    }
+
+    fn new_stream(format: ApiFormat) -> Self::Stream {
+        ChatStream::new(format)
+    }
 }
-impl Provider for P {
-    type Stream = S;
-    fn info() -> PluginInfo { PluginInfo { name: "openai".into(), version: "0".into(), formats: vec![ApiFormat::OpenaiChat] } }
-    fn extract_response(_f: ApiFormat, _s: u16, b: &[u8]) -> PluginResult<Option<Usage>> { let v = json::parse(b)?; let mut u = empty_usage(); u.output_tokens = json::u64_or_zero(&v, &["usage","completion_tokens"]); Ok(Some(u)) }
-    fn estimate(_f: ApiFormat, r: &[u8], l: ModelLimits) -> PluginResult<Usage> { estimate::upper_bound(r, &[&["max_tokens"]], &l) }
-    fn new_stream(_f: ApiFormat) -> S { S }
-}
-export_provider!(P);
+
+#[cfg(feature = "export")]
+xjp_plugin_sdk::export_provider!(OpenAi);

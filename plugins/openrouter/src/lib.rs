@@ -1,1 +1,42 @@
-//! openrouter billing plugin (being written).
+//! xjp-gateway billing plugin for OpenRouter: the OpenAI chat format plus OpenRouter's
+//! `usage.cost`, cache-write counts, SSE keep-alive comments and in-band error chunks.
+//!
+//! Parsing is the openai plugin's [`chat`](xjp_plugin_openai::chat) module run with the
+//! [`OpenRouterDialect`]; only the usage reader differs.
+
+pub mod usage;
+
+pub use usage::OpenRouterDialect;
+
+use xjp_plugin_openai::chat::{self, ChatStream};
+use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginInfo, PluginResult, Provider, Usage};
+
+/// The OpenRouter provider.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenRouter;
+
+impl Provider for OpenRouter {
+    type Stream = ChatStream<OpenRouterDialect>;
+
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "openrouter".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            formats: vec![ApiFormat::OpenaiChat],
+        }
+    }
+
+    fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
+        chat::extract_response::<OpenRouterDialect>(format, status, body)
+    }
+
+    fn estimate(format: ApiFormat, request: &[u8], limits: ModelLimits) -> PluginResult<Usage> {
+        chat::estimate(format, request, &limits)
+    }
+
+    fn new_stream(format: ApiFormat) -> Self::Stream {
+        ChatStream::new(format)
+    }
+}
+
+xjp_plugin_sdk::export_provider!(OpenRouter);

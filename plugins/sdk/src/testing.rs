@@ -17,6 +17,8 @@ pub struct Case {
     pub path: PathBuf,
     /// Wire format.
     pub api: ApiFormat,
+    /// Wire format name as written in the case (`openai-chat`, ...).
+    pub api_name: String,
     /// Whether `body` is raw stream bytes.
     pub stream: bool,
     /// HTTP status of the recorded response.
@@ -49,10 +51,12 @@ pub fn load_cases(dir: &Path) -> Vec<Case> {
         .into_iter()
         .map(|path| {
             let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let api = parse_api(v["api"].as_str().unwrap_or_default()).unwrap_or_else(|| panic!("{}: bad api", path.display()));
+            let api_name = v["api"].as_str().unwrap_or_default().to_string();
+            let api = parse_api(&api_name).unwrap_or_else(|| panic!("{}: bad api", path.display()));
             let body_path = dir.join(v["body"].as_str().unwrap_or_else(|| panic!("{}: no body", path.display())));
             Case {
                 api,
+                api_name,
                 stream: v["stream"].as_bool().unwrap_or(false),
                 status: v["status"].as_u64().unwrap_or(200) as u16,
                 body: std::fs::read(&body_path).unwrap_or_else(|e| panic!("{}: {e}", body_path.display())),

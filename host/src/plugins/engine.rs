@@ -1,0 +1,122 @@
+//! The shared wasmtime engine: pooling allocator, epoch interruption, per-store memory cap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter};
+
+/// How often the epoch advances; call budgets are rounded up to whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Resource limits for plugin execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeLimits {
+    /// Linear memory cap per instance, in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one call into a plugin, in milliseconds.
+    pub call_timeout_ms: u64,
+    /// Instances that may exist at once across all plugins (pool slots).
+    pub max_instances: u32,
+    /// Ready instances kept per plugin between calls.
+    pub idle_per_plugin: usize,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        RuntimeLimits { memory_bytes: 64 << 20, call_timeout_ms: 100, max_instances: 2_000, idle_per_plugin: 32 }
+    }
+}
+
+/// Per-store state: the memory limiter, which remembers that it refused growth.
+pub struct StoreState {
+    memory_cap: usize,
+    /// Set when the plugin tried to grow past the cap (the call then traps).
+    pub memory_cap_hit: bool,
+}
+
+impl StoreState {
+    pub(crate) fn new(memory_cap: usize) -> Self {
+        StoreState { memory_cap, memory_cap_hit: false }
+    }
+}
+
+impl ResourceLimiter for StoreState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_cap_hit = true;
+            wasmtime::bail!("memory cap of {} bytes exceeded (wanted {desired})", self.memory_cap);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The engine every plugin is compiled for, with its epoch ticker thread.
+pub struct PluginEngine {
+    engine: Engine,
+    limits: RuntimeLimits,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine").field("limits", &self.limits).finish()
+    }
+}
+
+impl PluginEngine {
+    /// Builds the engine and starts its epoch ticker.
+    pub fn new(limits: RuntimeLimits) -> wasmtime::Result<Arc<Self>> {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_instances)
+            .total_core_instances(limits.max_instances.saturating_mul(2))
+            .total_memories(limits.max_instances.saturating_mul(2))
+            .total_tables(limits.max_instances.saturating_mul(2))
+            .max_memory_size(limits.memory_bytes)
+            .max_memories_per_component(4)
+            .max_tables_per_component(4);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_reservation(limits.memory_bytes as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0)
+            .wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, ticker_stop) = (engine.clone(), stop.clone());
+        std::thread::Builder::new().name("xjp-epoch".into()).spawn(move || {
+            while !ticker_stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                ticker_engine.increment_epoch();
+            }
+        })?;
+        Ok(Arc::new(PluginEngine { engine, limits, stop }))
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The limits plugins run under.
+    pub fn limits(&self) -> RuntimeLimits {
+        self.limits
+    }
+
+    /// Epoch ticks for one call's budget (rounded up, plus one for the tick in progress).
+    pub fn call_deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_millis() as u64;
+        self.limits.call_timeout_ms.div_ceil(tick) + 1
+    }
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

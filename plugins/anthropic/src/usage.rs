@@ -1,0 +1,253 @@
+//! Anthropic `usage` objects folded into the gateway's non-overlapping buckets.
+//!
+//! `input_tokens` is already the uncached part of the prompt; cache reads and cache
+//! writes are reported beside it. `cache_creation_input_tokens` is every cache write,
+//! split by TTL in `cache_creation.{ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}`
+//! when the API sends that breakdown. `output_tokens` includes extended-thinking tokens,
+//! which Anthropic does not count separately. Server tools are per-request fees.
+
+use xjp_plugin_sdk::json::{Value, str_at, u64_at};
+use xjp_plugin_sdk::{Fee, Usage, empty_usage};
+
+/// Fee name for `server_tool_use.web_search_requests`.
+pub const WEB_SEARCH_FEE: &str = "web_search";
+/// Fee name for `server_tool_use.web_fetch_requests`.
+pub const WEB_FETCH_FEE: &str = "web_fetch";
+
+/// The usage fields seen so far. A field present in a later `usage` object replaces
+/// the earlier value (stream counts are cumulative); absent or null fields keep it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UsageFields {
+    seen: bool,
+    input: u64,
+    cache_read: u64,
+    cache_creation: u64,
+    ephemeral_5m: Option<u64>,
+    ephemeral_1h: Option<u64>,
+    output: u64,
+    web_search: u64,
+    web_fetch: u64,
+    model: Option<String>,
+}
+
+/// Overwrites `slot` with the count at `path`, when there is one.
+fn update(slot: &mut u64, usage: &Value, path: &[&str]) {
+    if let Some(n) = u64_at(usage, path) {
+        *slot = n;
+    }
+}
+
+/// Like [`update`] for a count whose presence matters.
+fn update_opt(slot: &mut Option<u64>, usage: &Value, path: &[&str]) {
+    if let Some(n) = u64_at(usage, path) {
+        *slot = Some(n);
+    }
+}
+
+impl UsageFields {
+    /// Folds in one `usage` object. Anything but a JSON object is ignored.
+    pub fn merge(&mut self, usage: &Value) {
+        if !usage.is_object() {
+            return;
+        }
+        self.seen = true;
+        update(&mut self.input, usage, &["input_tokens"]);
+        update(&mut self.cache_read, usage, &["cache_read_input_tokens"]);
+        update(
+            &mut self.cache_creation,
+            usage,
+            &["cache_creation_input_tokens"],
+        );
+        update_opt(
+            &mut self.ephemeral_5m,
+            usage,
+            &["cache_creation", "ephemeral_5m_input_tokens"],
+        );
+        update_opt(
+            &mut self.ephemeral_1h,
+            usage,
+            &["cache_creation", "ephemeral_1h_input_tokens"],
+        );
+        update(&mut self.output, usage, &["output_tokens"]);
+        update(
+            &mut self.web_search,
+            usage,
+            &["server_tool_use", "web_search_requests"],
+        );
+        update(
+            &mut self.web_fetch,
+            usage,
+            &["server_tool_use", "web_fetch_requests"],
+        );
+    }
+
+    /// Records the message's `model`, when it is a string.
+    pub fn set_model(&mut self, message: &Value) {
+        if let Some(model) = str_at(message, &["model"]) {
+            self.model = Some(model.to_owned());
+        }
+    }
+
+    /// Cache writes as `(5 min, 1 h)`. Without a breakdown every write is a 5 minute
+    /// write (the API default). With one, the 1 h part is taken as reported and the
+    /// 5 min part is the larger of its own count and what the total leaves over, so the
+    /// buckets never bill less than either the total or the breakdown says.
+    fn cache_writes(&self) -> (u64, u64) {
+        if self.ephemeral_5m.is_none() && self.ephemeral_1h.is_none() {
+            return (self.cache_creation, 0);
+        }
+        let one_hour = self.ephemeral_1h.unwrap_or(0);
+        let five_min = self
+            .ephemeral_5m
+            .unwrap_or(0)
+            .max(self.cache_creation.saturating_sub(one_hour));
+        (five_min, one_hour)
+    }
+
+    /// The usage record, or `None` when no `usage` object was ever seen.
+    pub fn to_usage(&self) -> Option<Usage> {
+        if !self.seen {
+            return None;
+        }
+        let (five_min, one_hour) = self.cache_writes();
+        let mut usage = empty_usage();
+        usage.input_uncached_tokens = self.input;
+        usage.cache_read_tokens = self.cache_read;
+        usage.cache_write_5m_tokens = five_min;
+        usage.cache_write_1h_tokens = one_hour;
+        usage.output_tokens = self.output;
+        // Thinking tokens are inside `output_tokens` and not reported on their own.
+        usage.reasoning_tokens = 0;
+        for (name, count) in [
+            (WEB_SEARCH_FEE, self.web_search),
+            (WEB_FETCH_FEE, self.web_fetch),
+        ] {
+            if count > 0 {
+                usage.fees.push(Fee {
+                    name: name.to_owned(),
+                    count,
+                });
+            }
+        }
+        usage.served_model = self.model.clone();
+        Some(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fold(objects: &[Value]) -> Option<Usage> {
+        let mut fields = UsageFields::default();
+        for o in objects {
+            fields.merge(o);
+        }
+        fields.to_usage()
+    }
+
+    #[test]
+    fn no_usage_object_means_none() {
+        assert_eq!(fold(&[]), None);
+        assert_eq!(fold(&[Value::Null, json!(3), json!("usage")]), None);
+        assert!(fold(&[json!({})]).is_some());
+    }
+
+    #[test]
+    fn later_fields_override_and_absent_or_null_fields_keep() {
+        let u = fold(&[
+            json!({"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 1}),
+            json!({"output_tokens": 70, "cache_read_input_tokens": null}),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                u.input_uncached_tokens,
+                u.cache_read_tokens,
+                u.output_tokens
+            ),
+            (10, 5, 70)
+        );
+    }
+
+    #[test]
+    fn cache_writes_without_breakdown_are_five_minute() {
+        let u = fold(&[json!({"cache_creation_input_tokens": 900})]).unwrap();
+        assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (900, 0));
+    }
+
+    #[test]
+    fn cache_writes_follow_the_breakdown() {
+        let split = json!({"cache_creation_input_tokens": 900, "cache_creation": {"ephemeral_5m_input_tokens": 300, "ephemeral_1h_input_tokens": 600}});
+        let u = fold(&[split.clone()]).unwrap();
+        assert_eq!(
+            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+            (300, 600)
+        );
+        // A later total without a breakdown keeps the split of the earlier one.
+        let u = fold(&[split, json!({"cache_creation_input_tokens": 900})]).unwrap();
+        assert_eq!(
+            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+            (300, 600)
+        );
+    }
+
+    #[test]
+    fn inconsistent_breakdowns_never_bill_less_than_either_side() {
+        // Total above the breakdown: the unexplained rest is billed as 5 min writes.
+        let u = fold(&[json!({"cache_creation_input_tokens": 1000, "cache_creation": {"ephemeral_1h_input_tokens": 600}})]).unwrap();
+        assert_eq!(
+            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+            (400, 600)
+        );
+        // Breakdown above the total: the breakdown wins.
+        let u = fold(&[json!({"cache_creation_input_tokens": 10, "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 30}})]).unwrap();
+        assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (20, 30));
+    }
+
+    #[test]
+    fn server_tools_become_fees_only_when_used() {
+        let u = fold(&[
+            json!({"server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0}}),
+        ])
+        .unwrap();
+        assert!(u.fees.is_empty());
+        let u = fold(&[
+            json!({"server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 2}}),
+        ])
+        .unwrap();
+        assert_eq!(
+            u.fees,
+            vec![
+                Fee {
+                    name: "web_search".into(),
+                    count: 3
+                },
+                Fee {
+                    name: "web_fetch".into(),
+                    count: 2
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn nonsense_counts_are_ignored() {
+        let u = fold(&[
+            json!({"input_tokens": -5, "output_tokens": 1.5, "cache_read_input_tokens": "7"}),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                u.input_uncached_tokens,
+                u.output_tokens,
+                u.cache_read_tokens
+            ),
+            (0, 0, 0)
+        );
+        let u = fold(&[json!({"input_tokens": u64::MAX, "cache_read_input_tokens": u64::MAX})])
+            .unwrap();
+        assert_eq!(xjp_plugin_sdk::prompt_tokens(&u), u64::MAX);
+    }
+}

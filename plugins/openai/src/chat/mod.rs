@@ -1,0 +1,42 @@
+//! OpenAI Chat Completions (`api-format::openai-chat`): usage, responses, streams, estimates.
+//!
+//! Everything here is generic over a [`Dialect`], so an OpenAI-compatible upstream that
+//! adds fields to `usage` (OpenRouter's `cost` and `cache_write_tokens`) reuses the
+//! response reader and the stream state machine and only supplies its own usage reader.
+
+pub mod request;
+pub mod response;
+pub mod stream;
+pub mod upstream_error;
+pub mod usage;
+
+pub use request::estimate;
+pub use response::extract_response;
+pub use stream::ChatStream;
+pub use usage::usage_from_value;
+
+use xjp_plugin_sdk::json::Value;
+use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Usage};
+
+/// What differs between OpenAI and an OpenAI-compatible upstream.
+pub trait Dialect: 'static {
+    /// Usage buckets from a `usage` object (without `served_model`, which the caller
+    /// fills from the body's `model`). `None` when the object carries no token counts.
+    fn usage(usage: &Value) -> Option<Usage> {
+        usage_from_value(usage)
+    }
+}
+
+/// Plain OpenAI: the usage reader of [`usage_from_value`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenAiDialect;
+
+impl Dialect for OpenAiDialect {}
+
+/// `Ok(())` for `openai-chat`, the unsupported-format error for anything else.
+pub fn check_format(format: ApiFormat) -> PluginResult<()> {
+    match format {
+        ApiFormat::OpenaiChat => Ok(()),
+        other => Err(PluginError::UnsupportedFormat(other)),
+    }
+}

@@ -1,0 +1,86 @@
+//! Errors an upstream reports inside a body or a stream (`{"error": {...}}`).
+
+use xjp_plugin_sdk::StreamError;
+use xjp_plugin_sdk::json::Value;
+
+/// Longest error message kept, in bytes; upstream messages can embed whole raw bodies.
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// The error carried by a chunk: its top-level `error`, or else the `error` of one of
+/// its `choices` (OpenRouter puts it on the choice in some shapes). `None` when the
+/// chunk carries no non-null error.
+pub fn chunk_error(chunk: &Value) -> Option<StreamError> {
+    let top = chunk.get("error").filter(|e| !e.is_null());
+    let on_choice = || {
+        chunk.get("choices")?.as_array()?.iter().find_map(|c| c.get("error").filter(|e| !e.is_null()))
+    };
+    top.or_else(on_choice).map(stream_error)
+}
+
+/// A [`StreamError`] from an `error` value: an object with `message` and `code` (a
+/// string or a number; `type` when `code` is absent), or a bare string.
+pub fn stream_error(error: &Value) -> StreamError {
+    let message = match error {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => match map.get("message") {
+            Some(Value::String(s)) => s.clone(),
+            _ => error.to_string(),
+        },
+        other => other.to_string(),
+    };
+    let code = error.get("code").and_then(code_text).or_else(|| error.get("type").and_then(code_text));
+    StreamError { code, message: truncate(message) }
+}
+
+/// A string or number code as text; anything else is no code.
+fn code_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Cuts `s` to at most [`MAX_MESSAGE_BYTES`], on a character boundary.
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_openai_and_openrouter_shapes() {
+        let e = chunk_error(&json!({"error": {"message": "boom", "type": "server_error", "code": null}}))
+            .unwrap();
+        assert_eq!((e.code.as_deref(), e.message.as_str()), (Some("server_error"), "boom"));
+        let e = chunk_error(&json!({"error": {"code": 502, "message": "down"}, "choices": []})).unwrap();
+        assert_eq!((e.code.as_deref(), e.message.as_str()), (Some("502"), "down"));
+        let e = chunk_error(&json!({"choices": [{"index": 0, "error": {"code": 429, "message": "slow"}}]}))
+            .unwrap();
+        assert_eq!(e.message, "slow");
+        let e = chunk_error(&json!({"error": "plain"})).unwrap();
+        assert_eq!((e.code, e.message.as_str()), (None, "plain"));
+        let e = chunk_error(&json!({"error": {"detail": 1}})).unwrap();
+        assert_eq!(e.message, r#"{"detail":1}"#);
+        assert!(chunk_error(&json!({"error": null, "choices": [{"error": null}]})).is_none());
+        assert!(chunk_error(&json!({"choices": "x"})).is_none());
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let e = stream_error(&json!("é".repeat(MAX_MESSAGE_BYTES)));
+        assert_eq!(e.message.len(), MAX_MESSAGE_BYTES);
+        let e = stream_error(&json!(format!("x{}", "é".repeat(MAX_MESSAGE_BYTES))));
+        assert_eq!(e.message.len(), MAX_MESSAGE_BYTES - 1);
+    }
+}
