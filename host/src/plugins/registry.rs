@@ -130,6 +130,11 @@ impl PluginRegistry {
                 }
             };
             if let Some(existing) = old.get(&key).filter(|p| p.hash() == content_hash(&bytes)) {
+                // The file is (again) the version serving: nothing to load, nothing wrong.
+                if let Some(status) = self.status.lock().get_mut(&key) {
+                    status.last_error = None;
+                    status.last_error_at = None;
+                }
                 next.insert(key, existing.clone());
                 continue;
             }

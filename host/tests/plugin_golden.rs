@@ -1,0 +1,76 @@
+//! Golden tests through the real wasm components: every recorded fixture of every
+//! provider plugin, responses whole, streams whole / split at every byte / in 7-byte chunks.
+
+mod common;
+
+use serde_json::Value;
+use xjp_gateway::plugins::bindings::ApiFormat;
+use xjp_gateway::plugins::convert::usage_json;
+use xjp_gateway::plugins::{Plugin, PluginStream};
+use xjp_plugin_sdk::testing::{Case, load_cases};
+
+fn stream_usage(plugin: &std::sync::Arc<Plugin>, case: &Case, format: ApiFormat, chunks: &[&[u8]]) -> (Value, bool, Option<String>) {
+    let mut s = PluginStream::open(plugin.clone(), format).unwrap();
+    for c in chunks {
+        s.push(c).unwrap_or_else(|e| panic!("{}: push: {e}", case.path.display()));
+    }
+    let o = s.finish().unwrap_or_else(|e| panic!("{}: finish: {e}", case.path.display()));
+    (o.usage.as_ref().map(usage_json).unwrap_or(Value::Null), o.complete, o.error.map(|e| e.message))
+}
+
+fn check_case(plugin: &std::sync::Arc<Plugin>, case: &Case) {
+    let format: ApiFormat = case.api_name.parse().unwrap();
+    let name = case.path.display().to_string();
+    if !case.stream {
+        let got = plugin.extract_response(format, case.status, &case.body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.as_ref().map(usage_json).unwrap_or(Value::Null), case.expect["usage"], "{name}");
+        return;
+    }
+    let body = &case.body[..];
+    let whole = stream_usage(plugin, case, format, &[body]);
+    assert_eq!(whole.0, case.expect["usage"], "{name}: usage (whole)");
+    if let Some(c) = case.expect.get("complete").and_then(Value::as_bool) {
+        assert_eq!(whole.1, c, "{name}: complete");
+    }
+    match case.expect.get("stream_error").and_then(Value::as_str) {
+        Some(needle) => assert!(whole.2.as_deref().is_some_and(|m| m.contains(needle)), "{name}: stream error {:?}", whole.2),
+        None => assert_eq!(whole.2, None, "{name}: unexpected stream error"),
+    }
+    for split in 0..=body.len() {
+        let got = stream_usage(plugin, case, format, &[&body[..split], &body[split..]]);
+        assert_eq!(got, whole, "{name}: split at {split}");
+    }
+    let sevens: Vec<&[u8]> = body.chunks(7).collect();
+    assert_eq!(stream_usage(plugin, case, format, &sevens), whole, "{name}: 7-byte chunks");
+}
+
+fn run_provider(provider: &str) {
+    let engine = common::engine();
+    let plugin = common::load(&engine, &common::plugin_file(provider));
+    assert_eq!(plugin.info().name, provider);
+    let cases = load_cases(&common::fixtures(provider));
+    assert!(cases.len() >= 6, "{provider}: expected the full set of golden cases, found {}", cases.len());
+    for case in &cases {
+        check_case(&plugin, case);
+    }
+}
+
+#[test]
+fn openai_golden() {
+    run_provider("openai");
+}
+
+#[test]
+fn openrouter_golden() {
+    run_provider("openrouter");
+}
+
+#[test]
+fn anthropic_golden() {
+    run_provider("anthropic");
+}
+
+#[test]
+fn gemini_golden() {
+    run_provider("gemini");
+}
