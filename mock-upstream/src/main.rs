@@ -1,0 +1,2 @@
+//! Mock upstream binary (being written).
+fn main() {}
