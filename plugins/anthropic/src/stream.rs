@@ -69,9 +69,7 @@ impl Events {
             Some("message_stop") => self.complete = true,
             Some("error") => {
                 // The first error is the cause; anything after it is fallout.
-                if self.error.is_none() {
-                    self.error = Some(stream_error(event));
-                }
+                self.error.get_or_insert_with(|| stream_error(event));
             }
             _ => {}
         }

@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn cache_writes_follow_the_breakdown() {
         let split = json!({"cache_creation_input_tokens": 900, "cache_creation": {"ephemeral_5m_input_tokens": 300, "ephemeral_1h_input_tokens": 600}});
-        let u = fold(&[split.clone()]).unwrap();
+        let u = fold(std::slice::from_ref(&split)).unwrap();
         assert_eq!(
             (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
             (300, 600)
