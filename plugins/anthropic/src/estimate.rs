@@ -72,14 +72,15 @@ mod tests {
     use super::*;
     use xjp_plugin_sdk::{PluginError, prompt_tokens};
 
-    const LIMITS: ModelLimits = ModelLimits {
-        default_max_output_tokens: 4096,
-        max_output_tokens: 64_000,
-    };
+    const LIMITS: ModelLimits = ModelLimits { default_max_output_tokens: 4096, max_output_tokens: 64_000 };
 
     #[test]
     fn bounds_output_by_max_tokens_within_the_model_ceiling() {
-        let u = upper_bound(br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hi"}]}"#, &LIMITS).unwrap();
+        let u = upper_bound(
+            br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hi"}]}"#,
+            &LIMITS,
+        )
+        .unwrap();
         assert_eq!(u.output_tokens, 1024);
         assert!(u.input_uncached_tokens >= 2);
         assert_eq!(u.cache_write_5m_tokens + u.cache_write_1h_tokens, 0);
@@ -104,20 +105,13 @@ mod tests {
         assert_eq!((u.input_uncached_tokens, u.cache_write_5m_tokens), (0, 0));
         assert!(u.cache_write_1h_tokens > 0);
         // A marker word inside text is not a marker.
-        let text =
-            br#"{"max_tokens":10,"messages":[{"role":"user","content":"what is cache_control?"}]}"#;
+        let text = br#"{"max_tokens":10,"messages":[{"role":"user","content":"what is cache_control?"}]}"#;
         assert_eq!(upper_bound(text, &LIMITS).unwrap().cache_write_5m_tokens, 0);
     }
 
     #[test]
     fn rejects_bodies_that_are_not_objects() {
-        assert!(matches!(
-            upper_bound(b"not json", &LIMITS),
-            Err(PluginError::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            upper_bound(b"[]", &LIMITS),
-            Err(PluginError::InvalidRequest(_))
-        ));
+        assert!(matches!(upper_bound(b"not json", &LIMITS), Err(PluginError::InvalidRequest(_))));
+        assert!(matches!(upper_bound(b"[]", &LIMITS), Err(PluginError::InvalidRequest(_))));
     }
 }

@@ -12,9 +12,7 @@ pub mod usage;
 use stream::AnthropicStream;
 use usage::UsageFields;
 use xjp_plugin_sdk::json::{self, is_error_body};
-use xjp_plugin_sdk::{
-    ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage,
-};
+use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage};
 
 /// The Anthropic billing provider.
 #[derive(Debug)]
@@ -39,11 +37,7 @@ impl Provider for Anthropic {
         }
     }
 
-    fn extract_response(
-        format: ApiFormat,
-        status: u16,
-        body: &[u8],
-    ) -> PluginResult<Option<Usage>> {
+    fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
         check_format(format)?;
         if status >= 400 {
             return Ok(None);
@@ -88,37 +82,16 @@ mod tests {
     #[test]
     fn error_statuses_and_bodies_yield_no_usage() {
         let usage = br#"{"model":"m","usage":{"input_tokens":3,"output_tokens":4}}"#;
-        assert!(
-            Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, usage)
-                .unwrap()
-                .is_some()
-        );
+        assert!(Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, usage).unwrap().is_some());
+        assert_eq!(Anthropic::extract_response(ApiFormat::AnthropicMessages, 500, usage), Ok(None));
         assert_eq!(
-            Anthropic::extract_response(ApiFormat::AnthropicMessages, 500, usage),
+            Anthropic::extract_response(ApiFormat::AnthropicMessages, 502, b"<html>Bad Gateway</html>"),
             Ok(None)
         );
-        assert_eq!(
-            Anthropic::extract_response(
-                ApiFormat::AnthropicMessages,
-                502,
-                b"<html>Bad Gateway</html>"
-            ),
-            Ok(None)
-        );
-        let error =
-            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-        assert_eq!(
-            Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, error),
-            Ok(None)
-        );
-        assert_eq!(
-            Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, br#"{"model":"m"}"#),
-            Ok(None)
-        );
-        assert_eq!(
-            Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, br#"{"usage":null}"#),
-            Ok(None)
-        );
+        let error = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, error), Ok(None));
+        assert_eq!(Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, br#"{"model":"m"}"#), Ok(None));
+        assert_eq!(Anthropic::extract_response(ApiFormat::AnthropicMessages, 200, br#"{"usage":null}"#), Ok(None));
     }
 
     #[test]
@@ -129,19 +102,10 @@ mod tests {
 
     #[test]
     fn other_formats_are_unsupported() {
-        let limits = ModelLimits {
-            default_max_output_tokens: 1,
-            max_output_tokens: 1,
-        };
+        let limits = ModelLimits { default_max_output_tokens: 1, max_output_tokens: 1 };
         for format in [ApiFormat::OpenaiChat, ApiFormat::GeminiGenerate] {
-            assert_eq!(
-                Anthropic::extract_response(format, 200, b"{}"),
-                Err(PluginError::UnsupportedFormat(format))
-            );
-            assert_eq!(
-                Anthropic::estimate(format, b"{}", limits),
-                Err(PluginError::UnsupportedFormat(format))
-            );
+            assert_eq!(Anthropic::extract_response(format, 200, b"{}"), Err(PluginError::UnsupportedFormat(format)));
+            assert_eq!(Anthropic::estimate(format, b"{}", limits), Err(PluginError::UnsupportedFormat(format)));
         }
     }
 }

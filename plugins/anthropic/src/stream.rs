@@ -9,9 +9,7 @@
 use crate::framing::Framer;
 use crate::usage::UsageFields;
 use xjp_plugin_sdk::json::{Value, str_at};
-use xjp_plugin_sdk::{
-    ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse,
-};
+use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};
 
 /// What the events of one stream said so far.
 #[derive(Debug, Default)]
@@ -27,9 +25,7 @@ pub fn stream_error(event: &Value) -> StreamError {
     let error = event.get("error").unwrap_or(&Value::Null);
     StreamError {
         code: str_at(error, &["type"]).map(str::to_owned),
-        message: str_at(error, &["message"])
-            .unwrap_or("upstream reported an error")
-            .to_owned(),
+        message: str_at(error, &["message"]).unwrap_or("upstream reported an error").to_owned(),
     }
 }
 
@@ -62,8 +58,7 @@ impl Events {
             }
             Some("content_block_delta") => {
                 if let Some(text) = event.get("delta").and_then(delta_text) {
-                    self.output_text_bytes =
-                        self.output_text_bytes.saturating_add(text.len() as u64);
+                    self.output_text_bytes = self.output_text_bytes.saturating_add(text.len() as u64);
                 }
             }
             Some("message_stop") => self.complete = true,
@@ -87,11 +82,7 @@ pub struct AnthropicStream {
 impl AnthropicStream {
     /// A parser for a stream in `format` (only `anthropic-messages` is read).
     pub fn new(format: ApiFormat) -> Self {
-        Self {
-            format,
-            framer: Framer::new(),
-            events: Events::default(),
-        }
+        Self { format, framer: Framer::new(), events: Events::default() }
     }
 
     fn check_format(&self) -> PluginResult<()> {
@@ -163,9 +154,8 @@ mod tests {
     #[test]
     fn an_event_cut_at_the_end_is_ignored_but_a_whole_one_is_used() {
         let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"m\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
-        let cut = format!(
-            "{start}event: message_delta\ndata: {{\"type\":\"message_delta\",\"usage\":{{\"output_tokens\":"
-        );
+        let cut =
+            format!("{start}event: message_delta\ndata: {{\"type\":\"message_delta\",\"usage\":{{\"output_tokens\":");
         assert_eq!(run(cut.as_bytes()).usage.unwrap().output_tokens, 1);
         let unterminated = format!(
             "{start}event: message_delta\ndata: {{\"type\":\"message_delta\",\"usage\":{{\"output_tokens\":9}}}}"
@@ -177,10 +167,7 @@ mod tests {
     fn a_plain_error_body_is_an_in_band_error() {
         let out = run(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}"#);
         let err = out.error.unwrap();
-        assert_eq!(
-            (err.code.as_deref(), err.message.as_str()),
-            (Some("overloaded_error"), "Overloaded")
-        );
+        assert_eq!((err.code.as_deref(), err.message.as_str()), (Some("overloaded_error"), "Overloaded"));
         assert_eq!(out.usage, None);
     }
 
@@ -189,38 +176,22 @@ mod tests {
         let out = run(b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"Internal server error\"}}\n\n");
         assert_eq!(out.error.unwrap().message, "Overloaded");
         let out = run(b"event: error\ndata: {\"type\":\"error\"}\n\n");
-        assert_eq!(
-            out.error.unwrap(),
-            StreamError {
-                code: None,
-                message: "upstream reported an error".into()
-            }
-        );
+        assert_eq!(out.error.unwrap(), StreamError { code: None, message: "upstream reported an error".into() });
     }
 
     #[test]
     fn a_whole_event_that_is_not_json_is_malformed() {
         let mut s = AnthropicStream::new(ApiFormat::AnthropicMessages);
-        assert!(matches!(
-            s.push(b"event: message_start\ndata: {oops\n\n"),
-            Err(PluginError::Malformed(_))
-        ));
+        assert!(matches!(s.push(b"event: message_start\ndata: {oops\n\n"), Err(PluginError::Malformed(_))));
         // The parser carries on with the events after it.
-        s.push(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
-            .unwrap();
+        s.push(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n").unwrap();
         assert!(s.finish().unwrap().complete);
     }
 
     #[test]
     fn other_formats_are_refused_on_use() {
         let mut s = AnthropicStream::new(ApiFormat::OpenaiChat);
-        assert_eq!(
-            s.push(b"data: {}\n\n"),
-            Err(PluginError::UnsupportedFormat(ApiFormat::OpenaiChat))
-        );
-        assert_eq!(
-            s.finish(),
-            Err(PluginError::UnsupportedFormat(ApiFormat::OpenaiChat))
-        );
+        assert_eq!(s.push(b"data: {}\n\n"), Err(PluginError::UnsupportedFormat(ApiFormat::OpenaiChat)));
+        assert_eq!(s.finish(), Err(PluginError::UnsupportedFormat(ApiFormat::OpenaiChat)));
     }
 }

@@ -53,32 +53,12 @@ impl UsageFields {
         self.seen = true;
         update(&mut self.input, usage, &["input_tokens"]);
         update(&mut self.cache_read, usage, &["cache_read_input_tokens"]);
-        update(
-            &mut self.cache_creation,
-            usage,
-            &["cache_creation_input_tokens"],
-        );
-        update_opt(
-            &mut self.ephemeral_5m,
-            usage,
-            &["cache_creation", "ephemeral_5m_input_tokens"],
-        );
-        update_opt(
-            &mut self.ephemeral_1h,
-            usage,
-            &["cache_creation", "ephemeral_1h_input_tokens"],
-        );
+        update(&mut self.cache_creation, usage, &["cache_creation_input_tokens"]);
+        update_opt(&mut self.ephemeral_5m, usage, &["cache_creation", "ephemeral_5m_input_tokens"]);
+        update_opt(&mut self.ephemeral_1h, usage, &["cache_creation", "ephemeral_1h_input_tokens"]);
         update(&mut self.output, usage, &["output_tokens"]);
-        update(
-            &mut self.web_search,
-            usage,
-            &["server_tool_use", "web_search_requests"],
-        );
-        update(
-            &mut self.web_fetch,
-            usage,
-            &["server_tool_use", "web_fetch_requests"],
-        );
+        update(&mut self.web_search, usage, &["server_tool_use", "web_search_requests"]);
+        update(&mut self.web_fetch, usage, &["server_tool_use", "web_fetch_requests"]);
     }
 
     /// Records the message's `model`, when it is a string.
@@ -97,10 +77,7 @@ impl UsageFields {
             return (self.cache_creation, 0);
         }
         let one_hour = self.ephemeral_1h.unwrap_or(0);
-        let five_min = self
-            .ephemeral_5m
-            .unwrap_or(0)
-            .max(self.cache_creation.saturating_sub(one_hour));
+        let five_min = self.ephemeral_5m.unwrap_or(0).max(self.cache_creation.saturating_sub(one_hour));
         (five_min, one_hour)
     }
 
@@ -118,15 +95,9 @@ impl UsageFields {
         usage.output_tokens = self.output;
         // Thinking tokens are inside `output_tokens` and not reported on their own.
         usage.reasoning_tokens = 0;
-        for (name, count) in [
-            (WEB_SEARCH_FEE, self.web_search),
-            (WEB_FETCH_FEE, self.web_fetch),
-        ] {
+        for (name, count) in [(WEB_SEARCH_FEE, self.web_search), (WEB_FETCH_FEE, self.web_fetch)] {
             if count > 0 {
-                usage.fees.push(Fee {
-                    name: name.to_owned(),
-                    count,
-                });
+                usage.fees.push(Fee { name: name.to_owned(), count });
             }
         }
         usage.served_model = self.model.clone();
@@ -161,14 +132,7 @@ mod tests {
             json!({"output_tokens": 70, "cache_read_input_tokens": null}),
         ])
         .unwrap();
-        assert_eq!(
-            (
-                u.input_uncached_tokens,
-                u.cache_read_tokens,
-                u.output_tokens
-            ),
-            (10, 5, 70)
-        );
+        assert_eq!((u.input_uncached_tokens, u.cache_read_tokens, u.output_tokens), (10, 5, 70));
     }
 
     #[test]
@@ -181,26 +145,19 @@ mod tests {
     fn cache_writes_follow_the_breakdown() {
         let split = json!({"cache_creation_input_tokens": 900, "cache_creation": {"ephemeral_5m_input_tokens": 300, "ephemeral_1h_input_tokens": 600}});
         let u = fold(std::slice::from_ref(&split)).unwrap();
-        assert_eq!(
-            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
-            (300, 600)
-        );
+        assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (300, 600));
         // A later total without a breakdown keeps the split of the earlier one.
         let u = fold(&[split, json!({"cache_creation_input_tokens": 900})]).unwrap();
-        assert_eq!(
-            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
-            (300, 600)
-        );
+        assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (300, 600));
     }
 
     #[test]
     fn inconsistent_breakdowns_never_bill_less_than_either_side() {
         // Total above the breakdown: the unexplained rest is billed as 5 min writes.
-        let u = fold(&[json!({"cache_creation_input_tokens": 1000, "cache_creation": {"ephemeral_1h_input_tokens": 600}})]).unwrap();
-        assert_eq!(
-            (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
-            (400, 600)
-        );
+        let u =
+            fold(&[json!({"cache_creation_input_tokens": 1000, "cache_creation": {"ephemeral_1h_input_tokens": 600}})])
+                .unwrap();
+        assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (400, 600));
         // Breakdown above the total: the breakdown wins.
         let u = fold(&[json!({"cache_creation_input_tokens": 10, "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 30}})]).unwrap();
         assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (20, 30));
@@ -208,46 +165,20 @@ mod tests {
 
     #[test]
     fn server_tools_become_fees_only_when_used() {
-        let u = fold(&[
-            json!({"server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0}}),
-        ])
-        .unwrap();
+        let u = fold(&[json!({"server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0}})]).unwrap();
         assert!(u.fees.is_empty());
-        let u = fold(&[
-            json!({"server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 2}}),
-        ])
-        .unwrap();
+        let u = fold(&[json!({"server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 2}})]).unwrap();
         assert_eq!(
             u.fees,
-            vec![
-                Fee {
-                    name: "web_search".into(),
-                    count: 3
-                },
-                Fee {
-                    name: "web_fetch".into(),
-                    count: 2
-                }
-            ]
+            vec![Fee { name: "web_search".into(), count: 3 }, Fee { name: "web_fetch".into(), count: 2 }]
         );
     }
 
     #[test]
     fn nonsense_counts_are_ignored() {
-        let u = fold(&[
-            json!({"input_tokens": -5, "output_tokens": 1.5, "cache_read_input_tokens": "7"}),
-        ])
-        .unwrap();
-        assert_eq!(
-            (
-                u.input_uncached_tokens,
-                u.output_tokens,
-                u.cache_read_tokens
-            ),
-            (0, 0, 0)
-        );
-        let u = fold(&[json!({"input_tokens": u64::MAX, "cache_read_input_tokens": u64::MAX})])
-            .unwrap();
+        let u = fold(&[json!({"input_tokens": -5, "output_tokens": 1.5, "cache_read_input_tokens": "7"})]).unwrap();
+        assert_eq!((u.input_uncached_tokens, u.output_tokens, u.cache_read_tokens), (0, 0, 0));
+        let u = fold(&[json!({"input_tokens": u64::MAX, "cache_read_input_tokens": u64::MAX})]).unwrap();
         assert_eq!(xjp_plugin_sdk::prompt_tokens(&u), u64::MAX);
     }
 }

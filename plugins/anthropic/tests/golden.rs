@@ -24,15 +24,9 @@ fn golden_cases() {
 fn output_text_bytes_count_thinking_text_and_tool_input() {
     // Thinking deltas (219 bytes) and text deltas (108 bytes, `×` is two bytes);
     // the signature delta is not text.
-    assert_eq!(
-        stream_fixture("messages_thinking_stream.sse").output_text_bytes,
-        327
-    );
+    assert_eq!(stream_fixture("messages_thinking_stream.sse").output_text_bytes, 327);
     // Server tool input JSON (102 bytes) and text (74 bytes).
-    assert_eq!(
-        stream_fixture("messages_web_tools_stream.sse").output_text_bytes,
-        176
-    );
+    assert_eq!(stream_fixture("messages_web_tools_stream.sse").output_text_bytes, 176);
 }
 
 #[test]

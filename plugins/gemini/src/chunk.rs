@@ -14,30 +14,19 @@ pub fn error_of(response: &Value) -> Option<StreamError> {
         (None, Some(Value::Number(n))) => Some(n.to_string()),
         _ => None,
     };
-    let message = str_at(error, &["message"])
-        .or_else(|| error.as_str())
-        .unwrap_or("upstream reported an error");
-    Some(StreamError {
-        code,
-        message: message.to_owned(),
-    })
+    let message = str_at(error, &["message"]).or_else(|| error.as_str()).unwrap_or("upstream reported an error");
+    Some(StreamError { code, message: message.to_owned() })
 }
 
 /// The candidates of a response, or none.
 fn candidates(response: &Value) -> &[Value] {
-    response
-        .get("candidates")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    response.get("candidates").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// True when the response ends the generation: a candidate has a `finishReason`, or
 /// the prompt was blocked (`promptFeedback.blockReason`), after which nothing follows.
 pub fn is_final(response: &Value) -> bool {
-    candidates(response)
-        .iter()
-        .any(|c| c.get("finishReason").is_some_and(Value::is_string))
+    candidates(response).iter().any(|c| c.get("finishReason").is_some_and(Value::is_string))
         || str_at(response, &["promptFeedback", "blockReason"]).is_some()
 }
 
@@ -58,28 +47,20 @@ mod tests {
 
     #[test]
     fn reads_errors_with_status_or_numeric_code() {
-        let e = error_of(&json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}})).unwrap();
-        assert_eq!(
-            (e.code.as_deref(), e.message.as_str()),
-            (Some("UNAVAILABLE"), "The model is overloaded.")
-        );
+        let e =
+            error_of(&json!({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}))
+                .unwrap();
+        assert_eq!((e.code.as_deref(), e.message.as_str()), (Some("UNAVAILABLE"), "The model is overloaded."));
         let e = error_of(&json!({"error": {"code": 500}})).unwrap();
-        assert_eq!(
-            (e.code.as_deref(), e.message.as_str()),
-            (Some("500"), "upstream reported an error")
-        );
+        assert_eq!((e.code.as_deref(), e.message.as_str()), (Some("500"), "upstream reported an error"));
         assert_eq!(error_of(&json!({"candidates": []})), None);
         assert_eq!(error_of(&json!({"error": null})), None);
     }
 
     #[test]
     fn final_on_finish_reason_or_blocked_prompt() {
-        assert!(is_final(
-            &json!({"candidates": [{"index": 0}, {"finishReason": "STOP"}]})
-        ));
-        assert!(is_final(
-            &json!({"promptFeedback": {"blockReason": "SAFETY"}})
-        ));
+        assert!(is_final(&json!({"candidates": [{"index": 0}, {"finishReason": "STOP"}]})));
+        assert!(is_final(&json!({"promptFeedback": {"blockReason": "SAFETY"}})));
         assert!(!is_final(&json!({"candidates": [{"finishReason": null}]})));
         assert!(!is_final(&json!({"candidates": "nope"})));
     }

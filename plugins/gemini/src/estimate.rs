@@ -9,15 +9,11 @@ use xjp_plugin_sdk::json::{self, u64_at};
 use xjp_plugin_sdk::{ModelLimits, PluginResult, Usage, estimate};
 
 /// Where a request may set its output maximum.
-const MAX_OUTPUT_PATHS: &[&[&str]] = &[
-    &["generationConfig", "maxOutputTokens"],
-    &["generation_config", "max_output_tokens"],
-];
+const MAX_OUTPUT_PATHS: &[&[&str]] =
+    &[&["generationConfig", "maxOutputTokens"], &["generation_config", "max_output_tokens"]];
 /// Where a request may ask for several candidates.
-const CANDIDATE_COUNT_PATHS: &[&[&str]] = &[
-    &["generationConfig", "candidateCount"],
-    &["generation_config", "candidate_count"],
-];
+const CANDIDATE_COUNT_PATHS: &[&[&str]] =
+    &[&["generationConfig", "candidateCount"], &["generation_config", "candidate_count"]];
 
 /// An upper bound of the usage `request` can incur.
 pub fn upper_bound(request: &[u8], limits: &ModelLimits) -> PluginResult<Usage> {
@@ -28,11 +24,7 @@ pub fn upper_bound(request: &[u8], limits: &ModelLimits) -> PluginResult<Usage> 
     if request.windows(MARKER.len()).any(|w| w == MARKER) {
         // `estimate::upper_bound` already accepted the body as a JSON object.
         if let Ok(body) = json::parse(request) {
-            let candidates = CANDIDATE_COUNT_PATHS
-                .iter()
-                .find_map(|p| u64_at(&body, p))
-                .unwrap_or(1)
-                .max(1);
+            let candidates = CANDIDATE_COUNT_PATHS.iter().find_map(|p| u64_at(&body, p)).unwrap_or(1).max(1);
             usage.output_tokens = usage.output_tokens.saturating_mul(candidates);
         }
     }
@@ -44,14 +36,12 @@ mod tests {
     use super::*;
     use xjp_plugin_sdk::PluginError;
 
-    const LIMITS: ModelLimits = ModelLimits {
-        default_max_output_tokens: 8192,
-        max_output_tokens: 65_536,
-    };
+    const LIMITS: ModelLimits = ModelLimits { default_max_output_tokens: 8192, max_output_tokens: 65_536 };
 
     #[test]
     fn reads_the_maximum_in_either_spelling() {
-        let camel = br#"{"contents":[{"role":"user","parts":[{"text":"Hello"}]}],"generationConfig":{"maxOutputTokens":256}}"#;
+        let camel =
+            br#"{"contents":[{"role":"user","parts":[{"text":"Hello"}]}],"generationConfig":{"maxOutputTokens":256}}"#;
         let snake = br#"{"contents":[{"role":"user","parts":[{"text":"Hello"}]}],"generation_config":{"max_output_tokens":512}}"#;
         let none = br#"{"contents":[{"role":"user","parts":[{"text":"Hello"}]}]}"#;
         assert_eq!(upper_bound(camel, &LIMITS).unwrap().output_tokens, 256);
@@ -64,11 +54,9 @@ mod tests {
 
     #[test]
     fn several_candidates_multiply_the_output_bound() {
-        let two =
-            br#"{"contents":[],"generationConfig":{"maxOutputTokens":100,"candidateCount":3}}"#;
+        let two = br#"{"contents":[],"generationConfig":{"maxOutputTokens":100,"candidateCount":3}}"#;
         assert_eq!(upper_bound(two, &LIMITS).unwrap().output_tokens, 300);
-        let zero =
-            br#"{"contents":[],"generationConfig":{"maxOutputTokens":100,"candidateCount":0}}"#;
+        let zero = br#"{"contents":[],"generationConfig":{"maxOutputTokens":100,"candidateCount":0}}"#;
         assert_eq!(upper_bound(zero, &LIMITS).unwrap().output_tokens, 100);
         let snake = br#"{"contents":[],"generation_config":{"candidate_count":2}}"#;
         assert_eq!(upper_bound(snake, &LIMITS).unwrap().output_tokens, 16_384);
@@ -76,13 +64,7 @@ mod tests {
 
     #[test]
     fn rejects_bodies_that_are_not_objects() {
-        assert!(matches!(
-            upper_bound(b"{", &LIMITS),
-            Err(PluginError::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            upper_bound(b"[{}]", &LIMITS),
-            Err(PluginError::InvalidRequest(_))
-        ));
+        assert!(matches!(upper_bound(b"{", &LIMITS), Err(PluginError::InvalidRequest(_))));
+        assert!(matches!(upper_bound(b"[{}]", &LIMITS), Err(PluginError::InvalidRequest(_))));
     }
 }

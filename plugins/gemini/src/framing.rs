@@ -41,9 +41,7 @@ pub struct Framer {
 
 impl Default for Framer {
     fn default() -> Self {
-        Self {
-            state: State::Undecided,
-        }
+        Self { state: State::Undecided }
     }
 }
 
@@ -73,11 +71,7 @@ impl Framer {
     }
 
     /// Feeds bytes; `on_payload` gets each payload they complete.
-    pub fn push(
-        &mut self,
-        chunk: &[u8],
-        on_payload: &mut impl FnMut(&[u8]) -> PluginResult<()>,
-    ) -> PluginResult<()> {
+    pub fn push(&mut self, chunk: &[u8], on_payload: &mut impl FnMut(&[u8]) -> PluginResult<()>) -> PluginResult<()> {
         let mut chunk = chunk;
         if matches!(self.state, State::Undecided) {
             let Some(start) = chunk.iter().position(|&b| !is_space(b)) else {
@@ -85,19 +79,13 @@ impl Framer {
             };
             chunk = &chunk[start..];
             self.state = match chunk[0] {
-                b'[' => State::Json {
-                    splitter: JsonArraySplitter::new(),
-                    framing: Framing::Array,
-                },
+                b'[' => State::Json { splitter: JsonArraySplitter::new(), framing: Framing::Array },
                 b'{' => {
                     // Bare objects are framed as the elements of an array whose `[` never came.
                     let mut splitter = JsonArraySplitter::new();
                     // `[` is always accepted by a fresh splitter, and nothing is emitted.
                     let _ = splitter.push(b"[", &mut |_: &[u8]| Ok::<(), ()>(()));
-                    State::Json {
-                        splitter,
-                        framing: Framing::Objects,
-                    }
+                    State::Json { splitter, framing: Framing::Objects }
                 }
                 _ => State::Sse(SseDecoder::new()),
             };
@@ -109,8 +97,7 @@ impl Framer {
             State::Json { splitter, .. } => match splitter.push(chunk, on_payload)? {
                 Ok(()) => Ok(()),
                 Err(ArrayFrameError::Unexpected(byte)) => {
-                    let message =
-                        format!("unexpected byte 0x{byte:02x} between JSON stream elements");
+                    let message = format!("unexpected byte 0x{byte:02x} between JSON stream elements");
                     self.state = State::Failed(message.clone());
                     Err(PluginError::Malformed(message))
                 }
@@ -120,10 +107,7 @@ impl Framer {
 
     /// Ends the input. An unterminated last SSE event is still handed over, so the
     /// callback must expect a payload cut short; an unfinished JSON element is dropped.
-    pub fn finish(
-        &mut self,
-        on_payload: &mut impl FnMut(&[u8]) -> PluginResult<()>,
-    ) -> PluginResult<()> {
+    pub fn finish(&mut self, on_payload: &mut impl FnMut(&[u8]) -> PluginResult<()>) -> PluginResult<()> {
         match &mut self.state {
             State::Sse(decoder) => decoder.finish(&mut |event| on_payload(&event.data)),
             _ => Ok(()),
@@ -152,28 +136,11 @@ mod tests {
     #[test]
     fn picks_the_framing_from_the_first_byte() {
         let (f, out, closed) = frame(b"\r\n event: ping\ndata: {\"a\":1}\n\n");
-        assert_eq!(
-            (f, out, closed),
-            (Some(Framing::Sse), vec![b"{\"a\":1}".to_vec()], false)
-        );
+        assert_eq!((f, out, closed), (Some(Framing::Sse), vec![b"{\"a\":1}".to_vec()], false));
         let (f, out, closed) = frame(b"\n[{\"a\":1}\r\n,\r\n{\"b\":2}\r\n]");
-        assert_eq!(
-            (f, out, closed),
-            (
-                Some(Framing::Array),
-                vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()],
-                true
-            )
-        );
+        assert_eq!((f, out, closed), (Some(Framing::Array), vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()], true));
         let (f, out, closed) = frame(b"{\"error\":{\"code\":1}}\n");
-        assert_eq!(
-            (f, out, closed),
-            (
-                Some(Framing::Objects),
-                vec![b"{\"error\":{\"code\":1}}".to_vec()],
-                false
-            )
-        );
+        assert_eq!((f, out, closed), (Some(Framing::Objects), vec![b"{\"error\":{\"code\":1}}".to_vec()], false));
         assert_eq!(frame(b" \r\n"), (None, vec![], false));
     }
 
@@ -182,14 +149,8 @@ mod tests {
         let mut framer = Framer::new();
         let mut sink = |_: &[u8]| Ok(());
         framer.push(b"[{}", &mut sink).unwrap();
-        assert!(matches!(
-            framer.push(b" x", &mut sink),
-            Err(PluginError::Malformed(_))
-        ));
-        assert!(matches!(
-            framer.push(b",{}]", &mut sink),
-            Err(PluginError::Malformed(_))
-        ));
+        assert!(matches!(framer.push(b" x", &mut sink), Err(PluginError::Malformed(_))));
+        assert!(matches!(framer.push(b",{}]", &mut sink), Err(PluginError::Malformed(_))));
         assert_eq!(framer.framing(), None);
     }
 }

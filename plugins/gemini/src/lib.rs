@@ -14,9 +14,7 @@ pub mod usage;
 use stream::GeminiStream;
 use usage::UsageFields;
 use xjp_plugin_sdk::json::{self, Value, is_error_body};
-use xjp_plugin_sdk::{
-    ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage,
-};
+use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage};
 
 /// The Gemini billing provider.
 #[derive(Debug)]
@@ -43,11 +41,7 @@ impl Provider for Gemini {
 
     /// A response is one object; Vertex wraps some (error) bodies in an array, and a
     /// whole buffered stream is an array of chunks, so arrays are folded like a stream.
-    fn extract_response(
-        format: ApiFormat,
-        status: u16,
-        body: &[u8],
-    ) -> PluginResult<Option<Usage>> {
+    fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
         check_format(format)?;
         if status >= 400 {
             return Ok(None);
@@ -90,38 +84,17 @@ mod tests {
     #[test]
     fn describes_itself() {
         let info = Gemini::info();
-        assert_eq!(
-            (info.name.as_str(), info.version.as_str()),
-            ("gemini", env!("CARGO_PKG_VERSION"))
-        );
+        assert_eq!((info.name.as_str(), info.version.as_str()), ("gemini", env!("CARGO_PKG_VERSION")));
         assert_eq!(info.formats, vec![ApiFormat::GeminiGenerate]);
     }
 
     #[test]
     fn error_statuses_and_bodies_yield_no_usage() {
-        assert_eq!(
-            extract(200, OK).unwrap().unwrap().served_model.as_deref(),
-            Some("gemini-2.0-flash")
-        );
+        assert_eq!(extract(200, OK).unwrap().unwrap().served_model.as_deref(), Some("gemini-2.0-flash"));
         assert_eq!(extract(503, OK), Ok(None));
-        assert_eq!(
-            extract(500, b"<html>Internal Server Error</html>"),
-            Ok(None)
-        );
-        assert_eq!(
-            extract(
-                200,
-                br#"{"error":{"code":400,"message":"x","status":"INVALID_ARGUMENT"}}"#
-            ),
-            Ok(None)
-        );
-        assert_eq!(
-            extract(
-                200,
-                br#"[{"error":{"code":400,"message":"x","status":"INVALID_ARGUMENT"}}]"#
-            ),
-            Ok(None)
-        );
+        assert_eq!(extract(500, b"<html>Internal Server Error</html>"), Ok(None));
+        assert_eq!(extract(200, br#"{"error":{"code":400,"message":"x","status":"INVALID_ARGUMENT"}}"#), Ok(None));
+        assert_eq!(extract(200, br#"[{"error":{"code":400,"message":"x","status":"INVALID_ARGUMENT"}}]"#), Ok(None));
         assert_eq!(extract(200, br#"{"candidates":[]}"#), Ok(None));
         assert_eq!(extract(200, b"[]"), Ok(None));
         assert_eq!(extract(200, b"7"), Ok(None));
@@ -137,27 +110,15 @@ mod tests {
 
     #[test]
     fn invalid_json_on_success_is_malformed() {
-        assert!(matches!(
-            extract(200, b"{\"candidates\": ["),
-            Err(PluginError::Malformed(_))
-        ));
+        assert!(matches!(extract(200, b"{\"candidates\": ["), Err(PluginError::Malformed(_))));
     }
 
     #[test]
     fn other_formats_are_unsupported() {
-        let limits = ModelLimits {
-            default_max_output_tokens: 1,
-            max_output_tokens: 1,
-        };
+        let limits = ModelLimits { default_max_output_tokens: 1, max_output_tokens: 1 };
         for format in [ApiFormat::OpenaiChat, ApiFormat::AnthropicMessages] {
-            assert_eq!(
-                Gemini::extract_response(format, 200, OK),
-                Err(PluginError::UnsupportedFormat(format))
-            );
-            assert_eq!(
-                Gemini::estimate(format, b"{}", limits),
-                Err(PluginError::UnsupportedFormat(format))
-            );
+            assert_eq!(Gemini::extract_response(format, 200, OK), Err(PluginError::UnsupportedFormat(format)));
+            assert_eq!(Gemini::estimate(format, b"{}", limits), Err(PluginError::UnsupportedFormat(format)));
         }
     }
 }

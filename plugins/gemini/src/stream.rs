@@ -9,9 +9,7 @@ use crate::chunk::{error_of, is_final, text_bytes};
 use crate::framing::{Framer, Framing};
 use crate::usage::UsageFields;
 use xjp_plugin_sdk::json::Value;
-use xjp_plugin_sdk::{
-    ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse,
-};
+use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};
 
 /// What the chunks of one stream said so far.
 #[derive(Debug, Default)]
@@ -55,11 +53,7 @@ pub struct GeminiStream {
 impl GeminiStream {
     /// A parser for a stream in `format` (only `gemini-generate` is read).
     pub fn new(format: ApiFormat) -> Self {
-        Self {
-            format,
-            framer: Framer::new(),
-            chunks: Chunks::default(),
-        }
+        Self { format, framer: Framer::new(), chunks: Chunks::default() }
     }
 
     fn check_format(&self) -> PluginResult<()> {
@@ -71,8 +65,7 @@ impl GeminiStream {
 
     /// Complete once a final chunk arrived and, for a JSON array, the array closed.
     fn complete(&self) -> bool {
-        self.chunks.finished
-            && (self.framer.framing() != Some(Framing::Array) || self.framer.array_closed())
+        self.chunks.finished && (self.framer.framing() != Some(Framing::Array) || self.framer.array_closed())
     }
 }
 
@@ -139,12 +132,7 @@ mod tests {
     #[test]
     fn error_bodies_are_in_band_errors_in_every_framing() {
         let error = r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}"#;
-        for input in [
-            error.to_owned(),
-            format!("[{error}]"),
-            format!("data: {error}\n\n"),
-            format!("[[{error}]]"),
-        ] {
+        for input in [error.to_owned(), format!("[{error}]"), format!("data: {error}\n\n"), format!("[[{error}]]")] {
             let out = run(input.as_bytes());
             let e = out.error.unwrap_or_else(|| panic!("no error from {input}"));
             assert_eq!(e.code.as_deref(), Some("RESOURCE_EXHAUSTED"));
@@ -172,27 +160,15 @@ mod tests {
     #[test]
     fn framing_and_json_errors_are_malformed() {
         let mut s = GeminiStream::new(ApiFormat::GeminiGenerate);
-        assert!(matches!(
-            s.push(b"[{\"a\":1} x"),
-            Err(PluginError::Malformed(_))
-        ));
+        assert!(matches!(s.push(b"[{\"a\":1} x"), Err(PluginError::Malformed(_))));
         let mut s = GeminiStream::new(ApiFormat::GeminiGenerate);
-        assert!(matches!(
-            s.push(b"data: {\"a\":\n\n"),
-            Err(PluginError::Malformed(_))
-        ));
+        assert!(matches!(s.push(b"data: {\"a\":\n\n"), Err(PluginError::Malformed(_))));
     }
 
     #[test]
     fn other_formats_are_refused_on_use() {
         let mut s = GeminiStream::new(ApiFormat::AnthropicMessages);
-        assert_eq!(
-            s.push(b"[]"),
-            Err(PluginError::UnsupportedFormat(ApiFormat::AnthropicMessages))
-        );
-        assert_eq!(
-            s.finish(),
-            Err(PluginError::UnsupportedFormat(ApiFormat::AnthropicMessages))
-        );
+        assert_eq!(s.push(b"[]"), Err(PluginError::UnsupportedFormat(ApiFormat::AnthropicMessages)));
+        assert_eq!(s.finish(), Err(PluginError::UnsupportedFormat(ApiFormat::AnthropicMessages)));
     }
 }

@@ -59,13 +59,8 @@ impl UsageFields {
         let Some(meta) = response.get("usageMetadata") else {
             return;
         };
-        let slots = [
-            &mut self.prompt,
-            &mut self.cached,
-            &mut self.candidates,
-            &mut self.thoughts,
-            &mut self.tool_use_prompt,
-        ];
+        let slots =
+            [&mut self.prompt, &mut self.cached, &mut self.candidates, &mut self.thoughts, &mut self.tool_use_prompt];
         for (field, slot) in COUNTS.iter().zip(slots) {
             if let Some(n) = u64_at(meta, &[field]) {
                 *slot = n;
@@ -81,10 +76,7 @@ impl UsageFields {
         }
         let mut usage = empty_usage();
         usage.cache_read_tokens = self.cached;
-        usage.input_uncached_tokens = self
-            .prompt
-            .saturating_sub(self.cached)
-            .saturating_add(self.tool_use_prompt);
+        usage.input_uncached_tokens = self.prompt.saturating_sub(self.cached).saturating_add(self.tool_use_prompt);
         usage.output_tokens = self.candidates.saturating_add(self.thoughts);
         usage.reasoning_tokens = self.thoughts;
         // Grounding with Google Search is billed per grounded prompt on Gemini 2.x (and
@@ -92,10 +84,7 @@ impl UsageFields {
         // `google_search` unit per response that ran any search, and the operator's
         // price for that unit decides what it costs.
         if self.grounded {
-            usage.fees.push(Fee {
-                name: GOOGLE_SEARCH_FEE.to_owned(),
-                count: 1,
-            });
+            usage.fees.push(Fee { name: GOOGLE_SEARCH_FEE.to_owned(), count: 1 });
         }
         usage.served_model = self.model.clone();
         Some(usage)
@@ -132,9 +121,7 @@ mod tests {
     fn no_counts_means_no_usage() {
         assert_eq!(fold(&[json!({"candidates": []})]), None);
         assert_eq!(
-            fold(&[
-                json!({"usageMetadata": {"trafficType": "ON_DEMAND"}, "modelVersion": "gemini-2.5-pro"})
-            ]),
+            fold(&[json!({"usageMetadata": {"trafficType": "ON_DEMAND"}, "modelVersion": "gemini-2.5-pro"})]),
             None
         );
         assert_eq!(fold(&[json!({"usageMetadata": null})]), None);
@@ -148,24 +135,15 @@ mod tests {
             json!({"usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 9}, "modelVersion": "gemini-2.5-flash"}),
         ])
         .unwrap();
-        assert_eq!(
-            (u.input_uncached_tokens, u.output_tokens, u.reasoning_tokens),
-            (12, 49, 40)
-        );
+        assert_eq!((u.input_uncached_tokens, u.output_tokens, u.reasoning_tokens), (12, 49, 40));
         assert_eq!(u.served_model.as_deref(), Some("gemini-2.5-flash"));
     }
 
     #[test]
     fn cached_above_prompt_saturates() {
-        let u = fold(&[
-            json!({"usageMetadata": {"promptTokenCount": 5, "cachedContentTokenCount": 9}}),
-        ])
-        .unwrap();
+        let u = fold(&[json!({"usageMetadata": {"promptTokenCount": 5, "cachedContentTokenCount": 9}})]).unwrap();
         assert_eq!((u.input_uncached_tokens, u.cache_read_tokens), (0, 9));
-        let u = fold(&[
-            json!({"usageMetadata": {"candidatesTokenCount": u64::MAX, "thoughtsTokenCount": 1}}),
-        ])
-        .unwrap();
+        let u = fold(&[json!({"usageMetadata": {"candidatesTokenCount": u64::MAX, "thoughtsTokenCount": 1}})]).unwrap();
         assert_eq!(u.output_tokens, u64::MAX);
     }
 
@@ -173,13 +151,7 @@ mod tests {
     fn grounding_is_one_fee_per_response_only_when_a_search_ran() {
         let grounded = json!({"candidates": [{"groundingMetadata": {"webSearchQueries": ["a", "b"]}}], "usageMetadata": {"promptTokenCount": 1}});
         let u = fold(&[grounded.clone(), grounded]).unwrap();
-        assert_eq!(
-            u.fees,
-            vec![Fee {
-                name: "google_search".into(),
-                count: 1
-            }]
-        );
+        assert_eq!(u.fees, vec![Fee { name: "google_search".into(), count: 1 }]);
         let none = json!({"candidates": [{"groundingMetadata": {"webSearchQueries": []}}], "usageMetadata": {"promptTokenCount": 1}});
         assert!(fold(&[none]).unwrap().fees.is_empty());
         let retrieval = json!({"candidates": [{"groundingMetadata": {"retrievalQueries": ["x"]}}], "usageMetadata": {"promptTokenCount": 1}});
