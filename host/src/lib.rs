@@ -3,5 +3,13 @@
 //!
 //! `main.rs` is a thin CLI over this library; tests drive it in-process.
 
+pub mod admin;
+pub mod api;
 pub mod cli;
+pub mod config;
+pub mod db;
+pub mod gateway;
+pub mod ops;
 pub mod plugins;
+pub mod proxy;
+pub mod server;

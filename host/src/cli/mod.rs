@@ -1,6 +1,8 @@
-//! The command line: `xjp-gateway plugin check ...` (and, with the proxy, `serve`).
+//! The command line: `serve`, `seed-demo`, `plugin check`.
 
 pub mod plugin_check;
+pub mod seed;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +17,10 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway.
+    Serve(serve::ServeArgs),
+    /// Create the demo tenant and API key (idempotent).
+    SeedDemo(seed::SeedArgs),
     /// Work with billing plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -29,7 +35,19 @@ pub enum PluginCommand {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    let async_result = |f: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>| {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+        match runtime.map_err(|e| e.to_string()).and_then(|rt| rt.block_on(f)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("xjp-gateway: {e}");
+                1
+            }
+        }
+    };
     match cli.command {
+        Command::Serve(args) => async_result(Box::pin(async move { serve::run(&args).await })),
+        Command::SeedDemo(args) => async_result(Box::pin(async move { seed::run(&args).await })),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&args),
     }
 }

@@ -47,10 +47,10 @@ pub fn price(usage: &Usage, price: &PriceEntry) -> Result<Cost, PluginError> {
             .ok_or_else(|| PluginError::Other(format!("no price for fee `{}`", fee.name)))?;
         fees = fees.checked_add(mul(fee.count, rate.atto_usd_per_unit)?).ok_or(PluginError::Overflow)?;
     }
-    if !usage.fees.iter().any(|f| f.name == PER_REQUEST_FEE) {
-        if let Some(r) = price.fees.iter().find(|r| r.name == PER_REQUEST_FEE) {
-            fees = fees.checked_add(i128::from(r.atto_usd_per_unit)).ok_or(PluginError::Overflow)?;
-        }
+    if !usage.fees.iter().any(|f| f.name == PER_REQUEST_FEE)
+        && let Some(r) = price.fees.iter().find(|r| r.name == PER_REQUEST_FEE)
+    {
+        fees = fees.checked_add(i128::from(r.atto_usd_per_unit)).ok_or(PluginError::Overflow)?;
     }
     let total = [input, cache_read, write_5m, write_1h, output, fees]
         .into_iter()

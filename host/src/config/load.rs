@@ -1,0 +1,71 @@
+//! Reading and checking a config file.
+
+use super::Config;
+use std::path::{Path, PathBuf};
+
+/// Why a config could not be used (start-up stops; a reload keeps the old config).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path} is not valid TOML for the gateway: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path} is invalid:\n  - {}", .errors.join("\n  - "))]
+    Invalid { path: PathBuf, errors: Vec<String> },
+}
+
+/// Parses and validates config text; relative paths resolve against `base_dir`.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let mut config: Config =
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+    let errors = config.validate();
+    if !errors.is_empty() {
+        return Err(ConfigError::Invalid { path: path.to_path_buf(), errors });
+    }
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    if config.plugins.dir.is_relative() {
+        config.plugins.dir = base_dir.join(&config.plugins.dir);
+    }
+    if let Some(cache) = config.plugins.cache_dir.as_mut().filter(|c| c.is_relative()) {
+        *cache = base_dir.join(&*cache);
+    }
+    Ok(config)
+}
+
+/// Reads, parses and validates a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse(&text, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> String {
+        parse(text, Path::new("/etc/xjp/gateway.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn names_the_bad_key() {
+        assert!(errors("[server]\nlisten = \"nope\"\n").contains("server.listen"));
+        assert!(errors("[server]\nlistn = \"x\"\n").contains("unknown field `listn`"));
+        let bad_provider = "[providers.p]\nbase_url = \"ftp://x\"\napi = \"soap\"\nauth = \"bearer\"\nplugin = \"\"\n";
+        let e = errors(bad_provider);
+        assert!(e.contains("providers.p.base_url"), "{e}");
+        assert!(e.contains("providers.p.api"), "{e}");
+        assert!(e.contains("providers.p.plugin"), "{e}");
+        assert!(e.contains("providers.p.credential_env"), "{e}");
+        let bad_model = "[providers.p]\nbase_url = \"http://x\"\napi = \"openai-chat\"\nauth = \"none\"\nplugin = \"openai\"\n\
+            [[models]]\nname = \"m\"\nprovider = \"q\"\nupstream_model = \"u\"\n[models.price]\ninput = \"abc\"\noutput = \"1\"\n";
+        let e = errors(bad_model);
+        assert!(e.contains("models[0] (m).provider"), "{e}");
+        assert!(e.contains("models[0] (m).price.input: `abc`"), "{e}");
+    }
+
+    #[test]
+    fn relative_plugin_dir_follows_the_file() {
+        let c = parse("[plugins]\ndir = \"p\"\n", Path::new("/etc/xjp/gateway.toml")).unwrap();
+        assert_eq!(c.plugins.dir, PathBuf::from("/etc/xjp/p"));
+    }
+}

@@ -1,0 +1,232 @@
+//! `gateway.toml`: typed with `deny_unknown_fields`, validated with messages that name the
+//! bad key, secrets only from environment variables, reloaded without a restart.
+
+pub mod load;
+pub mod routes;
+pub mod validate;
+pub mod watch;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use load::{ConfigError, load_file, parse};
+pub use routes::{ModelRoute, Provider, RouteTable};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub streaming: StreamingConfig,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address (a change needs a restart).
+    pub listen: String,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests and streams may run after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: "127.0.0.1:8080".into(), body_limit_bytes: 4 << 20, shutdown_grace_secs: 30 }
+    }
+}
+
+/// `[database]`: the URL comes from an environment variable (it may hold a password).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url_env: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url_env: "DATABASE_URL".into(), max_connections: 16 }
+    }
+}
+
+/// `[redis]`: the URL comes from an environment variable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    pub url_env: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig { url_env: "REDIS_URL".into() }
+    }
+}
+
+/// `[plugins]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Directory of `<name>.wasm` files (relative paths are relative to the config file).
+    pub dir: PathBuf,
+    /// Precompiled-component cache; default `<dir>/.cache`.
+    pub cache_dir: Option<PathBuf>,
+    pub call_timeout_ms: u64,
+    pub memory_mb: usize,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig { dir: "plugins".into(), cache_dir: None, call_timeout_ms: 100, memory_mb: 64 }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// How long a key lookup is cached; a revocation takes effect within this time.
+    pub key_cache_ttl_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { key_cache_ttl_ms: 2_000 }
+    }
+}
+
+/// `[streaming]`: background drains of streams whose client left.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingConfig {
+    pub drain_timeout_secs: u64,
+    pub max_drains: usize,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        StreamingConfig { drain_timeout_secs: 120, max_drains: 256 }
+    }
+}
+
+/// How the provider credential is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthStyle {
+    /// `Authorization: Bearer <key>` (OpenAI, OpenRouter, Vertex with a token).
+    Bearer,
+    /// `x-api-key: <key>` (Anthropic).
+    XApiKey,
+    /// `x-goog-api-key: <key>` (Gemini AI Studio).
+    XGoogApiKey,
+    /// No credential (mock upstreams).
+    None,
+}
+
+/// `[providers.<name>]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Scheme, host and optional path prefix; request paths are appended to it.
+    pub base_url: String,
+    /// The API format the provider speaks.
+    pub api: String,
+    /// Environment variable holding the provider key.
+    pub credential_env: Option<String>,
+    pub auth: AuthStyle,
+    /// Plugin key (file stem in the plugin directory).
+    pub plugin: String,
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_first_byte_ms")]
+    pub first_byte_timeout_ms: u64,
+    #[serde(default = "default_between_chunks_ms")]
+    pub between_chunks_timeout_ms: u64,
+    /// Headers added when the client did not send them (e.g. `anthropic-version`).
+    #[serde(default)]
+    pub default_headers: BTreeMap<String, String>,
+    /// Gemini only: path style, `ai-studio` (`/v1beta/models/...`) or a Vertex prefix.
+    #[serde(default)]
+    pub gemini_path_prefix: Option<String>,
+}
+
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_first_byte_ms() -> u64 {
+    120_000
+}
+fn default_between_chunks_ms() -> u64 {
+    60_000
+}
+
+/// USD per million tokens, as exact decimal strings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    pub input: String,
+    pub output: String,
+    pub cache_read: Option<String>,
+    pub cache_write_5m: Option<String>,
+    pub cache_write_1h: Option<String>,
+    pub reasoning: Option<String>,
+    /// Long-context tier: rates for the whole request above `threshold_tokens` prompt tokens.
+    pub long_context: Option<LongContextConfig>,
+    /// USD per unit of a named fee (`web_search`, `request`).
+    #[serde(default)]
+    pub fees: BTreeMap<String, String>,
+}
+
+/// `[models.price.long_context]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongContextConfig {
+    pub threshold_tokens: u64,
+    pub input: String,
+    pub output: String,
+    pub cache_read: Option<String>,
+    pub cache_write_5m: Option<String>,
+    pub cache_write_1h: Option<String>,
+}
+
+/// `[[models]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Public model name clients send.
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub provider: String,
+    /// The provider's model id.
+    pub upstream_model: String,
+    #[serde(default = "default_max_output")]
+    pub max_output_tokens: u64,
+    #[serde(default = "default_default_output")]
+    pub default_max_output_tokens: u64,
+    pub price: Option<PriceConfig>,
+}
+
+fn default_max_output() -> u64 {
+    32_768
+}
+fn default_default_output() -> u64 {
+    4_096
+}

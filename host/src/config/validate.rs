@@ -1,0 +1,77 @@
+//! `Config::validate`: every problem, each naming the key that is wrong.
+
+use super::Config;
+use super::routes::price_entry;
+use crate::plugins::ApiFormat;
+use std::collections::HashSet;
+
+impl Config {
+    /// All validation errors (empty when the config is usable).
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(format!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen));
+        }
+        if self.server.body_limit_bytes == 0 {
+            errors.push("server.body_limit_bytes: must be greater than 0".into());
+        }
+        if self.plugins.call_timeout_ms == 0 || self.plugins.memory_mb == 0 {
+            errors.push("plugins.call_timeout_ms and plugins.memory_mb: must be greater than 0".into());
+        }
+        for (name, p) in &self.providers {
+            let key = format!("providers.{name}");
+            let url_ok = p.base_url.parse::<hyper::Uri>().ok().is_some_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.query().is_none()
+            });
+            if !url_ok {
+                errors.push(format!("{key}.base_url: `{}` is not an http(s) URL without a query", p.base_url));
+            }
+            if let Err(e) = p.api.parse::<ApiFormat>() {
+                errors.push(format!("{key}.api: {e}"));
+            }
+            if p.plugin.trim().is_empty() {
+                errors.push(format!("{key}.plugin: must name a plugin file (without .wasm)"));
+            }
+            if p.credential_env.is_none() && p.auth != super::AuthStyle::None {
+                errors.push(format!("{key}.credential_env: required unless auth = \"none\""));
+            }
+            for (field, v) in
+                [("connect_timeout_ms", p.connect_timeout_ms), ("first_byte_timeout_ms", p.first_byte_timeout_ms), ("between_chunks_timeout_ms", p.between_chunks_timeout_ms)]
+            {
+                if v == 0 {
+                    errors.push(format!("{key}.{field}: must be greater than 0"));
+                }
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let key = format!("models[{i}] ({})", m.name);
+            if m.name.trim().is_empty() {
+                errors.push(format!("models[{i}].name: must not be empty"));
+            }
+            for n in std::iter::once(&m.name).chain(&m.aliases) {
+                if !names.insert(n.clone()) {
+                    errors.push(format!("{key}: name or alias `{n}` is used twice"));
+                }
+            }
+            if !self.providers.contains_key(&m.provider) {
+                errors.push(format!("{key}.provider: no provider `{}` (configured: {:?})", m.provider, self.providers.keys().collect::<Vec<_>>()));
+            }
+            if m.upstream_model.trim().is_empty() {
+                errors.push(format!("{key}.upstream_model: must not be empty"));
+            }
+            if m.default_max_output_tokens > m.max_output_tokens {
+                errors.push(format!("{key}.default_max_output_tokens: larger than max_output_tokens"));
+            }
+            if let Some(p) = &m.price {
+                if let Err(e) = price_entry(p) {
+                    errors.push(format!("{key}.price.{e}"));
+                }
+                if p.long_context.as_ref().is_some_and(|lc| lc.threshold_tokens == 0) {
+                    errors.push(format!("{key}.price.long_context.threshold_tokens: must be greater than 0"));
+                }
+            }
+        }
+        errors
+    }
+}

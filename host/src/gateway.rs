@@ -1,0 +1,116 @@
+//! The shared state of one gateway process, built from a config.
+
+use crate::config::{Config, ConfigError, RouteTable};
+use crate::config::routes::Secret;
+use crate::plugins::{PluginEngine, PluginRegistry, RuntimeLimits};
+use crate::proxy::authenticate::KeyCache;
+use crate::proxy::upstream::UpstreamClient;
+use arc_swap::ArcSwap;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Config and the routes compiled from it; swapped as one on reload.
+#[derive(Debug)]
+pub struct Settings {
+    pub config: Config,
+    pub routes: RouteTable,
+}
+
+impl Settings {
+    /// Compiles routes, reading provider credentials from the process environment.
+    pub fn new(config: Config) -> Settings {
+        let routes = RouteTable::build(&config, &|name| std::env::var(name).ok());
+        Settings { config, routes }
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("redis: {0}")]
+    Redis(String),
+    #[error("plugins: {0}")]
+    Plugins(String),
+}
+
+/// Everything a request needs.
+pub struct Gateway {
+    pub config_path: Option<PathBuf>,
+    pub settings: ArcSwap<Settings>,
+    pub plugins: Arc<PluginRegistry>,
+    pub db: PgPool,
+    pub redis: redis::Client,
+    pub keys: KeyCache,
+    pub upstream: UpstreamClient,
+    pub admin_token: Option<Secret>,
+    /// Background drains of streams whose client left (bounded).
+    pub drains: Arc<Semaphore>,
+    /// Tasks that must finish before shutdown completes (stream relays, drains).
+    pub tasks: tokio_util::task::TaskTracker,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("config_path", &self.config_path).finish()
+    }
+}
+
+fn env(name: &str) -> Result<String, StartError> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| StartError::MissingEnv(name.into()))
+}
+
+impl Gateway {
+    /// Builds the gateway: connects (lazily) to Postgres and Redis, migrates, loads plugins.
+    pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<Arc<Gateway>, StartError> {
+        let db_url = env(&config.database.url_env)?;
+        let db = crate::db::connect_lazy(&db_url, config.database.max_connections)
+            .map_err(|e| StartError::Database(e.to_string()))?;
+        crate::db::migrate(&db).await.map_err(|e| StartError::Database(e.to_string()))?;
+        let redis_url = std::env::var(&config.redis.url_env).unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let redis = redis::Client::open(redis_url).map_err(|e| StartError::Redis(e.to_string()))?;
+        let limits = RuntimeLimits {
+            memory_bytes: config.plugins.memory_mb << 20,
+            call_timeout_ms: config.plugins.call_timeout_ms,
+            ..RuntimeLimits::default()
+        };
+        let engine = PluginEngine::new(limits).map_err(|e| StartError::Plugins(format!("{e:#}")))?;
+        let cache_dir = config.plugins.cache_dir.clone().unwrap_or_else(|| config.plugins.dir.join(".cache"));
+        let plugins = PluginRegistry::new(engine, config.plugins.dir.clone(), Some(cache_dir));
+        let registry = plugins.clone();
+        tokio::task::spawn_blocking(move || registry.reload())
+            .await
+            .map_err(|e| StartError::Plugins(e.to_string()))?;
+        let admin_token = std::env::var("XJP_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new);
+        let settings = Settings::new(config);
+        Ok(Arc::new(Gateway {
+            config_path,
+            keys: KeyCache::new(Duration::from_millis(settings.config.auth.key_cache_ttl_ms)),
+            drains: Arc::new(Semaphore::new(settings.config.streaming.max_drains)),
+            settings: ArcSwap::from_pointee(settings),
+            plugins,
+            db,
+            redis,
+            upstream: UpstreamClient::new(),
+            admin_token,
+            tasks: tokio_util::task::TaskTracker::new(),
+        }))
+    }
+
+    /// Re-reads the config file; on any error the old config stays and the error is returned.
+    pub fn reload_config(&self) -> Result<(), ConfigError> {
+        let Some(path) = &self.config_path else { return Ok(()) };
+        let config = crate::config::load_file(path)?;
+        self.settings.store(Arc::new(Settings::new(config)));
+        tracing::info!(path = %path.display(), "config reloaded");
+        Ok(())
+    }
+}

@@ -1,0 +1,38 @@
+//! Phase 1, accept: request id and the size-limited request body.
+
+use crate::api::GatewayError;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::HeaderMap;
+
+/// The longest client-supplied request id we adopt.
+const MAX_CLIENT_ID: usize = 128;
+
+/// The request id: the client's `Idempotency-Key` or `X-Request-Id` when it is a sane
+/// token, else a new UUID v7.
+pub fn request_id(headers: &HeaderMap) -> String {
+    ["idempotency-key", "x-request-id"]
+        .iter()
+        .filter_map(|h| headers.get(*h)?.to_str().ok())
+        .map(str::trim)
+        .find(|v| !v.is_empty() && v.len() <= MAX_CLIENT_ID && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes.
+pub async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, GatewayError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let declared = headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(GatewayError::BodyTooLarge { limit }),
+        Err(e) => Err(GatewayError::InvalidRequest(format!("could not read request body: {e}"))),
+    }
+}

@@ -1,0 +1,73 @@
+//! Method + path -> handler. The only place that knows the URL space.
+
+use crate::api::error::error_body;
+use crate::api::{Body, GatewayError, json_response};
+use crate::gateway::Gateway;
+use crate::plugins::ApiFormat;
+use crate::proxy::{self, Endpoint};
+use crate::{admin, ops};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// Routes one request.
+pub async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let resp = match (&method, path.as_str()) {
+        (&Method::POST, "/v1/chat/completions") => proxy::handle(gw, req, Endpoint::OpenAiChat).await,
+        (&Method::POST, "/v1/messages") => proxy::handle(gw, req, Endpoint::AnthropicMessages).await,
+        (&Method::POST, p) if gemini_endpoint(p).is_some() => {
+            let endpoint = gemini_endpoint(p).expect("checked");
+            proxy::handle(gw, req, endpoint).await
+        }
+        (&Method::GET, "/v1/models") => ops::models(&gw, &req).await,
+        (&Method::GET, "/healthz") => ops::healthz(),
+        (&Method::GET, "/readyz") => ops::readyz(&gw).await,
+        (&Method::GET, "/metrics") => ops::metrics(),
+        (_, p) if p.starts_with("/internal/") || p.starts_with("/admin/") => admin::dispatch(&gw, req).await,
+        _ => not_found(&method, &path),
+    };
+    Ok(resp)
+}
+
+/// `/v1beta/models/{model}:generateContent` or `:streamGenerateContent` (also `/v1/models/...`).
+fn gemini_endpoint(path: &str) -> Option<Endpoint> {
+    let rest = path.strip_prefix("/v1beta/models/").or_else(|| path.strip_prefix("/v1/models/"))?;
+    let (model, action) = rest.rsplit_once(':')?;
+    let stream = match action {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return None,
+    };
+    (!model.is_empty() && !model.contains('/')).then(|| Endpoint::Gemini { model: model.to_string(), stream })
+}
+
+/// 404 in the format the path suggests.
+fn not_found(method: &Method, path: &str) -> Response<Body> {
+    let format = if path.starts_with("/v1beta") {
+        ApiFormat::GeminiGenerate
+    } else if path.starts_with("/v1/messages") {
+        ApiFormat::AnthropicMessages
+    } else {
+        ApiFormat::OpenaiChat
+    };
+    let e = GatewayError::NotFound { method: method.to_string(), path: path.to_string() };
+    json_response(e.status(), &error_body(format, e.status(), &e.to_string(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemini_paths() {
+        assert_eq!(
+            gemini_endpoint("/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+            Some(Endpoint::Gemini { model: "gemini-2.5-flash".into(), stream: true })
+        );
+        assert_eq!(gemini_endpoint("/v1beta/models/x:countTokens"), None);
+        assert_eq!(gemini_endpoint("/v1beta/models/:generateContent"), None);
+    }
+}
