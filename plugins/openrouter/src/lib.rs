@@ -1,7 +1,7 @@
 //! xjp-gateway billing plugin for OpenRouter: the OpenAI chat format plus OpenRouter's
 //! `usage.cost`, cache-write counts, SSE keep-alive comments and in-band error chunks.
 //!
-//! Parsing is the openai plugin's [`chat`](xjp_plugin_openai::chat) module run with the
+//! Parsing is the openai plugin's [`xjp_plugin_openai::chat`] module run with the
 //! [`OpenRouterDialect`]; only the usage reader differs.
 
 pub mod usage;

@@ -95,8 +95,7 @@ mod tests {
 
     #[test]
     fn missing_or_odd_cost_leaves_tokens_alone() {
-        let u = openrouter_usage(&json!({"prompt_tokens": 5, "completion_tokens": 2, "cost": {"usd": 1}}))
-            .unwrap();
+        let u = openrouter_usage(&json!({"prompt_tokens": 5, "completion_tokens": 2, "cost": {"usd": 1}})).unwrap();
         assert_eq!((u.input_uncached_tokens, u.output_tokens, u.provider_cost_nano_usd), (5, 2, None));
         assert_eq!(openrouter_usage(&json!({"cost": 0.01})), None);
     }

@@ -69,7 +69,10 @@ fn stream_error_after_done_still_incomplete_and_keeps_usage() {
 #[test]
 fn stream_malformed_and_unsupported() {
     let mut s = OpenRouter::new_stream(ApiFormat::OpenaiChat);
-    assert!(matches!(s.push(b": OPENROUTER PROCESSING\n\ndata: OPENROUTER PROCESSING\n\n"), Err(PluginError::Malformed(_))));
+    assert!(matches!(
+        s.push(b": OPENROUTER PROCESSING\n\ndata: OPENROUTER PROCESSING\n\n"),
+        Err(PluginError::Malformed(_))
+    ));
     let mut s = OpenRouter::new_stream(ApiFormat::AnthropicMessages);
     assert_eq!(s.push(b"data: [DONE]\n\n"), Err(PluginError::UnsupportedFormat(ApiFormat::AnthropicMessages)));
 }

@@ -19,11 +19,8 @@ pub fn estimate(format: ApiFormat, request: &[u8], limits: &ModelLimits) -> Plug
     check_format(format)?;
     let mut usage = upper_bound(request, MAX_OUTPUT_PATHS, limits)?;
     // `upper_bound` has already parsed the body as a JSON object.
-    let choices = serde_json::from_slice(request)
-        .ok()
-        .and_then(|v| u64_at(&v, &["n"]))
-        .unwrap_or(1)
-        .clamp(1, MAX_CHOICES);
+    let choices =
+        serde_json::from_slice(request).ok().and_then(|v| u64_at(&v, &["n"])).unwrap_or(1).clamp(1, MAX_CHOICES);
     usage.output_tokens = usage.output_tokens.saturating_mul(choices);
     Ok(usage)
 }

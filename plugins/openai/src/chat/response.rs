@@ -11,11 +11,7 @@ use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Usage};
 /// - a 2xx body that is not a JSON object: `Err(Malformed)`; on other statuses a
 ///   body that cannot be read is no usage;
 /// - otherwise the usage, with `served_model` from the top-level `model`.
-pub fn extract_response<D: Dialect>(
-    format: ApiFormat,
-    status: u16,
-    body: &[u8],
-) -> PluginResult<Option<Usage>> {
+pub fn extract_response<D: Dialect>(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
     check_format(format)?;
     if status >= 400 {
         return Ok(None);

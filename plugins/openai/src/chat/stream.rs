@@ -12,9 +12,7 @@ use super::{Dialect, OpenAiDialect, check_format};
 use std::marker::PhantomData;
 use xjp_plugin_sdk::json::Value;
 use xjp_plugin_sdk::sse::{SseDecoder, SseEvent};
-use xjp_plugin_sdk::{
-    ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse, Usage,
-};
+use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse, Usage};
 
 /// Incremental parser of a chat completion stream, reading usage with dialect `D`.
 ///
@@ -44,13 +42,7 @@ struct ChunkState {
 impl<D: Dialect> ChatStream<D> {
     /// A parser for `format`; any format but `openai-chat` fails on first use.
     pub fn new(format: ApiFormat) -> Self {
-        Self {
-            format,
-            decoder: SseDecoder::new(),
-            state: ChunkState::default(),
-            failed: None,
-            dialect: PhantomData,
-        }
+        Self { format, decoder: SseDecoder::new(), state: ChunkState::default(), failed: None, dialect: PhantomData }
     }
 
     /// `Err` when the format is unsupported or an earlier call failed.
@@ -104,8 +96,12 @@ impl ChunkState {
                 return Ok(());
             }
             _ if at_eof => return Ok(()),
-            Ok(_) => return Err(PluginError::Malformed("stream chunk is not a JSON object".into())),
-            Err(e) => return Err(PluginError::Malformed(format!("stream chunk is not JSON: {e}"))),
+            Ok(_) => {
+                return Err(PluginError::Malformed("stream chunk is not a JSON object".into()));
+            }
+            Err(e) => {
+                return Err(PluginError::Malformed(format!("stream chunk is not JSON: {e}")));
+            }
         };
         if event.event.as_deref() == Some("error") && chunk_error(&chunk).is_none() {
             // `event: error` with the error object itself as the payload.
@@ -120,10 +116,10 @@ impl ChunkState {
         if let Some(error) = chunk_error(chunk) {
             self.record_error(error);
         }
-        if let Some(model) = chunk.get("model").and_then(Value::as_str) {
-            if self.model.as_deref() != Some(model) {
-                self.model = Some(model.to_owned());
-            }
+        if let Some(model) = chunk.get("model").and_then(Value::as_str)
+            && self.model.as_deref() != Some(model)
+        {
+            self.model = Some(model.to_owned());
         }
         for choice in chunk.get("choices").and_then(Value::as_array).into_iter().flatten() {
             if let Some(delta) = choice.get("delta") {
@@ -176,7 +172,5 @@ pub fn delta_text_bytes(delta: &Value) -> u64 {
         .map(|call| str_len(call.get("function").and_then(|f| f.get("arguments"))))
         .fold(0, u64::saturating_add);
     let legacy = str_len(delta.get("function_call").and_then(|f| f.get("arguments")));
-    [content, reasoning, str_len(delta.get("refusal")), tools, legacy]
-        .into_iter()
-        .fold(0, u64::saturating_add)
+    [content, reasoning, str_len(delta.get("refusal")), tools, legacy].into_iter().fold(0, u64::saturating_add)
 }

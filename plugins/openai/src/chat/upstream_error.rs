@@ -11,9 +11,7 @@ pub const MAX_MESSAGE_BYTES: usize = 2048;
 /// chunk carries no non-null error.
 pub fn chunk_error(chunk: &Value) -> Option<StreamError> {
     let top = chunk.get("error").filter(|e| !e.is_null());
-    let on_choice = || {
-        chunk.get("choices")?.as_array()?.iter().find_map(|c| c.get("error").filter(|e| !e.is_null()))
-    };
+    let on_choice = || chunk.get("choices")?.as_array()?.iter().find_map(|c| c.get("error").filter(|e| !e.is_null()));
     top.or_else(on_choice).map(stream_error)
 }
 
@@ -60,13 +58,11 @@ mod tests {
 
     #[test]
     fn reads_openai_and_openrouter_shapes() {
-        let e = chunk_error(&json!({"error": {"message": "boom", "type": "server_error", "code": null}}))
-            .unwrap();
+        let e = chunk_error(&json!({"error": {"message": "boom", "type": "server_error", "code": null}})).unwrap();
         assert_eq!((e.code.as_deref(), e.message.as_str()), (Some("server_error"), "boom"));
         let e = chunk_error(&json!({"error": {"code": 502, "message": "down"}, "choices": []})).unwrap();
         assert_eq!((e.code.as_deref(), e.message.as_str()), (Some("502"), "down"));
-        let e = chunk_error(&json!({"choices": [{"index": 0, "error": {"code": 429, "message": "slow"}}]}))
-            .unwrap();
+        let e = chunk_error(&json!({"choices": [{"index": 0, "error": {"code": 429, "message": "slow"}}]})).unwrap();
         assert_eq!(e.message, "slow");
         let e = chunk_error(&json!({"error": "plain"})).unwrap();
         assert_eq!((e.code, e.message.as_str()), (None, "plain"));

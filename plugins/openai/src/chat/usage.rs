@@ -46,8 +46,7 @@ pub fn usage_from_value(usage: &Value) -> Option<Usage> {
 /// `total_tokens == prompt + completion + reasoning` with `reasoning > 0`, and then the
 /// reasoning is added. Output is never less than the reasoning it contains.
 pub fn output_tokens(prompt: u64, completion: u64, reasoning: u64, total: Option<u64>) -> u64 {
-    let reasoning_apart = reasoning > 0
-        && total == Some(prompt.saturating_add(completion).saturating_add(reasoning));
+    let reasoning_apart = reasoning > 0 && total == Some(prompt.saturating_add(completion).saturating_add(reasoning));
     let output = if reasoning_apart { completion.saturating_add(reasoning) } else { completion };
     output.max(reasoning)
 }
