@@ -20,11 +20,19 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Compiles routes, reading provider credentials from the process environment.
-    pub fn new(config: Config) -> Settings {
-        let routes = RouteTable::build(&config, &|name| std::env::var(name).ok());
+    /// Compiles routes, reading provider credentials through `env`.
+    pub fn new(config: Config, env: &EnvLookup) -> Settings {
+        let routes = RouteTable::build(&config, &|name| env(name));
         Settings { config, routes }
     }
+}
+
+/// Where secrets come from: the process environment in production, a map in tests.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment.
+pub fn process_env() -> EnvLookup {
+    Arc::new(|name| std::env::var(name).ok())
 }
 
 /// Why the gateway could not start.
@@ -45,6 +53,7 @@ pub enum StartError {
 /// Everything a request needs.
 pub struct Gateway {
     pub config_path: Option<PathBuf>,
+    pub env: EnvLookup,
     pub settings: ArcSwap<Settings>,
     pub plugins: Arc<PluginRegistry>,
     pub db: PgPool,
@@ -64,18 +73,19 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-fn env(name: &str) -> Result<String, StartError> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| StartError::MissingEnv(name.into()))
+fn required(env: &EnvLookup, name: &str) -> Result<String, StartError> {
+    env(name).filter(|v| !v.is_empty()).ok_or_else(|| StartError::MissingEnv(name.into()))
 }
 
 impl Gateway {
     /// Builds the gateway: connects (lazily) to Postgres and Redis, migrates, loads plugins.
-    pub async fn build(config: Config, config_path: Option<PathBuf>) -> Result<Arc<Gateway>, StartError> {
-        let db_url = env(&config.database.url_env)?;
+    /// Secrets (database URL, admin token, provider keys) are read through `env`.
+    pub async fn build(config: Config, config_path: Option<PathBuf>, env: EnvLookup) -> Result<Arc<Gateway>, StartError> {
+        let db_url = required(&env, &config.database.url_env)?;
         let db = crate::db::connect_lazy(&db_url, config.database.max_connections)
             .map_err(|e| StartError::Database(e.to_string()))?;
         crate::db::migrate(&db).await.map_err(|e| StartError::Database(e.to_string()))?;
-        let redis_url = std::env::var(&config.redis.url_env).unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let redis_url = env(&config.redis.url_env).unwrap_or_else(|| "redis://127.0.0.1:6379".into());
         let redis = redis::Client::open(redis_url).map_err(|e| StartError::Redis(e.to_string()))?;
         let limits = RuntimeLimits {
             memory_bytes: config.plugins.memory_mb << 20,
@@ -89,10 +99,11 @@ impl Gateway {
         tokio::task::spawn_blocking(move || registry.reload())
             .await
             .map_err(|e| StartError::Plugins(e.to_string()))?;
-        let admin_token = std::env::var("XJP_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new);
-        let settings = Settings::new(config);
+        let admin_token = env("XJP_ADMIN_TOKEN").filter(|t| !t.is_empty()).map(Secret::new);
+        let settings = Settings::new(config, &env);
         Ok(Arc::new(Gateway {
             config_path,
+            env,
             keys: KeyCache::new(Duration::from_millis(settings.config.auth.key_cache_ttl_ms)),
             drains: Arc::new(Semaphore::new(settings.config.streaming.max_drains)),
             settings: ArcSwap::from_pointee(settings),
@@ -109,7 +120,7 @@ impl Gateway {
     pub fn reload_config(&self) -> Result<(), ConfigError> {
         let Some(path) = &self.config_path else { return Ok(()) };
         let config = crate::config::load_file(path)?;
-        self.settings.store(Arc::new(Settings::new(config)));
+        self.settings.store(Arc::new(Settings::new(config, &self.env)));
         tracing::info!(path = %path.display(), "config reloaded");
         Ok(())
     }

@@ -1,6 +1,9 @@
 //! Shared helpers for the host's integration tests: where built plugins and fixtures are.
 #![allow(dead_code)]
 
+pub mod harness;
+pub mod http;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use xjp_gateway::plugins::cache::ComponentCache;

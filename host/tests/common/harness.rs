@@ -1,0 +1,219 @@
+//! A real gateway for integration tests: its own Postgres database, real Redis, real
+//! plugins, a real hyper server on 127.0.0.1:0, routed to a mock upstream.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+use xjp_gateway::gateway::{EnvLookup, Gateway};
+use xjp_gateway::server::RunningServer;
+
+/// The shared Postgres server's maintenance database (tests create their own databases).
+pub fn pg_admin_url() -> String {
+    std::env::var("XJP_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Redis for tests.
+pub fn redis_url() -> String {
+    std::env::var("XJP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A database of its own, dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates `xjp_test_<uuid>`.
+    pub async fn create() -> TestDb {
+        let name = format!("xjp_test_{}", Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&pg_admin_url()).await.expect("Postgres reachable (cargo xtask test starts it)");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+        admin.close().await;
+        let base = pg_admin_url();
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        TestDb { name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&pg_admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The admin token every test gateway uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// What the mock providers expect as their own key.
+pub const PROVIDER_KEY: &str = "sk-provider-secret-abc";
+
+/// Config for a gateway whose four providers are the mock at `base`.
+pub fn config_toml(base: &str, plugin_dir: &str, cache_dir: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+body_limit_bytes = 65536
+shutdown_grace_secs = 10
+
+[database]
+url_env = "TEST_DATABASE_URL"
+max_connections = 8
+
+[redis]
+url_env = "TEST_REDIS_URL"
+
+[plugins]
+dir = "{plugin_dir}"
+cache_dir = "{cache_dir}"
+
+[auth]
+key_cache_ttl_ms = 200
+
+[streaming]
+drain_timeout_secs = 10
+max_drains = 8
+
+[providers.openai]
+base_url = "{base}"
+api = "openai-chat"
+credential_env = "MOCK_PROVIDER_KEY"
+auth = "bearer"
+plugin = "openai"
+first_byte_timeout_ms = 3000
+between_chunks_timeout_ms = 3000
+
+[providers.anthropic]
+base_url = "{base}"
+api = "anthropic-messages"
+credential_env = "MOCK_PROVIDER_KEY"
+auth = "x-api-key"
+plugin = "anthropic"
+default_headers = {{ "anthropic-version" = "2023-06-01" }}
+first_byte_timeout_ms = 3000
+between_chunks_timeout_ms = 3000
+
+[providers.gemini]
+base_url = "{base}"
+api = "gemini-generate"
+credential_env = "MOCK_PROVIDER_KEY"
+auth = "x-goog-api-key"
+plugin = "gemini"
+first_byte_timeout_ms = 3000
+between_chunks_timeout_ms = 3000
+
+[providers.openrouter]
+base_url = "{base}/api"
+api = "openai-chat"
+credential_env = "MOCK_PROVIDER_KEY"
+auth = "bearer"
+plugin = "openrouter"
+first_byte_timeout_ms = 3000
+between_chunks_timeout_ms = 3000
+
+[providers.nowhere]
+base_url = "http://127.0.0.1:9"
+api = "openai-chat"
+credential_env = "MOCK_PROVIDER_KEY"
+auth = "bearer"
+plugin = "openai"
+connect_timeout_ms = 1000
+
+[[models]]
+name = "gpt-4o-mini"
+provider = "openai"
+upstream_model = "gpt-4o-mini-2024-07-18"
+price = {{ input = "0.15", output = "0.60", cache_read = "0.075" }}
+
+[[models]]
+name = "claude-sonnet-4-5"
+aliases = ["claude-latest"]
+provider = "anthropic"
+upstream_model = "claude-sonnet-4-5-20250929"
+price = {{ input = "3", output = "15", cache_read = "0.30", cache_write_5m = "3.75", cache_write_1h = "6", fees = {{ web_search = "0.01", web_fetch = "0" }} }}
+
+[[models]]
+name = "gemini-2.5-flash"
+provider = "gemini"
+upstream_model = "gemini-2.5-flash"
+price = {{ input = "0.30", output = "2.50", cache_read = "0.03", fees = {{ google_search = "0.035" }} }}
+
+[[models]]
+name = "or-sonnet"
+provider = "openrouter"
+upstream_model = "anthropic/claude-sonnet-4.5"
+price = {{ input = "3", output = "15", cache_read = "0.30", cache_write_5m = "3.75" }}
+
+[[models]]
+name = "unreachable"
+provider = "nowhere"
+upstream_model = "x"
+price = {{ input = "1", output = "1" }}
+
+[[models]]
+name = "unpriced"
+provider = "openai"
+upstream_model = "gpt-unpriced"
+"#
+    )
+}
+
+/// A running gateway with a tenant and a key.
+pub struct TestGateway {
+    pub url: String,
+    pub gw: Arc<Gateway>,
+    pub server: Option<RunningServer>,
+    pub tenant: Uuid,
+    pub key: String,
+    pub db: TestDb,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    /// Starts a gateway routed to `mock_base` (the mock upstream's base URL).
+    pub async fn start(mock_base: &str) -> TestGateway {
+        xjp_gateway::ops::install_metrics();
+        let db = TestDb::create().await;
+        let dir = tempfile::tempdir().unwrap();
+        let plugin_dir = super::root().join("target/plugins");
+        assert!(plugin_dir.join("openai.wasm").exists(), "run `cargo xtask build-plugins` first");
+        let cache = super::root().join("target/plugin-cache");
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, config_toml(mock_base, &plugin_dir.display().to_string(), &cache.display().to_string())).unwrap();
+        let config = xjp_gateway::config::load_file(&path).expect("test config is valid");
+        let vars: HashMap<String, String> = [
+            ("TEST_DATABASE_URL", db.url.clone()),
+            ("TEST_REDIS_URL", redis_url()),
+            ("MOCK_PROVIDER_KEY", PROVIDER_KEY.to_string()),
+            ("XJP_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let env: EnvLookup = Arc::new(move |name| vars.get(name).cloned());
+        let gw = Gateway::build(config, Some(path), env).await.expect("gateway builds");
+        let server = xjp_gateway::server::start(gw.clone(), "127.0.0.1:0".parse().unwrap(), std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        let url = format!("http://{}", server.addr);
+        let tenant = xjp_gateway::db::tenants::create(&gw.db, "test tenant").await.unwrap();
+        let (_, key) = xjp_gateway::db::keys::create(&gw.db, tenant.id, Some("test")).await.unwrap();
+        TestGateway { url, gw, server: Some(server), tenant: tenant.id, key, db, dir }
+    }
+
+    /// Stops the server (graceful).
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
