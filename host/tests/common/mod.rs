@@ -3,6 +3,7 @@
 
 pub mod harness;
 pub mod http;
+pub mod scenarios;
 
 use std::path::PathBuf;
 use std::sync::Arc;
