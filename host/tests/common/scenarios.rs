@@ -31,3 +31,14 @@ pub async fn mock() -> MockUpstream {
     mock.set_scenario("anthropic/claude-sonnet-4.5", pair("openrouter/chat_basic.json", "openrouter/stream_cost.sse"));
     mock
 }
+
+/// The default scenario of a test model's upstream id (see [`mock`]).
+pub fn pair_for(upstream_model: &str) -> Scenario {
+    match upstream_model {
+        "gpt-4o-mini-2024-07-18" => pair("openai/chat_basic.json", "openai/stream_usage.sse"),
+        "claude-sonnet-4-5-20250929" => pair("anthropic/messages_basic.json", "anthropic/messages_stream.sse"),
+        "gemini-2.5-flash" => pair("gemini/generate_basic.json", "gemini/stream_thinking.sse"),
+        "anthropic/claude-sonnet-4.5" => pair("openrouter/chat_basic.json", "openrouter/stream_cost.sse"),
+        other => panic!("no default scenario for {other}"),
+    }
+}
