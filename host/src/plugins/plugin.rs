@@ -29,6 +29,8 @@ pub struct Plugin {
     info: PluginInfo,
     hash: String,
     idle: Mutex<Vec<Ready>>,
+    /// `xjp_plugin_call_seconds{plugin}`, registered once per plugin.
+    call_seconds: metrics::Histogram,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -58,8 +60,10 @@ impl Plugin {
             info: PluginInfo { name: String::new(), version: String::new(), formats: Vec::new() },
             hash,
             idle: Mutex::new(Vec::new()),
+            call_seconds: metrics::Histogram::noop(),
         };
         plugin.info = plugin.describe().map_err(|e| LoadError::SelfTest(format!("describe: {e}")))?;
+        plugin.call_seconds = metrics::histogram!("xjp_plugin_call_seconds", "plugin" => plugin.info.name.clone());
         let plugin = Arc::new(plugin);
         plugin.self_test().map_err(LoadError::SelfTest)?;
         Ok(plugin)
@@ -133,9 +137,12 @@ impl Plugin {
         &self,
         f: impl FnOnce(&mut Store<StoreState>, &BillingPlugin) -> wasmtime::Result<R>,
     ) -> Result<R, PluginCallError> {
+        let started = std::time::Instant::now();
         let mut ready = self.checkout()?;
         ready.store.set_epoch_deadline(self.engine.call_deadline_ticks());
-        match f(&mut ready.store, &ready.exports) {
+        let result = f(&mut ready.store, &ready.exports);
+        self.call_seconds.record(started.elapsed().as_secs_f64());
+        match result {
             Ok(r) => {
                 self.checkin(ready);
                 Ok(r)

@@ -1,0 +1,126 @@
+//! Admin API (tenants, keys, revocation), ops endpoints, plugin status, config reload.
+
+mod common;
+
+use common::harness::{ADMIN_TOKEN, TestGateway};
+use common::http::{post, send};
+use common::scenarios::mock;
+use std::time::Duration;
+
+fn admin() -> [(&'static str, String); 2] {
+    [("authorization", format!("Bearer {ADMIN_TOKEN}")), ("content-type", "application/json".into())]
+}
+
+async fn admin_call(method: &str, url: &str, body: &str) -> common::http::Reply {
+    let h = admin();
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    send(method, url, &h, body.to_string()).await
+}
+
+#[tokio::test]
+async fn tenant_and_key_lifecycle() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let r = admin_call("POST", &format!("{}/admin/tenants", gw.url), r#"{"name":"acme"}"#).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let tenant = r.json()["id"].as_str().unwrap().to_string();
+    let r = admin_call("POST", &format!("{}/admin/tenants/{tenant}/keys", gw.url), r#"{"name":"ci"}"#).await;
+    assert_eq!(r.status, 201);
+    let created = r.json();
+    let key = created["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("XJP_"));
+    assert_eq!(created["prefix"].as_str().unwrap(), &key[..12]);
+
+    let r = admin_call("GET", &format!("{}/admin/tenants/{tenant}/keys", gw.url), "").await;
+    let listed = r.json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert!(!r.text().contains(&key), "the plaintext is shown only once");
+
+    let chat = |k: String| {
+        let url = format!("{}/v1/chat/completions", gw.url);
+        async move { post(&url, &k, r#"{"model":"gpt-4o-mini","messages":[]}"#).await.status }
+    };
+    assert_eq!(chat(key.clone()).await, 200);
+    let id = created["id"].as_str().unwrap();
+    let r = admin_call("POST", &format!("{}/admin/keys/{id}/revoke", gw.url), "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "revoked");
+    assert_eq!(chat(key).await, 401, "revocation through this gateway is immediate");
+
+    let r = admin_call("POST", &format!("{}/admin/tenants/{}/keys", gw.url, uuid::Uuid::now_v7()), "{}").await;
+    assert_eq!(r.status, 404);
+    let r = admin_call("POST", &format!("{}/admin/tenants", gw.url), r#"{"nme":"typo"}"#).await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn admin_needs_the_admin_token() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    for auth in [None, Some(format!("Bearer {}", gw.key)), Some(format!("Bearer {ADMIN_TOKEN}x"))] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let r = send("POST", &format!("{}/admin/tenants", gw.url), &headers, r#"{"name":"x"}"#).await;
+        assert_eq!(r.status, 403, "{auth:?}");
+        let r = send("GET", &format!("{}/internal/plugins", gw.url), &headers, "").await;
+        assert_eq!(r.status, 403);
+    }
+}
+
+#[tokio::test]
+async fn ops_endpoints() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    assert_eq!(send("GET", &format!("{}/healthz", gw.url), &[], "").await.status, 200);
+    let r = send("GET", &format!("{}/readyz", gw.url), &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["postgres"], true);
+    assert_eq!(r.json()["redis"], true);
+
+    post(&format!("{}/v1/chat/completions", gw.url), &gw.key, r#"{"model":"gpt-4o-mini","messages":[]}"#).await;
+    post(&format!("{}/v1/chat/completions", gw.url), &gw.key, r#"{"model":"nope","messages":[]}"#).await;
+    let metrics = send("GET", &format!("{}/metrics", gw.url), &[], "").await.text();
+    for name in ["xjp_requests_total", "xjp_request_duration_seconds", "xjp_upstream_headers_seconds", "xjp_plugin_call_seconds", "xjp_errors_total"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    assert!(metrics.contains(r#"class="routing""#));
+
+    let r = admin_call("GET", &format!("{}/internal/plugins", gw.url), "").await;
+    assert_eq!(r.status, 200);
+    let plugins = r.json();
+    let names: Vec<&str> = plugins["plugins"].as_array().unwrap().iter().map(|p| p["loaded"]["name"].as_str().unwrap()).collect();
+    for p in ["openai", "anthropic", "gemini", "openrouter"] {
+        assert!(names.contains(&p), "{names:?}");
+    }
+}
+
+#[tokio::test]
+async fn config_reload_adds_a_model_and_keeps_the_old_config_on_error() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let _watch = xjp_gateway::config::watch::watch(&gw.gw).unwrap();
+    let path = gw.dir.path().join("gateway.toml");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let chat = |model: &'static str| {
+        let url = format!("{}/v1/chat/completions", gw.url);
+        let key = gw.key.clone();
+        async move { post(&url, &key, &format!(r#"{{"model":"{model}","messages":[]}}"#)).await.status }
+    };
+    assert_eq!(chat("gpt-4o-mini-alias").await, 404);
+    let added = format!(
+        "{original}\n[[models]]\nname = \"gpt-4o-mini-alias\"\nprovider = \"openai\"\nupstream_model = \"gpt-4o-mini-2024-07-18\"\nprice = {{ input = \"1\", output = \"2\" }}\n"
+    );
+    std::fs::write(&path, &added).unwrap();
+    let mut status = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = chat("gpt-4o-mini-alias").await;
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200, "the new model is served without a restart");
+    std::fs::write(&path, format!("{added}\n[server]\nbogus = 1\n")).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(chat("gpt-4o-mini-alias").await, 200, "a broken config leaves the old one serving");
+    assert_eq!(chat("gpt-4o-mini").await, 200);
+}
