@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's commands (build-plugins, test, run, bench).
 
+mod demo;
 mod plugins;
+mod python;
 mod services;
 
 use clap::{Parser, Subcommand};
@@ -19,9 +21,18 @@ enum Task {
     /// Build every plugin crate to a wasm32-wasip2 component in target/plugins (and the
     /// deliberately broken test plugins in target/test-plugins).
     BuildPlugins,
+    /// Build plugins, start Postgres/Redis, seed a demo tenant and key, and run the gateway
+    /// on 127.0.0.1:8080 in front of the mock upstream.
+    Run,
     /// Set everything up from a fresh clone and run every test.
     Test {
         /// Extra arguments for `cargo nextest run` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build the plugins and run the plugin benchmarks (criterion).
+    Bench {
+        /// Extra arguments for criterion (e.g. `--warm-up-time 1 --measurement-time 3`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -46,9 +57,11 @@ fn cargo() -> Command {
 fn main() -> anyhow::Result<()> {
     match Xtask::parse().command {
         Task::BuildPlugins => plugins::build_all(),
+        Task::Run => demo::run_demo(),
         Task::Test { args } => {
             services::ensure_running()?;
             plugins::build_all()?;
+            python::ensure_sdks()?;
             let nextest = cargo().args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success());
             if nextest {
                 run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(&args))?;
@@ -56,6 +69,10 @@ fn main() -> anyhow::Result<()> {
             } else {
                 run(cargo().args(["test", "--workspace"]).args(&args))
             }
+        }
+        Task::Bench { args } => {
+            plugins::build_all()?;
+            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "plugins", "--"]).args(&args))
         }
     }
 }
