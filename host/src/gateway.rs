@@ -1,7 +1,7 @@
 //! The shared state of one gateway process, built from a config.
 
-use crate::config::{Config, ConfigError, RouteTable};
 use crate::config::routes::Secret;
+use crate::config::{Config, ConfigError, RouteTable};
 use crate::plugins::{PluginEngine, PluginRegistry, RuntimeLimits};
 use crate::proxy::authenticate::KeyCache;
 use crate::proxy::upstream::UpstreamClient;
@@ -80,7 +80,11 @@ fn required(env: &EnvLookup, name: &str) -> Result<String, StartError> {
 impl Gateway {
     /// Builds the gateway: connects (lazily) to Postgres and Redis, migrates, loads plugins.
     /// Secrets (database URL, admin token, provider keys) are read through `env`.
-    pub async fn build(config: Config, config_path: Option<PathBuf>, env: EnvLookup) -> Result<Arc<Gateway>, StartError> {
+    pub async fn build(
+        config: Config,
+        config_path: Option<PathBuf>,
+        env: EnvLookup,
+    ) -> Result<Arc<Gateway>, StartError> {
         let db_url = required(&env, &config.database.url_env)?;
         let db = crate::db::connect_lazy(&db_url, config.database.max_connections)
             .map_err(|e| StartError::Database(e.to_string()))?;
@@ -96,9 +100,7 @@ impl Gateway {
         let cache_dir = config.plugins.cache_dir.clone().unwrap_or_else(|| config.plugins.dir.join(".cache"));
         let plugins = PluginRegistry::new(engine, config.plugins.dir.clone(), Some(cache_dir));
         let registry = plugins.clone();
-        tokio::task::spawn_blocking(move || registry.reload())
-            .await
-            .map_err(|e| StartError::Plugins(e.to_string()))?;
+        tokio::task::spawn_blocking(move || registry.reload()).await.map_err(|e| StartError::Plugins(e.to_string()))?;
         let admin_token = env("XJP_ADMIN_TOKEN").filter(|t| !t.is_empty()).map(Secret::new);
         let settings = Settings::new(config, &env);
         Ok(Arc::new(Gateway {

@@ -79,7 +79,13 @@ async fn ops_endpoints() {
     post(&format!("{}/v1/chat/completions", gw.url), &gw.key, r#"{"model":"gpt-4o-mini","messages":[]}"#).await;
     post(&format!("{}/v1/chat/completions", gw.url), &gw.key, r#"{"model":"nope","messages":[]}"#).await;
     let metrics = send("GET", &format!("{}/metrics", gw.url), &[], "").await.text();
-    for name in ["xjp_requests_total", "xjp_request_duration_seconds", "xjp_upstream_headers_seconds", "xjp_plugin_call_seconds", "xjp_errors_total"] {
+    for name in [
+        "xjp_requests_total",
+        "xjp_request_duration_seconds",
+        "xjp_upstream_headers_seconds",
+        "xjp_plugin_call_seconds",
+        "xjp_errors_total",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     assert!(metrics.contains(r#"class="routing""#));
@@ -87,7 +93,8 @@ async fn ops_endpoints() {
     let r = admin_call("GET", &format!("{}/internal/plugins", gw.url), "").await;
     assert_eq!(r.status, 200);
     let plugins = r.json();
-    let names: Vec<&str> = plugins["plugins"].as_array().unwrap().iter().map(|p| p["loaded"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        plugins["plugins"].as_array().unwrap().iter().map(|p| p["loaded"]["name"].as_str().unwrap()).collect();
     for p in ["openai", "anthropic", "gemini", "openrouter"] {
         assert!(names.contains(&p), "{names:?}");
     }

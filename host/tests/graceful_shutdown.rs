@@ -12,7 +12,10 @@ use std::time::Duration;
 #[tokio::test]
 async fn a_stream_in_flight_at_sigterm_completes() {
     let mock = mock().await;
-    mock.set_scenario("gpt-4o-mini-2024-07-18", pair_for("gpt-4o-mini-2024-07-18").with_chunk_interval(Duration::from_millis(150)));
+    mock.set_scenario(
+        "gpt-4o-mini-2024-07-18",
+        pair_for("gpt-4o-mini-2024-07-18").with_chunk_interval(Duration::from_millis(150)),
+    );
     let db = TestDb::create().await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     xjp_gateway::db::migrate(&pool).await.unwrap();
@@ -23,7 +26,8 @@ async fn a_stream_in_flight_at_sigterm_completes() {
     let path = dir.path().join("gateway.toml");
     let plugins = common::root().join("target/plugins");
     let cache = common::root().join("target/plugin-cache");
-    std::fs::write(&path, config_toml(&mock.base_url(), &plugins.display().to_string(), &cache.display().to_string())).unwrap();
+    std::fs::write(&path, config_toml(&mock.base_url(), &plugins.display().to_string(), &cache.display().to_string()))
+        .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_xjp-gateway"))
         .args(["serve", "--config"])
         .arg(&path)
@@ -41,7 +45,11 @@ async fn a_stream_in_flight_at_sigterm_completes() {
     })
     .await
     .unwrap();
-    let url = line.trim().strip_prefix("xjp-gateway listening on ").unwrap_or_else(|| panic!("unexpected: {line}")).to_string();
+    let url = line
+        .trim()
+        .strip_prefix("xjp-gateway listening on ")
+        .unwrap_or_else(|| panic!("unexpected: {line}"))
+        .to_string();
 
     let body = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#;
     let stream = tokio::spawn({

@@ -11,7 +11,8 @@ use xjp_gateway::plugins::{LoadError, Plugin, PluginCallError, PluginEngine, Plu
 
 const TRIGGER: &[u8] = br#"{"choices":[],"note":"misbehave"}"#;
 const BENIGN: &[u8] = br#"{"choices":[]}"#;
-const OPENAI_OK: &[u8] = br#"{"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#;
+const OPENAI_OK: &[u8] =
+    br#"{"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#;
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t = Instant::now();
@@ -95,7 +96,8 @@ fn broken_files_are_refused_with_a_clear_error() {
 fn faults_in_parallel_never_disturb_good_calls() {
     let engine = fault_engine();
     let good = common::load(&engine, &common::plugin_file("openai"));
-    let bad: Vec<_> = ["trap", "spin", "hog"].iter().map(|n| common::load(&engine, &common::test_plugin_file(n))).collect();
+    let bad: Vec<_> =
+        ["trap", "spin", "hog"].iter().map(|n| common::load(&engine, &common::test_plugin_file(n))).collect();
     std::thread::scope(|s| {
         for b in &bad {
             s.spawn(move || {

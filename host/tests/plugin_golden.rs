@@ -9,7 +9,12 @@ use xjp_gateway::plugins::convert::usage_json;
 use xjp_gateway::plugins::{Plugin, PluginStream};
 use xjp_plugin_sdk::testing::{Case, load_cases};
 
-fn stream_usage(plugin: &std::sync::Arc<Plugin>, case: &Case, format: ApiFormat, chunks: &[&[u8]]) -> (Value, bool, Option<String>) {
+fn stream_usage(
+    plugin: &std::sync::Arc<Plugin>,
+    case: &Case,
+    format: ApiFormat,
+    chunks: &[&[u8]],
+) -> (Value, bool, Option<String>) {
     let mut s = PluginStream::open(plugin.clone(), format).unwrap();
     for c in chunks {
         s.push(c).unwrap_or_else(|e| panic!("{}: push: {e}", case.path.display()));
@@ -33,7 +38,9 @@ fn check_case(plugin: &std::sync::Arc<Plugin>, case: &Case) {
         assert_eq!(whole.1, c, "{name}: complete");
     }
     match case.expect.get("stream_error").and_then(Value::as_str) {
-        Some(needle) => assert!(whole.2.as_deref().is_some_and(|m| m.contains(needle)), "{name}: stream error {:?}", whole.2),
+        Some(needle) => {
+            assert!(whole.2.as_deref().is_some_and(|m| m.contains(needle)), "{name}: stream error {:?}", whole.2)
+        }
         None => assert_eq!(whole.2, None, "{name}: unexpected stream error"),
     }
     for split in 0..=body.len() {

@@ -11,7 +11,8 @@ use xjp_gateway::plugins::bindings::ApiFormat;
 use xjp_gateway::plugins::watch::watch;
 use xjp_gateway::plugins::{PluginRegistry, PluginSet};
 
-const BODY: &[u8] = br#"{"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#;
+const BODY: &[u8] =
+    br#"{"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#;
 
 /// Writes a file the way operators should: to a temporary name, then rename.
 fn install(src: &Path, dir: &Path, name: &str) {
@@ -124,7 +125,8 @@ fn deleted_plugin_unloads_after_in_flight_calls() {
     std::fs::remove_file(dir.path().join("gemini.wasm")).unwrap();
     wait_until("unloaded", Duration::from_secs(2), || registry.current().get("gemini").is_none());
     // The request that started before the delete still completes on its version.
-    let body = br#"{"candidates":[],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2,"totalTokenCount":7}}"#;
+    let body =
+        br#"{"candidates":[],"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":2,"totalTokenCount":7}}"#;
     let usage = plugin.extract_response(ApiFormat::GeminiGenerate, 200, body).unwrap().unwrap();
     assert_eq!(usage.output_tokens, 2);
     assert!(registry.status().iter().all(|s| s.key != "gemini"));

@@ -24,8 +24,16 @@ async fn client_credentials_are_stripped_and_provider_credentials_added() {
     };
     let calls = [
         ("/v1/chat/completions", noisy(("authorization", bearer.clone())), r#"{"model":"gpt-4o-mini","messages":[]}"#),
-        ("/v1/messages", noisy(("x-api-key", key.clone())), r#"{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}"#),
-        ("/v1beta/models/gemini-2.5-flash:generateContent?key=XJP_query_secret", noisy(("authorization", bearer.clone())), r#"{"contents":[]}"#),
+        (
+            "/v1/messages",
+            noisy(("x-api-key", key.clone())),
+            r#"{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[]}"#,
+        ),
+        (
+            "/v1beta/models/gemini-2.5-flash:generateContent?key=XJP_query_secret",
+            noisy(("authorization", bearer.clone())),
+            r#"{"contents":[]}"#,
+        ),
         ("/v1/chat/completions", noisy(("authorization", bearer.clone())), r#"{"model":"or-sonnet","messages":[]}"#),
     ];
     for (path, headers, body) in &calls {

@@ -30,7 +30,9 @@ impl Api {
     fn body(self, model: &str, stream: bool) -> String {
         match self {
             Api::Gemini => r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#.to_string(),
-            _ => format!(r#"{{"model":"{model}","max_tokens":50,"stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#),
+            _ => format!(
+                r#"{{"model":"{model}","max_tokens":50,"stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
+            ),
         }
     }
 
@@ -132,7 +134,11 @@ async fn routing_and_body_errors() {
             assert!(api.assert_shape(&r, 404).contains("no-such-model"));
             let r = api.call(&gw.url, key, api.model(), stream, Some("{not json".into())).await;
             assert!(api.assert_shape(&r, 400).contains("not valid JSON"));
-            let big = format!(r#"{{"model":"{}","messages":[{{"role":"user","content":"{}"}}]}}"#, api.model(), "x".repeat(70_000));
+            let big = format!(
+                r#"{{"model":"{}","messages":[{{"role":"user","content":"{}"}}]}}"#,
+                api.model(),
+                "x".repeat(70_000)
+            );
             let r = api.call(&gw.url, key, api.model(), stream, Some(big)).await;
             api.assert_shape(&r, 413);
         }
@@ -161,7 +167,10 @@ async fn upstream_errors_reach_the_client_in_its_format() {
         for stream in [false, true] {
             let r = api.call(&gw.url, key, api.model(), stream, None).await;
             api.assert_shape(&r, status);
-            assert_eq!(r.json(), serde_json::from_slice::<serde_json::Value>(&std::fs::read(fixture(file)).unwrap()).unwrap());
+            assert_eq!(
+                r.json(),
+                serde_json::from_slice::<serde_json::Value>(&std::fs::read(fixture(file)).unwrap()).unwrap()
+            );
         }
         // A non-JSON error page is wrapped into the client's shape.
         mock.set_scenario(api.upstream_model(), Scenario::json(502, "<html>Bad Gateway</html>"));

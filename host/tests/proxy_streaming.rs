@@ -11,7 +11,10 @@ use std::time::Duration;
 async fn chunks_sent_100ms_apart_arrive_about_100ms_apart() {
     let mock = mock().await;
     let gw = TestGateway::start(&mock.base_url()).await;
-    mock.set_scenario("gpt-4o-mini-2024-07-18", pair_for("gpt-4o-mini-2024-07-18").with_chunk_interval(Duration::from_millis(100)));
+    mock.set_scenario(
+        "gpt-4o-mini-2024-07-18",
+        pair_for("gpt-4o-mini-2024-07-18").with_chunk_interval(Duration::from_millis(100)),
+    );
     let body = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#;
     let r = post(&format!("{}/v1/chat/completions", gw.url), &gw.key, body).await;
     assert_eq!(r.status, 200);

@@ -9,15 +9,20 @@ use common::scenarios::mock;
 #[tokio::test]
 async fn official_python_sdks_work_unchanged() {
     let python = common::root().join("target/pyenv/bin/python");
-    assert!(python.exists(), "{} missing: `cargo xtask test` creates it (python3 -m venv + pip install openai anthropic)", python.display());
+    assert!(
+        python.exists(),
+        "{} missing: `cargo xtask test` creates it (python3 -m venv + pip install openai anthropic)",
+        python.display()
+    );
     let mock = mock().await;
     let gw = TestGateway::start(&mock.base_url()).await;
     let script = common::root().join("host/tests/sdk/check_sdks.py");
     let (url, key) = (gw.url.clone(), gw.key.clone());
-    let out = tokio::task::spawn_blocking(move || std::process::Command::new(python).arg(script).arg(url).arg(key).output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || std::process::Command::new(python).arg(script).arg(url).arg(key).output())
+            .await
+            .unwrap()
+            .unwrap();
     assert!(out.status.success(), "SDK script failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["openai"]["prompt_tokens"], 412, "{v}");

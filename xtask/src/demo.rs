@@ -27,8 +27,12 @@ fn demo_config(mock_base: &str, listen: &str) -> anyhow::Result<String> {
     let server = doc.entry("server").or_insert_with(|| toml::Table::new().into());
     server.as_table_mut().expect("[server] is a table").insert("listen".into(), listen.into());
     let plugins = doc.entry("plugins").or_insert_with(|| toml::Table::new().into());
-    plugins.as_table_mut().expect("[plugins] is a table").insert("dir".into(), root().join("target/plugins").display().to_string().into());
-    let providers = doc.get_mut("providers").and_then(|p| p.as_table_mut()).ok_or_else(|| anyhow::anyhow!("no [providers]"))?;
+    plugins
+        .as_table_mut()
+        .expect("[plugins] is a table")
+        .insert("dir".into(), root().join("target/plugins").display().to_string().into());
+    let providers =
+        doc.get_mut("providers").and_then(|p| p.as_table_mut()).ok_or_else(|| anyhow::anyhow!("no [providers]"))?;
     for (name, key_var, prefix) in PROVIDERS {
         let Some(p) = providers.get_mut(*name).and_then(|p| p.as_table_mut()) else { continue };
         if std::env::var(key_var).is_ok_and(|v| !v.is_empty()) {
@@ -70,7 +74,11 @@ fn start_mock() -> anyhow::Result<(KillOnDrop, String)> {
         .spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-    let base = line.trim().strip_prefix("listening on ").ok_or_else(|| anyhow::anyhow!("mock upstream said: {line}"))?.to_string();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| anyhow::anyhow!("mock upstream said: {line}"))?
+        .to_string();
     Ok((KillOnDrop(child), base))
 }
 
@@ -90,12 +98,19 @@ pub fn run_demo() -> anyhow::Result<()> {
     let config = dir.join("gateway.toml");
     std::fs::write(&config, demo_config(&mock_base, &listen)?)?;
     let gateway = root().join("target/debug/xjp-gateway");
-    let seeded = Command::new(&gateway).arg("seed-demo").arg("--config").arg(&config).env("DATABASE_URL", &database_url).output()?;
+    let seeded = Command::new(&gateway)
+        .arg("seed-demo")
+        .arg("--config")
+        .arg(&config)
+        .env("DATABASE_URL", &database_url)
+        .output()?;
     anyhow::ensure!(seeded.status.success(), "seed-demo failed: {}", String::from_utf8_lossy(&seeded.stderr));
     let seeded = String::from_utf8_lossy(&seeded.stdout);
     let key = seeded.lines().find_map(|l| l.strip_prefix("demo key:")).map(str::trim).unwrap_or("?").to_string();
     eprintln!("\n{seeded}admin token: {admin_token}\n");
-    eprintln!("try:\n  curl -s http://{listen}/v1/chat/completions -H 'Authorization: Bearer {key}' \\\n    -H 'content-type: application/json' -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'\n");
+    eprintln!(
+        "try:\n  curl -s http://{listen}/v1/chat/completions -H 'Authorization: Bearer {key}' \\\n    -H 'content-type: application/json' -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'\n"
+    );
     let status = Command::new(&gateway)
         .arg("serve")
         .arg("--config")

@@ -7,11 +7,18 @@ use std::process::Command;
 pub fn ensure_sdks() -> anyhow::Result<()> {
     let venv = root().join("target/pyenv");
     let python = venv.join("bin/python");
-    let ready = Command::new(&python).args(["-c", "import openai, anthropic"]).output().is_ok_and(|o| o.status.success());
+    let ready =
+        Command::new(&python).args(["-c", "import openai, anthropic"]).output().is_ok_and(|o| o.status.success());
     if ready {
         return Ok(());
     }
     eprintln!("creating {} with the openai and anthropic SDKs", venv.display());
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "openai", "anthropic"]))
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "openai",
+        "anthropic",
+    ]))
 }

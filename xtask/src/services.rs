@@ -35,7 +35,17 @@ fn start_postgres() -> anyhow::Result<()> {
 fn start_redis() -> anyhow::Result<()> {
     eprintln!("starting Redis");
     crate::run(Command::new("redis-server").args([
-        "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "", "--appendonly", "no",
+        "--daemonize",
+        "yes",
+        "--bind",
+        "127.0.0.1",
+        "-::1",
+        "--port",
+        "6379",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
     ]))?;
     wait_for(6379, "Redis")
 }

@@ -143,4 +143,3 @@ async fn revoke_key(gw: &Gateway, key: Uuid) -> Response<Body> {
         Err(e) => db_error(e),
     }
 }
-

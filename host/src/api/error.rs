@@ -95,7 +95,9 @@ impl GatewayError {
             MissingKey | InvalidKey | RevokedKey | TenantSuspended | AdminForbidden => ErrorClass::Auth,
             UnknownModel(_) | WrongEndpoint { .. } | Unpriced(_) => ErrorClass::Routing,
             InsufficientBalance { .. } | BudgetDenied(_) => ErrorClass::Balance,
-            UpstreamStatus { .. } | UpstreamConnect(_) | UpstreamTimeout(_) | UpstreamProtocol(_) => ErrorClass::Upstream,
+            UpstreamStatus { .. } | UpstreamConnect(_) | UpstreamTimeout(_) | UpstreamProtocol(_) => {
+                ErrorClass::Upstream
+            }
             Plugin(_) | PluginMissing(_) => ErrorClass::Plugin,
             Unavailable(_) => ErrorClass::Unavailable,
             Internal(_) => ErrorClass::Internal,
@@ -123,12 +125,14 @@ impl GatewayError {
     /// Extra fields for the error object (balance and estimate on 402).
     fn details(&self) -> Option<Value> {
         match self {
-            GatewayError::InsufficientBalance { available_nano, estimate_nano, available_usd, estimate_usd } => Some(json!({
-                "available_usd": available_usd,
-                "available_nano_usd": available_nano,
-                "estimated_cost_usd": estimate_usd,
-                "estimated_cost_nano_usd": estimate_nano,
-            })),
+            GatewayError::InsufficientBalance { available_nano, estimate_nano, available_usd, estimate_usd } => {
+                Some(json!({
+                    "available_usd": available_usd,
+                    "available_nano_usd": available_nano,
+                    "estimated_cost_usd": estimate_usd,
+                    "estimated_cost_nano_usd": estimate_nano,
+                }))
+            }
             _ => None,
         }
     }
@@ -136,10 +140,10 @@ impl GatewayError {
     /// The response in the client's API format.
     pub fn to_response(&self, format: ApiFormat) -> hyper::Response<Body> {
         let status = self.status();
-        if let GatewayError::UpstreamStatus { body, .. } = self {
-            if let Some(passed) = pass_through(format, body) {
-                return json_response(status, &passed);
-            }
+        if let GatewayError::UpstreamStatus { body, .. } = self
+            && let Some(passed) = pass_through(format, body)
+        {
+            return json_response(status, &passed);
         }
         json_response(status, &error_body(format, status, &self.to_string(), self.details()))
     }
@@ -149,7 +153,9 @@ impl GatewayError {
 fn pass_through(format: ApiFormat, body: &[u8]) -> Option<Value> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let ok = match format {
-        ApiFormat::AnthropicMessages => v.get("type").and_then(Value::as_str) == Some("error") && v["error"].is_object(),
+        ApiFormat::AnthropicMessages => {
+            v.get("type").and_then(Value::as_str) == Some("error") && v["error"].is_object()
+        }
         ApiFormat::OpenaiChat | ApiFormat::GeminiGenerate => v.get("error").is_some_and(Value::is_object),
     };
     ok.then_some(v)
@@ -251,11 +257,16 @@ mod tests {
     fn upstream_error_passes_through_only_in_shape() {
         let body = bytes::Bytes::from_static(br#"{"error":{"message":"rate limited","type":"rate_limit_error"}}"#);
         let e = GatewayError::UpstreamStatus { status: StatusCode::TOO_MANY_REQUESTS, body };
-        assert!(pass_through(ApiFormat::OpenaiChat, match &e {
-            GatewayError::UpstreamStatus { body, .. } => body,
-            _ => unreachable!(),
-        })
-        .is_some());
+        assert!(
+            pass_through(
+                ApiFormat::OpenaiChat,
+                match &e {
+                    GatewayError::UpstreamStatus { body, .. } => body,
+                    _ => unreachable!(),
+                }
+            )
+            .is_some()
+        );
         assert!(pass_through(ApiFormat::AnthropicMessages, b"<html>bad gateway</html>").is_none());
     }
 }

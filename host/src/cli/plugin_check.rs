@@ -142,13 +142,22 @@ pub fn run(args: &CheckArgs) -> i32 {
 
 fn print_text(r: &CheckReport) {
     if let Some(p) = &r.plugin {
-        println!("plugin   {} {} ({})", p["name"].as_str().unwrap_or("?"), p["version"].as_str().unwrap_or("?"), p["formats"]);
+        println!(
+            "plugin   {} {} ({})",
+            p["name"].as_str().unwrap_or("?"),
+            p["version"].as_str().unwrap_or("?"),
+            p["formats"]
+        );
     }
     match &r.usage {
         Some(u) => {
             println!(
                 "input    {} tokens: uncached {}, cache read {}, cache write 5m {}, cache write 1h {}",
-                u["input_tokens"], u["input_uncached_tokens"], u["cache_read_tokens"], u["cache_write_tokens"], u["cache_write_1h_tokens"]
+                u["input_tokens"],
+                u["input_uncached_tokens"],
+                u["cache_read_tokens"],
+                u["cache_write_tokens"],
+                u["cache_write_1h_tokens"]
             );
             println!("output   {} tokens (reasoning {})", u["output_tokens"], u["reasoning_tokens"]);
             println!("fees     {}", u["fees"]);
@@ -163,7 +172,10 @@ fn print_text(r: &CheckReport) {
         None => {}
     }
     if let Some(s) = &r.stream {
-        println!("stream   complete: {}, output text bytes: {}, error: {}", s["complete"], s["output_text_bytes"], s["error"]);
+        println!(
+            "stream   complete: {}, output text bytes: {}, error: {}",
+            s["complete"], s["output_text_bytes"], s["error"]
+        );
     }
     if let Some(e) = &r.error {
         eprintln!("error    {}: {}", e["kind"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("?"));

@@ -24,10 +24,11 @@ pub async fn run(args: &SeedArgs) -> Result<(), String> {
     if !key.starts_with(db::keys::KEY_PREFIX) {
         return Err(format!("the demo key must start with {}", db::keys::KEY_PREFIX));
     }
-    let tenant: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'demo' ORDER BY created_at LIMIT 1")
-        .fetch_optional(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tenant: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'demo' ORDER BY created_at LIMIT 1")
+            .fetch_optional(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
     let tenant = match tenant {
         Some(id) => id,
         None => db::tenants::create(&pool, "demo").await.map_err(|e| e.to_string())?.id,

@@ -35,9 +35,11 @@ impl Config {
             if p.credential_env.is_none() && p.auth != super::AuthStyle::None {
                 errors.push(format!("{key}.credential_env: required unless auth = \"none\""));
             }
-            for (field, v) in
-                [("connect_timeout_ms", p.connect_timeout_ms), ("first_byte_timeout_ms", p.first_byte_timeout_ms), ("between_chunks_timeout_ms", p.between_chunks_timeout_ms)]
-            {
+            for (field, v) in [
+                ("connect_timeout_ms", p.connect_timeout_ms),
+                ("first_byte_timeout_ms", p.first_byte_timeout_ms),
+                ("between_chunks_timeout_ms", p.between_chunks_timeout_ms),
+            ] {
                 if v == 0 {
                     errors.push(format!("{key}.{field}: must be greater than 0"));
                 }
@@ -55,7 +57,11 @@ impl Config {
                 }
             }
             if !self.providers.contains_key(&m.provider) {
-                errors.push(format!("{key}.provider: no provider `{}` (configured: {:?})", m.provider, self.providers.keys().collect::<Vec<_>>()));
+                errors.push(format!(
+                    "{key}.provider: no provider `{}` (configured: {:?})",
+                    m.provider,
+                    self.providers.keys().collect::<Vec<_>>()
+                ));
             }
             if m.upstream_model.trim().is_empty() {
                 errors.push(format!("{key}.upstream_model: must not be empty"));

@@ -49,8 +49,9 @@ pub fn watch(gw: &Arc<Gateway>) -> notify::Result<Option<ConfigWatcher>> {
     let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| ".".into());
     let mut debouncer = new_debouncer(Duration::from_millis(200), None, move |result: DebounceEventResult| {
         if let Ok(events) = result {
-            let touches_config =
-                events.iter().any(|e| !e.kind.is_access() && e.paths.iter().any(|p| p.file_name() == file_name.as_deref()));
+            let touches_config = events
+                .iter()
+                .any(|e| !e.kind.is_access() && e.paths.iter().any(|p| p.file_name() == file_name.as_deref()));
             if touches_config {
                 reload(&weak, "file change");
             }

@@ -76,10 +76,12 @@ pub async fn create_with_plaintext(
 
 /// A tenant's keys, newest first.
 pub async fn list(db: &PgPool, tenant_id: Uuid) -> Result<Vec<ApiKey>, sqlx::Error> {
-    sqlx::query_as::<_, ApiKey>(&format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"))
-        .bind(tenant_id)
-        .fetch_all(db)
-        .await
+    sqlx::query_as::<_, ApiKey>(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
+    ))
+    .bind(tenant_id)
+    .fetch_all(db)
+    .await
 }
 
 /// Revokes a key; `None` when it does not exist.

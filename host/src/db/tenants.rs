@@ -24,5 +24,8 @@ pub async fn create(db: &PgPool, name: &str) -> Result<Tenant, sqlx::Error> {
 
 /// A tenant by id.
 pub async fn get(db: &PgPool, id: Uuid) -> Result<Option<Tenant>, sqlx::Error> {
-    sqlx::query_as::<_, Tenant>("SELECT id, name, status, created_at FROM tenants WHERE id = $1").bind(id).fetch_optional(db).await
+    sqlx::query_as::<_, Tenant>("SELECT id, name, status, created_at FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
 }

@@ -29,10 +29,9 @@ impl std::str::FromStr for ApiFormat {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ApiFormat::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| format!("unknown API format `{s}` (expected openai-chat, anthropic-messages or gemini-generate)"))
+        ApiFormat::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| {
+            format!("unknown API format `{s}` (expected openai-chat, anthropic-messages or gemini-generate)")
+        })
     }
 }
 

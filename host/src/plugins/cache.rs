@@ -44,10 +44,10 @@ impl ComponentCache {
             }
         }
         let compiled = engine.engine().precompile_component(bytes)?;
-        if let Some(path) = entry.as_deref() {
-            if let Err(e) = write_atomically(path, &compiled) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot cache precompiled plugin");
-            }
+        if let Some(path) = entry.as_deref()
+            && let Err(e) = write_atomically(path, &compiled)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot cache precompiled plugin");
         }
         // SAFETY: `compiled` was produced just above by this engine.
         Ok(unsafe { Component::deserialize(engine.engine(), &compiled)? })
@@ -57,7 +57,8 @@ impl ComponentCache {
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp =
+        dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

@@ -48,7 +48,11 @@ impl Plugin {
         Self::from_component(engine, component, hash)
     }
 
-    fn from_component(engine: &Arc<PluginEngine>, component: Component, hash: String) -> Result<Arc<Plugin>, LoadError> {
+    fn from_component(
+        engine: &Arc<PluginEngine>,
+        component: Component,
+        hash: String,
+    ) -> Result<Arc<Plugin>, LoadError> {
         let mut linker: Linker<StoreState> = Linker::new(engine.engine());
         // No capabilities: every import (WASI included) is a function that traps.
         linker.define_unknown_imports_as_traps(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
@@ -157,7 +161,12 @@ impl Plugin {
     }
 
     /// Usage from a complete response body (`None` for an error body or no usage).
-    pub fn extract_response(&self, format: ApiFormat, status: u16, body: &[u8]) -> Result<Option<Usage>, PluginCallError> {
+    pub fn extract_response(
+        &self,
+        format: ApiFormat,
+        status: u16,
+        body: &[u8],
+    ) -> Result<Option<Usage>, PluginCallError> {
         self.call(|s, e| e.xjp_billing_usage_extract().call_extract_response(s, format, status, body))?
             .map_err(PluginCallError::Plugin)
     }

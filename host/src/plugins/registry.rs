@@ -165,7 +165,9 @@ impl PluginRegistry {
         }
         {
             let mut status = self.status.lock();
-            status.retain(|k, s| next.contains_key(k) || s.last_error.is_some() && self.dir.join(format!("{k}.wasm")).exists());
+            status.retain(|k, s| {
+                next.contains_key(k) || s.last_error.is_some() && self.dir.join(format!("{k}.wasm")).exists()
+            });
         }
         if !report.loaded.is_empty() || !report.removed.is_empty() {
             self.current.store(Arc::new(PluginSet { plugins: next, generation: old.generation + 1 }));

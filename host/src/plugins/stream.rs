@@ -22,7 +22,8 @@ impl PluginStream {
     pub fn open(plugin: Arc<Plugin>, format: ApiFormat) -> Result<Self, PluginCallError> {
         let mut ready = plugin.checkout()?;
         ready.store.set_epoch_deadline(plugin.engine().call_deadline_ticks());
-        let created = ready.exports.xjp_billing_usage_extract().stream_parser().call_constructor(&mut ready.store, format);
+        let created =
+            ready.exports.xjp_billing_usage_extract().stream_parser().call_constructor(&mut ready.store, format);
         match created {
             Ok(handle) => Ok(PluginStream { plugin, lease: Some((ready, handle)), failed: None }),
             Err(e) => Err(classify(plugin.engine(), &ready.store, e)),
@@ -48,10 +49,7 @@ impl PluginStream {
         outcome.map_err(PluginCallError::Plugin)
     }
 
-    fn run<R>(
-        &mut self,
-        f: impl FnOnce(&mut Ready, ResourceAny) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginCallError> {
+    fn run<R>(&mut self, f: impl FnOnce(&mut Ready, ResourceAny) -> wasmtime::Result<R>) -> Result<R, PluginCallError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }

@@ -32,7 +32,9 @@ where
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(GatewayError::BodyTooLarge { limit }),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(GatewayError::BodyTooLarge { limit })
+        }
         Err(e) => Err(GatewayError::InvalidRequest(format!("could not read request body: {e}"))),
     }
 }

@@ -74,7 +74,8 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, endpoint: Endpoint
     }
     let status = resp.status().as_u16().to_string();
     metrics::counter!("xjp_requests_total", "endpoint" => endpoint.label(), "status" => status).increment(1);
-    metrics::histogram!("xjp_request_duration_seconds", "endpoint" => endpoint.label()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("xjp_request_duration_seconds", "endpoint" => endpoint.label())
+        .record(started.elapsed().as_secs_f64());
     resp
 }
 
@@ -97,7 +98,9 @@ async fn proxy(
     let mut client = ClientRequest::parse(&raw)?;
     let (model, streaming) = match endpoint {
         Endpoint::Gemini { model, stream } => (model.clone(), *stream),
-        _ => (client.model().ok_or_else(|| GatewayError::InvalidRequest("`model` is required".into()))?, client.stream()),
+        _ => {
+            (client.model().ok_or_else(|| GatewayError::InvalidRequest("`model` is required".into()))?, client.stream())
+        }
     };
     let plugins = gw.plugins.current();
     let routed = {
@@ -167,7 +170,10 @@ async fn proxy(
         done.latency = started.elapsed();
         outcome::complete(done);
         if status.is_redirection() {
-            return Err(GatewayError::UpstreamProtocol(format!("provider `{}` redirected; redirects are not followed", provider.name)));
+            return Err(GatewayError::UpstreamProtocol(format!(
+                "provider `{}` redirected; redirects are not followed",
+                provider.name
+            )));
         }
         return Err(GatewayError::UpstreamStatus { status, body });
     }

@@ -2,8 +2,8 @@
 
 use super::authenticate::Caller;
 use super::route::Routed;
-use crate::plugins::bindings::{Cost, Usage};
 use crate::plugins::PluginCallError;
+use crate::plugins::bindings::{Cost, Usage};
 use std::time::Duration;
 
 /// How a request that reached routing ended.

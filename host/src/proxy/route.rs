@@ -2,8 +2,8 @@
 //! An unknown, unpriced or unservable model is refused here, before any money moves.
 
 use crate::api::GatewayError;
-use crate::config::{ModelRoute, RouteTable};
 use crate::config::AuthStyle;
+use crate::config::{ModelRoute, RouteTable};
 use crate::plugins::bindings::PriceEntry;
 use crate::plugins::{ApiFormat, Plugin, PluginSet};
 use std::sync::Arc;
@@ -17,7 +17,12 @@ pub struct Routed {
 }
 
 /// Resolves `model` for a client speaking `format`.
-pub fn resolve(routes: &RouteTable, plugins: &PluginSet, format: ApiFormat, model: &str) -> Result<Routed, GatewayError> {
+pub fn resolve(
+    routes: &RouteTable,
+    plugins: &PluginSet,
+    format: ApiFormat,
+    model: &str,
+) -> Result<Routed, GatewayError> {
     let route = routes.route(model).ok_or_else(|| GatewayError::UnknownModel(model.to_string()))?;
     let provider = &route.provider;
     if provider.api != format {

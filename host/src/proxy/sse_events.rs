@@ -57,7 +57,8 @@ pub fn is_usage_only_chunk(event: &[u8]) -> bool {
         .collect::<Vec<_>>()
         .join("\n");
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) else { return false };
-    v.get("choices").and_then(|c| c.as_array()).is_some_and(Vec::is_empty) && v.get("usage").is_some_and(|u| u.is_object())
+    v.get("choices").and_then(|c| c.as_array()).is_some_and(Vec::is_empty)
+        && v.get("usage").is_some_and(|u| u.is_object())
 }
 
 #[cfg(test)]
@@ -66,7 +67,8 @@ mod tests {
 
     #[test]
     fn splits_and_keeps_every_byte() {
-        let input = b"data: {\"a\":1}\n\ndata: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\r\n\r\ndata: [DONE]\n\n: tail";
+        let input =
+            b"data: {\"a\":1}\n\ndata: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\r\n\r\ndata: [DONE]\n\n: tail";
         for split in 0..input.len() {
             let mut r = RawEvents::new();
             let mut out: Vec<Bytes> = r.push(&input[..split]);

@@ -56,7 +56,8 @@ pub fn relay(
     tasks.spawn(async move {
         metrics::gauge!("xjp_active_streams").increment(1.0);
         let parser = PluginStream::open(done.routed.plugin.clone(), opts.format);
-        let mut relay = Relay { tx: Some(tx), parser: parser.map_err(|e| done.plugin_error = Some(e)).ok(), drain: None };
+        let mut relay =
+            Relay { tx: Some(tx), parser: parser.map_err(|e| done.plugin_error = Some(e)).ok(), drain: None };
         let end = relay.run(upstream_body, &opts, &mut done).await;
         if let Some(mut parser) = relay.parser.take() {
             match parser.finish() {
@@ -100,18 +101,20 @@ impl Relay {
                 None => opts.between_chunks,
             };
             let frame = match tokio::time::timeout(wait, upstream.frame()).await {
-                Err(_) if self.drain.is_some() => return Some("drain time limit reached after client disconnect".into()),
+                Err(_) if self.drain.is_some() => {
+                    return Some("drain time limit reached after client disconnect".into());
+                }
                 Err(_) => return Some("upstream stream stalled (between-chunk timeout)".into()),
                 Ok(None) => break,
                 Ok(Some(Err(e))) => return Some(format!("upstream stream interrupted: {e}")),
                 Ok(Some(Ok(frame))) => frame,
             };
             let Ok(data) = frame.into_data() else { continue };
-            if let Some(parser) = self.parser.as_mut() {
-                if let Err(e) = parser.push(&data) {
-                    done.plugin_error = Some(e);
-                    self.parser = None;
-                }
+            if let Some(parser) = self.parser.as_mut()
+                && let Err(e) = parser.push(&data)
+            {
+                done.plugin_error = Some(e);
+                self.parser = None;
             }
             if self.tx.is_none() {
                 continue;
@@ -119,10 +122,8 @@ impl Relay {
             match events.as_mut() {
                 Some(ev) => {
                     for event in ev.push(&data) {
-                        if !is_usage_only_chunk(&event) {
-                            if self.forward(event, opts, done).await.is_none() {
-                                return Some(DRAIN_LIMIT.into());
-                            }
+                        if !is_usage_only_chunk(&event) && self.forward(event, opts, done).await.is_none() {
+                            return Some(DRAIN_LIMIT.into());
                         }
                     }
                 }
@@ -133,10 +134,10 @@ impl Relay {
                 }
             }
         }
-        if let Some(rest) = events.as_mut().map(RawEvents::finish).filter(|r| !r.is_empty()) {
-            if self.forward(rest, opts, done).await.is_none() {
-                return Some(DRAIN_LIMIT.into());
-            }
+        if let Some(rest) = events.as_mut().map(RawEvents::finish).filter(|r| !r.is_empty())
+            && self.forward(rest, opts, done).await.is_none()
+        {
+            return Some(DRAIN_LIMIT.into());
         }
         None
     }

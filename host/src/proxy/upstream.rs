@@ -88,7 +88,11 @@ impl UpstreamClient {
     }
 
     /// Sends a request; resolves when the response headers arrive (first-byte timeout).
-    pub async fn send(&self, provider: &Provider, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, GatewayError> {
+    pub async fn send(
+        &self,
+        provider: &Provider,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, GatewayError> {
         let client = self.client(provider.connect_timeout);
         match tokio::time::timeout(provider.first_byte_timeout, client.request(req)).await {
             Err(_) => Err(GatewayError::UpstreamTimeout("no response headers within the first-byte timeout")),
@@ -144,7 +148,8 @@ pub fn build_request(
             AuthStyle::XGoogApiKey => ("x-goog-api-key", secret.expose().to_string()),
             AuthStyle::None => return Ok(req),
         };
-        let mut value = HeaderValue::try_from(value).map_err(|_| GatewayError::Internal("provider credential is not a valid header value".into()))?;
+        let mut value = HeaderValue::try_from(value)
+            .map_err(|_| GatewayError::Internal("provider credential is not a valid header value".into()))?;
         value.set_sensitive(true);
         req.headers_mut().insert(name, value);
     }
@@ -163,7 +168,18 @@ pub fn forwardable_query(query: Option<&str>) -> Option<String> {
 /// Response headers worth passing to the client (content type, provider request ids, rate limits).
 pub fn forwardable_response_header(name: &HeaderName) -> bool {
     let n = name.as_str();
-    !matches!(n, "connection" | "keep-alive" | "transfer-encoding" | "content-length" | "set-cookie" | "content-encoding" | "upgrade" | "trailer" | "te")
+    !matches!(
+        n,
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "content-length"
+            | "set-cookie"
+            | "content-encoding"
+            | "upgrade"
+            | "trailer"
+            | "te"
+    )
 }
 
 #[cfg(test)]

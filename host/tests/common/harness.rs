@@ -27,7 +27,8 @@ impl TestDb {
     /// Creates `xjp_test_<uuid>`.
     pub async fn create() -> TestDb {
         let name = format!("xjp_test_{}", Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&pg_admin_url()).await.expect("Postgres reachable (cargo xtask test starts it)");
+        let admin =
+            sqlx::PgPool::connect(&pg_admin_url()).await.expect("Postgres reachable (cargo xtask test starts it)");
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
         admin.close().await;
         let base = pg_admin_url();
@@ -188,7 +189,8 @@ impl TestGateway {
         assert!(plugin_dir.join("openai.wasm").exists(), "run `cargo xtask build-plugins` first");
         let cache = super::root().join("target/plugin-cache");
         let path = dir.path().join("gateway.toml");
-        std::fs::write(&path, config_toml(mock_base, &plugin_dir.display().to_string(), &cache.display().to_string())).unwrap();
+        std::fs::write(&path, config_toml(mock_base, &plugin_dir.display().to_string(), &cache.display().to_string()))
+            .unwrap();
         let config = xjp_gateway::config::load_file(&path).expect("test config is valid");
         let vars: HashMap<String, String> = [
             ("TEST_DATABASE_URL", db.url.clone()),
@@ -201,9 +203,10 @@ impl TestGateway {
         .collect();
         let env: EnvLookup = Arc::new(move |name| vars.get(name).cloned());
         let gw = Gateway::build(config, Some(path), env).await.expect("gateway builds");
-        let server = xjp_gateway::server::start(gw.clone(), "127.0.0.1:0".parse().unwrap(), std::time::Duration::from_secs(10))
-            .await
-            .unwrap();
+        let server =
+            xjp_gateway::server::start(gw.clone(), "127.0.0.1:0".parse().unwrap(), std::time::Duration::from_secs(10))
+                .await
+                .unwrap();
         let url = format!("http://{}", server.addr);
         let tenant = xjp_gateway::db::tenants::create(&gw.db, "test tenant").await.unwrap();
         let (_, key) = xjp_gateway::db::keys::create(&gw.db, tenant.id, Some("test")).await.unwrap();

@@ -16,10 +16,14 @@ pub fn pair(body: &str, stream: &str) -> Scenario {
 /// A mock with a working scenario for every test model's upstream id.
 pub async fn mock() -> MockUpstream {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
-    mock.set_scenario("gpt-4o-mini-2024-07-18", pair("openai/chat_basic.json", "openai/stream_usage.sse").with_chunk_interval(Duration::from_millis(5)));
+    mock.set_scenario(
+        "gpt-4o-mini-2024-07-18",
+        pair("openai/chat_basic.json", "openai/stream_usage.sse").with_chunk_interval(Duration::from_millis(5)),
+    );
     mock.set_scenario(
         "claude-sonnet-4-5-20250929",
-        pair("anthropic/messages_basic.json", "anthropic/messages_stream.sse").with_chunk_interval(Duration::from_millis(5)),
+        pair("anthropic/messages_basic.json", "anthropic/messages_stream.sse")
+            .with_chunk_interval(Duration::from_millis(5)),
     );
     mock.set_scenario(
         "gemini-2.5-flash",

@@ -60,7 +60,11 @@ impl Provider for Misbehave {
         } else {
             "misbehave-hog"
         };
-        PluginInfo { name: name.into(), version: env!("CARGO_PKG_VERSION").into(), formats: vec![ApiFormat::OpenaiChat] }
+        PluginInfo {
+            name: name.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            formats: vec![ApiFormat::OpenaiChat],
+        }
     }
 
     fn extract_response(_format: ApiFormat, _status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {

@@ -16,7 +16,6 @@ impl<G: Exports> describe::Guest for G {
     }
 }
 
-
 impl<G: Exports> usage_extract::Guest for G {
     type StreamParser = StreamGlue<<G::P as Provider>::Stream, G>;
 
@@ -55,9 +54,7 @@ pub struct StreamGlue<S, G> {
     _glue: std::marker::PhantomData<fn() -> G>,
 }
 
-impl<S: StreamParse, G: Exports<P: Provider<Stream = S>>> usage_extract::GuestStreamParser
-    for StreamGlue<S, G>
-{
+impl<S: StreamParse, G: Exports<P: Provider<Stream = S>>> usage_extract::GuestStreamParser for StreamGlue<S, G> {
     fn new(format: types::ApiFormat) -> Self {
         StreamGlue { inner: RefCell::new(G::P::new_stream(format)), _glue: std::marker::PhantomData }
     }

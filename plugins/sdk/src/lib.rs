@@ -32,9 +32,7 @@ pub mod bindings {
 }
 
 pub use bindings::exports::xjp::billing::budget::{BudgetRequest, Decision, DenyReason};
-pub use bindings::exports::xjp::billing::pricing::{
-    Cost, FeeRate, LongContextTier, PriceEntry, TokenRates,
-};
+pub use bindings::exports::xjp::billing::pricing::{Cost, FeeRate, LongContextTier, PriceEntry, TokenRates};
 pub use bindings::exports::xjp::billing::types::{ApiFormat, Fee, PluginError, PluginInfo, Usage};
 pub use bindings::exports::xjp::billing::usage_extract::{ModelLimits, StreamError, StreamOutcome};
 
@@ -119,7 +117,7 @@ macro_rules! export_provider {
             impl $crate::glue::Exports for __XjpGlue {
                 type P = $provider;
             }
-            $crate::bindings::export_bindings!(__XjpGlue with_types_in $crate::bindings);
+    $crate::bindings::export_bindings!(__XjpGlue with_types_in $crate::bindings);
         };
     };
 }

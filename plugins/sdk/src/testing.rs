@@ -50,7 +50,8 @@ pub fn load_cases(dir: &Path) -> Vec<Case> {
     paths
         .into_iter()
         .map(|path| {
-            let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let api_name = v["api"].as_str().unwrap_or_default().to_string();
             let api = parse_api(&api_name).unwrap_or_else(|| panic!("{}: bad api", path.display()));
             let body_path = dir.join(v["body"].as_str().unwrap_or_else(|| panic!("{}: no body", path.display())));
@@ -76,10 +77,20 @@ pub fn check_stream_outcome(case: &Case, got: &StreamOutcome, how: &str) {
     }
     match case.expect.get("stream_error").and_then(Value::as_str) {
         Some(needle) => {
-            let err = got.error.as_ref().unwrap_or_else(|| panic!("{} ({how}): expected a stream error", case.path.display()));
-            assert!(err.message.contains(needle), "{} ({how}): error {:?} lacks {needle:?}", case.path.display(), err.message);
+            let err = got
+                .error
+                .as_ref()
+                .unwrap_or_else(|| panic!("{} ({how}): expected a stream error", case.path.display()));
+            assert!(
+                err.message.contains(needle),
+                "{} ({how}): error {:?} lacks {needle:?}",
+                case.path.display(),
+                err.message
+            );
         }
-        None => assert!(got.error.is_none(), "{} ({how}): unexpected stream error {:?}", case.path.display(), got.error),
+        None => {
+            assert!(got.error.is_none(), "{} ({how}): unexpected stream error {:?}", case.path.display(), got.error)
+        }
     }
 }
 
