@@ -1,7 +1,10 @@
 //! The shared state of one gateway process, built from a config.
 
+use crate::billing::Balances;
+use crate::billing::pending::PendingDebits;
 use crate::config::routes::Secret;
 use crate::config::{Config, ConfigError, RouteTable};
+use crate::ledger::{Ledger, LedgerConfig};
 use crate::plugins::{PluginEngine, PluginRegistry, RuntimeLimits};
 use crate::proxy::authenticate::KeyCache;
 use crate::proxy::upstream::UpstreamClient;
@@ -48,6 +51,8 @@ pub enum StartError {
     Redis(String),
     #[error("plugins: {0}")]
     Plugins(String),
+    #[error("ledger: {0}")]
+    Ledger(String),
 }
 
 /// Everything a request needs.
@@ -58,6 +63,10 @@ pub struct Gateway {
     pub plugins: Arc<PluginRegistry>,
     pub db: PgPool,
     pub redis: redis::Client,
+    /// Live balances (Redis).
+    pub balances: Balances,
+    /// The durable transaction ledger (spool + Postgres).
+    pub ledger: Ledger,
     pub keys: KeyCache,
     pub upstream: UpstreamClient,
     pub admin_token: Option<Secret>,
@@ -101,6 +110,12 @@ impl Gateway {
         let plugins = PluginRegistry::new(engine, config.plugins.dir.clone(), Some(cache_dir));
         let registry = plugins.clone();
         tokio::task::spawn_blocking(move || registry.reload()).await.map_err(|e| StartError::Plugins(e.to_string()))?;
+        let pending = Arc::new(PendingDebits::default());
+        let ledger = Ledger::start(db.clone(), LedgerConfig::new(config.billing.spool_dir.clone()), pending.clone())
+            .await
+            .map_err(|e| StartError::Ledger(e.to_string()))?;
+        let balances =
+            Balances::new(redis.clone(), db.clone(), pending, Duration::from_secs(config.billing.hold_ttl_secs));
         let admin_token = env("XJP_ADMIN_TOKEN").filter(|t| !t.is_empty()).map(Secret::new);
         let settings = Settings::new(config, &env);
         Ok(Arc::new(Gateway {
@@ -112,10 +127,28 @@ impl Gateway {
             plugins,
             db,
             redis,
+            balances,
+            ledger,
             upstream: UpstreamClient::new(),
             admin_token,
             tasks: tokio_util::task::TaskTracker::new(),
         }))
+    }
+
+    /// Starts the background jobs: the hold sweeper and the summary rollup.
+    pub fn start_background(self: &Arc<Self>) {
+        let billing = &self.settings.load().config.billing;
+        crate::billing::sweeper::spawn(Arc::downgrade(self), Duration::from_millis(billing.sweep_interval_ms));
+        let (weak, every) = (Arc::downgrade(self), Duration::from_millis(billing.rollup_interval_ms));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(gw) = weak.upgrade() else { return };
+                if let Err(e) = crate::ledger::rollup::rollup_all(&gw.db).await {
+                    tracing::debug!(error = %e, "rollup skipped");
+                }
+            }
+        });
     }
 
     /// Re-reads the config file; on any error the old config stays and the error is returned.

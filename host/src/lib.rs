@@ -5,10 +5,12 @@
 
 pub mod admin;
 pub mod api;
+pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod gateway;
+pub mod ledger;
 pub mod ops;
 pub mod plugins;
 pub mod proxy;

@@ -40,6 +40,11 @@ async fn tenant_and_key_lifecycle() {
         let url = format!("{}/v1/chat/completions", gw.url);
         async move { post(&url, &k, r#"{"model":"gpt-4o-mini","messages":[]}"#).await.status }
     };
+    assert_eq!(chat(key.clone()).await, 402, "a new tenant has no balance");
+    let r =
+        admin_call("POST", &format!("{}/admin/tenants/{tenant}/topups", gw.url), r#"{"id":"pay_1","amount_usd":"5"}"#)
+            .await;
+    assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(chat(key.clone()).await, 200);
     let id = created["id"].as_str().unwrap();
     let r = admin_call("POST", &format!("{}/admin/keys/{id}/revoke", gw.url), "").await;

@@ -21,6 +21,8 @@ async fn a_stream_in_flight_at_sigterm_completes() {
     xjp_gateway::db::migrate(&pool).await.unwrap();
     let tenant = xjp_gateway::db::tenants::create(&pool, "t").await.unwrap();
     let (_, key) = xjp_gateway::db::keys::create(&pool, tenant.id, None).await.unwrap();
+    let kind = xjp_gateway::db::credits::CreditKind::TopUp;
+    xjp_gateway::db::credits::insert(&pool, tenant.id, "t", kind, 1_000_000_000, None).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.toml");

@@ -1,7 +1,10 @@
-//! Admin and internal endpoints (admin token required): tenants, API keys, plugins.
+//! Admin and internal endpoints (admin token required): tenants, API keys, money, plugins.
+
+pub mod billing;
 
 use crate::api::error::error_body;
 use crate::api::{Body, GatewayError, json_response};
+use crate::db::credits::CreditKind;
 use crate::db::{keys, tenants};
 use crate::gateway::Gateway;
 use crate::plugins::ApiFormat;
@@ -25,16 +28,16 @@ pub fn is_admin(gw: &Gateway, headers: &hyper::HeaderMap) -> bool {
     bool::from(a.ct_eq(&b))
 }
 
-fn error(status: StatusCode, message: &str) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     json_response(status, &error_body(ApiFormat::OpenaiChat, status, message, None))
 }
 
-fn db_error(e: sqlx::Error) -> Response<Body> {
+pub(crate) fn db_error(e: sqlx::Error) -> Response<Body> {
     tracing::error!(error = %e, "admin query failed");
     error(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
 }
 
-async fn json_body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, Response<Body>> {
+pub(crate) async fn json_body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, Response<Body>> {
     let (parts, body) = req.into_parts();
     let bytes = crate::proxy::accept::read_body(&parts.headers, body, ADMIN_BODY_LIMIT)
         .await
@@ -76,6 +79,21 @@ pub async fn dispatch(gw: &Gateway, req: Request<Incoming>) -> Response<Body> {
         },
         (&Method::GET, ["admin", "tenants", id, "keys"]) => match id.parse::<Uuid>() {
             Ok(id) => list_keys(gw, id).await,
+            Err(_) => error(StatusCode::BAD_REQUEST, "tenant id must be a UUID"),
+        },
+        (&Method::POST, ["admin", "tenants", id, kind @ ("topups" | "adjustments")]) => match id.parse::<Uuid>() {
+            Ok(id) => {
+                let kind = if *kind == "topups" { CreditKind::TopUp } else { CreditKind::Adjustment };
+                billing::credit(gw, id, kind, req).await
+            }
+            Err(_) => error(StatusCode::BAD_REQUEST, "tenant id must be a UUID"),
+        },
+        (&Method::GET, ["admin", "tenants", id, "balance"]) => match id.parse::<Uuid>() {
+            Ok(id) => billing::balance(gw, id).await,
+            Err(_) => error(StatusCode::BAD_REQUEST, "tenant id must be a UUID"),
+        },
+        (&Method::GET, ["admin", "tenants", id, "transactions"]) => match id.parse::<Uuid>() {
+            Ok(id) => billing::transactions(gw, id, req.uri().query()).await,
             Err(_) => error(StatusCode::BAD_REQUEST, "tenant id must be a UUID"),
         },
         (&Method::POST, ["admin", "keys", id, "revoke"]) => match id.parse::<Uuid>() {

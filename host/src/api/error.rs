@@ -66,6 +66,8 @@ pub enum GatewayError {
     InsufficientBalance { available_nano: i64, estimate_nano: i64, available_usd: String, estimate_usd: String },
     #[error("request denied by billing policy: {0}")]
     BudgetDenied(String),
+    #[error("a request with this Idempotency-Key / X-Request-Id is in progress or already done")]
+    DuplicateRequest,
     /// The provider answered with an error status; its body is passed on when it already
     /// has the client's error shape.
     #[error("upstream returned {status}")]
@@ -91,7 +93,9 @@ impl GatewayError {
     pub fn class(&self) -> ErrorClass {
         use GatewayError::*;
         match self {
-            MalformedJson(_) | BodyTooLarge { .. } | InvalidRequest(_) | NotFound { .. } => ErrorClass::Client,
+            MalformedJson(_) | BodyTooLarge { .. } | InvalidRequest(_) | NotFound { .. } | DuplicateRequest => {
+                ErrorClass::Client
+            }
             MissingKey | InvalidKey | RevokedKey | TenantSuspended | AdminForbidden => ErrorClass::Auth,
             UnknownModel(_) | WrongEndpoint { .. } | Unpriced(_) => ErrorClass::Routing,
             InsufficientBalance { .. } | BudgetDenied(_) => ErrorClass::Balance,
@@ -110,6 +114,7 @@ impl GatewayError {
         match self {
             MalformedJson(_) | InvalidRequest(_) | WrongEndpoint { .. } | Unpriced(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            DuplicateRequest => StatusCode::CONFLICT,
             NotFound { .. } | UnknownModel(_) => StatusCode::NOT_FOUND,
             MissingKey | InvalidKey | RevokedKey => StatusCode::UNAUTHORIZED,
             AdminForbidden | TenantSuspended | BudgetDenied(_) => StatusCode::FORBIDDEN,

@@ -12,6 +12,9 @@ pub struct SeedArgs {
     /// The demo key's plaintext (`XJP_...`); a random one when absent.
     #[arg(long, env = "XJP_DEMO_KEY")]
     pub key: Option<String>,
+    /// The demo tenant's prepaid balance (credited once, idempotently).
+    #[arg(long, default_value = "10")]
+    pub balance_usd: String,
 }
 
 /// Migrates, then ensures tenant `demo` and the key exist; prints the key.
@@ -36,7 +39,15 @@ pub async fn run(args: &SeedArgs) -> Result<(), String> {
     if db::keys::identify(&pool, &db::keys::digest(&key)).await.map_err(|e| e.to_string())?.is_none() {
         db::keys::create_with_plaintext(&pool, tenant, Some("demo"), &key).await.map_err(|e| e.to_string())?;
     }
+    let amount = xjp_money::usd_to_nano(&args.balance_usd)
+        .filter(|a| *a > 0)
+        .ok_or("--balance-usd must be a positive decimal")?;
+    let kind = db::credits::CreditKind::TopUp;
+    db::credits::insert(&pool, tenant, "demo-initial-balance", kind, amount, Some("cargo xtask run"))
+        .await
+        .map_err(|e| e.to_string())?;
     println!("demo tenant: {tenant}");
+    println!("demo balance: ${} (credit id demo-initial-balance)", args.balance_usd);
     println!("demo key:    {key}");
     Ok(())
 }

@@ -21,6 +21,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), String> {
     let gw = Gateway::build(config, Some(args.config.clone()), crate::gateway::process_env())
         .await
         .map_err(|e| e.to_string())?;
+    gw.start_background();
     let _plugin_watch = crate::plugins::watch::watch(gw.plugins.clone()).map_err(|e| format!("plugin watch: {e}"))?;
     let _config_watch = crate::config::watch::watch(&gw).map_err(|e| format!("config watch: {e}"))?;
     let server =

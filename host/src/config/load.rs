@@ -26,6 +26,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     if config.plugins.dir.is_relative() {
         config.plugins.dir = base_dir.join(&config.plugins.dir);
     }
+    if config.billing.spool_dir.is_relative() {
+        config.billing.spool_dir = base_dir.join(&config.billing.spool_dir);
+    }
     if let Some(cache) = config.plugins.cache_dir.as_mut().filter(|c| c.is_relative()) {
         *cache = base_dir.join(&*cache);
     }

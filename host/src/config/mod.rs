@@ -30,6 +30,8 @@ pub struct Config {
     #[serde(default)]
     pub streaming: StreamingConfig,
     #[serde(default)]
+    pub billing: BillingConfig,
+    #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
@@ -123,6 +125,41 @@ pub struct StreamingConfig {
 impl Default for StreamingConfig {
     fn default() -> Self {
         StreamingConfig { drain_timeout_secs: 120, max_drains: 256 }
+    }
+}
+
+/// What to do when Redis (the live balances) is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Refuse requests with 503 (no request spends money it may not have).
+    Closed,
+    /// Serve without a hold; the debit is applied when Redis returns.
+    Open,
+}
+
+/// `[billing]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// A hold not settled within this time is released by the sweeper.
+    pub hold_ttl_secs: u64,
+    pub redis_failure: FailurePolicy,
+    /// The ledger spool (relative paths are relative to the config file).
+    pub spool_dir: PathBuf,
+    pub sweep_interval_ms: u64,
+    pub rollup_interval_ms: u64,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            hold_ttl_secs: 900,
+            redis_failure: FailurePolicy::Closed,
+            spool_dir: "spool".into(),
+            sweep_interval_ms: 2_000,
+            rollup_interval_ms: 5_000,
+        }
     }
 }
 

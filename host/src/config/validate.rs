@@ -18,6 +18,15 @@ impl Config {
         if self.plugins.call_timeout_ms == 0 || self.plugins.memory_mb == 0 {
             errors.push("plugins.call_timeout_ms and plugins.memory_mb: must be greater than 0".into());
         }
+        if self.billing.hold_ttl_secs == 0
+            || self.billing.sweep_interval_ms == 0
+            || self.billing.rollup_interval_ms == 0
+        {
+            errors.push(
+                "billing.hold_ttl_secs, billing.sweep_interval_ms, billing.rollup_interval_ms: must be greater than 0"
+                    .into(),
+            );
+        }
         for (name, p) in &self.providers {
             let key = format!("providers.{name}");
             let url_ok = p.base_url.parse::<hyper::Uri>().ok().is_some_and(|u| {

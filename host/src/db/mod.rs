@@ -1,5 +1,6 @@
 //! Postgres: the pool, embedded migrations, and the tenant / API-key store.
 
+pub mod credits;
 pub mod keys;
 pub mod tenants;
 

@@ -11,13 +11,17 @@ const MAX_CLIENT_ID: usize = 128;
 /// The request id: the client's `Idempotency-Key` or `X-Request-Id` when it is a sane
 /// token, else a new UUID v7.
 pub fn request_id(headers: &HeaderMap) -> String {
+    client_request_id(headers).unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The id the client supplied, if any.
+pub fn client_request_id(headers: &HeaderMap) -> Option<String> {
     ["idempotency-key", "x-request-id"]
         .iter()
         .filter_map(|h| headers.get(*h)?.to_str().ok())
         .map(str::trim)
         .find(|v| !v.is_empty() && v.len() <= MAX_CLIENT_ID && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
 /// Reads the whole request body, refusing more than `limit` bytes.

@@ -79,6 +79,13 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, endpoint: Endpoint
     resp
 }
 
+/// What the error path needs to record a refused request.
+struct Refusal<'a> {
+    caller: authenticate::Caller,
+    model: &'a str,
+    routed: Option<&'a route::Routed>,
+}
+
 async fn proxy(
     gw: &Arc<Gateway>,
     parts: &hyper::http::request::Parts,
@@ -87,6 +94,7 @@ async fn proxy(
     request_id: &str,
     started: Instant,
 ) -> Result<Response<Body>, GatewayError> {
+    let started_at = std::time::SystemTime::now();
     let format = endpoint.format();
     let caller = gw
         .keys
@@ -102,11 +110,33 @@ async fn proxy(
             (client.model().ok_or_else(|| GatewayError::InvalidRequest("`model` is required".into()))?, client.stream())
         }
     };
+    let client_request_id = accept::client_request_id(&parts.headers);
+    let refuse = |e: GatewayError, r: Refusal<'_>| {
+        crate::billing::settle::record_rejection(
+            gw,
+            r.caller,
+            client_request_id.clone(),
+            format,
+            r.model,
+            r.routed,
+            &e,
+            started_at,
+        );
+        e
+    };
     let plugins = gw.plugins.current();
     let routed = {
         let _span = tracing::info_span!("route", model = %model).entered();
-        route::resolve(&settings.routes, &plugins, format, &model)?
-    };
+        route::resolve(&settings.routes, &plugins, format, &model)
+    }
+    .map_err(|e| refuse(e, Refusal { caller, model: &model, routed: None }))?;
+    let reserved = crate::billing::reserve::reserve(gw, caller, &routed, format, &raw, request_id, streaming)
+        .instrument(tracing::info_span!("reserve"))
+        .await
+        .map_err(|e| match e {
+            GatewayError::DuplicateRequest | GatewayError::InvalidRequest(_) => e,
+            e => refuse(e, Refusal { caller, model: &model, routed: Some(&routed) }),
+        })?;
     let provider = routed.route.provider.clone();
     let upstream_model = routed.route.upstream_model.clone();
     let mut hide_usage_chunk = false;
@@ -134,11 +164,15 @@ async fn proxy(
             (path, raw)
         }
     };
-    let req = upstream::build_request(&provider, &path, &parts.headers, request_id, upstream_body)?;
     let mut done = Outcome {
         request_id: request_id.to_string(),
+        client_request_id,
         caller,
         routed,
+        format,
+        model_requested: model,
+        started_at,
+        reserved,
         upstream_status: 0,
         stream: streaming,
         usage: None,
@@ -149,15 +183,14 @@ async fn proxy(
         output_text_bytes: 0,
         latency: std::time::Duration::ZERO,
     };
+    let req = match upstream::build_request(&provider, &path, &parts.headers, request_id, upstream_body) {
+        Ok(r) => r,
+        Err(e) => return Err(fail(gw, done, e, started)),
+    };
     let upstream_started = Instant::now();
     let resp = match gw.upstream.send(&provider, req).instrument(tracing::info_span!("upstream")).await {
         Ok(r) => r,
-        Err(e) => {
-            done.upstream_error = Some(e.to_string());
-            done.latency = started.elapsed();
-            outcome::complete(done);
-            return Err(e);
-        }
+        Err(e) => return Err(fail(gw, done, e, started)),
     };
     metrics::histogram!("xjp_upstream_headers_seconds", "provider" => provider.name.clone())
         .record(upstream_started.elapsed().as_secs_f64());
@@ -166,16 +199,15 @@ async fn proxy(
     if respond::is_error_status(status) {
         let body = respond::read_all(resp.into_body(), provider.between_chunks_timeout).await.unwrap_or_default();
         done.usage = done.routed.plugin.extract_response(format, status.as_u16(), &body).unwrap_or(None);
-        done.upstream_error = Some(format!("upstream status {status}"));
-        done.latency = started.elapsed();
-        outcome::complete(done);
-        if status.is_redirection() {
-            return Err(GatewayError::UpstreamProtocol(format!(
+        let e = if status.is_redirection() {
+            GatewayError::UpstreamProtocol(format!(
                 "provider `{}` redirected; redirects are not followed",
                 provider.name
-            )));
-        }
-        return Err(GatewayError::UpstreamStatus { status, body });
+            ))
+        } else {
+            GatewayError::UpstreamStatus { status, body }
+        };
+        return Err(fail(gw, done, e, started));
     }
     if streaming {
         let opts = stream::RelayOptions {
@@ -187,17 +219,12 @@ async fn proxy(
             drains: gw.drains.clone(),
         };
         done.latency = started.elapsed();
-        return Ok(stream::relay(resp, done, opts, &gw.tasks));
+        return Ok(stream::relay(gw, resp, done, opts));
     }
     let (head, body) = resp.into_parts();
     let body = match respond::read_all(body, provider.between_chunks_timeout).await {
         Ok(b) => b,
-        Err(e) => {
-            done.upstream_error = Some(e.to_string());
-            done.latency = started.elapsed();
-            outcome::complete(done);
-            return Err(e);
-        }
+        Err(e) => return Err(fail(gw, done, e, started)),
     };
     let (resp, usage) = respond::respond(head, body, &done.routed.plugin, format);
     match usage {
@@ -206,6 +233,14 @@ async fn proxy(
     }
     done.complete = true;
     done.latency = started.elapsed();
-    outcome::complete(done);
+    crate::billing::settle::complete(gw, done);
     Ok(resp)
+}
+
+/// The upstream part failed after the hold: settle (usually releasing it) and return the error.
+fn fail(gw: &Arc<Gateway>, mut done: Outcome, e: GatewayError, started: Instant) -> GatewayError {
+    done.upstream_error = Some(e.to_string());
+    done.latency = started.elapsed();
+    crate::billing::settle::complete(gw, done);
+    e
 }

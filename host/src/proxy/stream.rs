@@ -4,11 +4,12 @@
 //! upstream is still read in the background (bounded in time and in number of drains)
 //! so that the provider's usage is known.
 
-use super::outcome::{self, Outcome};
+use super::outcome::Outcome;
 use super::sse_events::{RawEvents, is_usage_only_chunk};
 use super::upstream::forwardable_response_header;
 use crate::api::Body;
 use crate::api::error::error_body;
+use crate::gateway::Gateway;
 use crate::plugins::{ApiFormat, PluginStream};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -36,12 +37,7 @@ type Tx = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
 /// Starts relaying an upstream streaming response; returns the client response at once.
 /// `outcome` is completed (usage filled in) and handed to billing when the relay ends.
-pub fn relay(
-    upstream: Response<Incoming>,
-    mut done: Outcome,
-    opts: RelayOptions,
-    tasks: &tokio_util::task::TaskTracker,
-) -> Response<Body> {
+pub fn relay(gw: &Arc<Gateway>, upstream: Response<Incoming>, mut done: Outcome, opts: RelayOptions) -> Response<Body> {
     let (parts, upstream_body) = upstream.into_parts();
     let (tx, rx) = mpsc::channel(8);
     let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed_unsync();
@@ -53,7 +49,8 @@ pub fn relay(
         }
     }
     let started = Instant::now();
-    tasks.spawn(async move {
+    let gw2 = gw.clone();
+    gw.tasks.spawn(async move {
         metrics::gauge!("xjp_active_streams").increment(1.0);
         let parser = PluginStream::open(done.routed.plugin.clone(), opts.format);
         let mut relay =
@@ -79,7 +76,7 @@ pub fn relay(
         done.latency += started.elapsed();
         drop(relay);
         metrics::gauge!("xjp_active_streams").decrement(1.0);
-        outcome::complete(done);
+        crate::billing::settle::complete(&gw2, done);
     });
     resp
 }

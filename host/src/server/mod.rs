@@ -75,6 +75,7 @@ pub async fn start(gw: Arc<Gateway>, addr: SocketAddr, grace: Duration) -> std::
         if tokio::time::timeout(grace, gw.tasks.wait()).await.is_err() {
             tracing::warn!("grace period over with stream relays still running");
         }
+        gw.ledger.shutdown().await;
     });
     Ok(RunningServer { addr, stop, handle })
 }

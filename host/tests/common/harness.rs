@@ -52,6 +52,9 @@ impl Drop for TestDb {
     }
 }
 
+/// What every test tenant starts with: $100.
+pub const TEST_BALANCE_NANO: i64 = 100_000_000_000;
+
 /// The admin token every test gateway uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// What the mock providers expect as their own key.
@@ -79,6 +82,11 @@ cache_dir = "{cache_dir}"
 
 [auth]
 key_cache_ttl_ms = 200
+
+[billing]
+hold_ttl_secs = 60
+sweep_interval_ms = 500
+rollup_interval_ms = 500
 
 [streaming]
 drain_timeout_secs = 10
@@ -208,8 +216,11 @@ impl TestGateway {
                 .await
                 .unwrap();
         let url = format!("http://{}", server.addr);
+        gw.start_background();
         let tenant = xjp_gateway::db::tenants::create(&gw.db, "test tenant").await.unwrap();
         let (_, key) = xjp_gateway::db::keys::create(&gw.db, tenant.id, Some("test")).await.unwrap();
+        let kind = xjp_gateway::db::credits::CreditKind::TopUp;
+        xjp_gateway::db::credits::insert(&gw.db, tenant.id, "initial", kind, TEST_BALANCE_NANO, None).await.unwrap();
         TestGateway { url, gw, server: Some(server), tenant: tenant.id, key, db, dir }
     }
 

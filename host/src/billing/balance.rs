@@ -1,0 +1,314 @@
+//! Real-time prepaid balances in Redis: reserve, settle and credit as single atomic Lua
+//! scripts keyed by request id (idempotent), rebuilt from Postgres when missing.
+//!
+//! Keys of one tenant share the hash tag `{tenant}` so every script touches one slot and
+//! runs unchanged on Redis Cluster. `redis::Script` uses EVALSHA and reloads the script
+//! on NOSCRIPT, so a flushed script cache is handled transparently.
+
+use super::pending::PendingDebits;
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sqlx::PgPool;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/reserve.lua")));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/settle.lua")));
+static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/load.lua")));
+static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/credit.lua")));
+static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
+
+/// How long a finished request's state (its idempotency record) is kept in Redis.
+const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
+/// How long credit markers are kept (a credit is applied right after its insert).
+const CREDIT_MARKER_TTL_SECS: u64 = 24 * 3600;
+/// Credits this recent are marked as counted when an account is loaded.
+const RECENT_CREDIT_WINDOW: &str = "1 hour";
+
+/// Redis or Postgres failed; the request path fails closed on it (503).
+#[derive(Debug, thiserror::Error)]
+pub enum BalanceError {
+    #[error("redis unavailable: {0}")]
+    Redis(String),
+    #[error("postgres unavailable while loading a balance: {0}")]
+    Database(String),
+}
+
+impl From<redis::RedisError> for BalanceError {
+    fn from(e: redis::RedisError) -> Self {
+        BalanceError::Redis(e.to_string())
+    }
+}
+
+/// What a reservation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Held; `available_before` is what the tenant had before this hold.
+    Reserved { available_before: i64 },
+    /// Not enough balance; nothing held.
+    Insufficient { available: i64 },
+    /// A request with this id is in flight.
+    InProgress,
+    /// A request with this id already finished.
+    AlreadyDone,
+}
+
+/// What a settlement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    Settled { available: i64 },
+    AlreadySettled,
+}
+
+/// A tenant's live balance in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LiveBalance {
+    pub loaded: bool,
+    pub available_nano: i64,
+    pub held_nano: i64,
+}
+
+struct TenantKeys {
+    account: String,
+    holds: String,
+    expiry: String,
+}
+
+fn keys(tenant: Uuid) -> TenantKeys {
+    TenantKeys {
+        account: format!("xjp:{{{tenant}}}:account"),
+        holds: format!("xjp:{{{tenant}}}:holds"),
+        expiry: format!("xjp:{{{tenant}}}:expiry"),
+    }
+}
+
+fn request_key(tenant: Uuid, request_id: &str) -> String {
+    format!("xjp:{{{tenant}}}:req:{request_id}")
+}
+
+fn credit_key(tenant: Uuid, credit_id: &str) -> String {
+    format!("xjp:{{{tenant}}}:credit:{credit_id}")
+}
+
+/// The balance store.
+pub struct Balances {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    db: PgPool,
+    pending: Arc<PendingDebits>,
+    hold_ttl: Duration,
+}
+
+impl Balances {
+    /// A store over `client` (connected on first use) that loads missing accounts from `db`.
+    pub fn new(client: redis::Client, db: PgPool, pending: Arc<PendingDebits>, hold_ttl: Duration) -> Self {
+        Balances { client, conn: OnceCell::new(), db, pending, hold_ttl }
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, BalanceError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let conn =
+            self.conn.get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config)).await?;
+        Ok(conn.clone())
+    }
+
+    /// Holds `amount` for `request_id`.
+    pub async fn reserve(&self, tenant: Uuid, request_id: &str, amount: i64) -> Result<Reservation, BalanceError> {
+        let k = keys(tenant);
+        let rk = request_key(tenant, request_id);
+        for _ in 0..3 {
+            let mut conn = self.conn().await?;
+            let (code, available): (i64, i64) = RESERVE
+                .key(&k.account)
+                .key(&k.holds)
+                .key(&k.expiry)
+                .key(&rk)
+                .arg(request_id)
+                .arg(amount)
+                .arg(self.hold_ttl.as_millis() as u64)
+                .invoke_async(&mut conn)
+                .await?;
+            return Ok(match code {
+                1 => Reservation::Reserved { available_before: available + amount },
+                0 => Reservation::Insufficient { available },
+                2 => Reservation::InProgress,
+                3 => Reservation::AlreadyDone,
+                _ => {
+                    self.load(tenant).await?;
+                    continue;
+                }
+            });
+        }
+        Err(BalanceError::Redis("account would not stay loaded".into()))
+    }
+
+    /// Debits `cost` for `request_id` and releases the rest of its hold, once.
+    /// `label` is `settled` or `released` (recorded in the request's state).
+    pub async fn settle(
+        &self,
+        tenant: Uuid,
+        request_id: &str,
+        cost: i64,
+        label: &str,
+    ) -> Result<Settlement, BalanceError> {
+        let k = keys(tenant);
+        let rk = request_key(tenant, request_id);
+        for _ in 0..3 {
+            let mut conn = self.conn().await?;
+            let (code, available): (i64, i64) = SETTLE
+                .key(&k.account)
+                .key(&k.holds)
+                .key(&k.expiry)
+                .key(&rk)
+                .arg(request_id)
+                .arg(cost.max(0))
+                .arg(label)
+                .arg(REQUEST_STATE_TTL_SECS)
+                .invoke_async(&mut conn)
+                .await?;
+            match code {
+                1 => return Ok(Settlement::Settled { available }),
+                2 => return Ok(Settlement::AlreadySettled),
+                _ => self.load(tenant).await?,
+            }
+        }
+        Err(BalanceError::Redis("account would not stay loaded".into()))
+    }
+
+    /// Loads a tenant's account from Postgres: credits minus recorded debits minus this
+    /// gateway's debits not yet recorded. A no-op when another gateway loaded it first.
+    pub async fn load(&self, tenant: Uuid) -> Result<(), BalanceError> {
+        let db_err = |e: sqlx::Error| BalanceError::Database(e.to_string());
+        let balance: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
+             - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT",
+        )
+        .bind(tenant)
+        .fetch_one(&self.db)
+        .await
+        .map_err(db_err)?;
+        let recent: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - INTERVAL '{RECENT_CREDIT_WINDOW}'"
+        ))
+        .bind(tenant)
+        .fetch_all(&self.db)
+        .await
+        .map_err(db_err)?;
+        let unrecorded = self.pending.get(tenant);
+        let k = keys(tenant);
+        let mut invocation = LOAD.key(&k.account);
+        invocation.key(&k.holds);
+        for id in &recent {
+            invocation.key(credit_key(tenant, id));
+        }
+        invocation.arg(balance - unrecorded).arg(CREDIT_MARKER_TTL_SECS);
+        let mut conn = self.conn().await?;
+        let loaded: i64 = invocation.invoke_async(&mut conn).await?;
+        if loaded == 1 {
+            metrics::counter!("xjp_balance_loads_total").increment(1);
+            tracing::info!(%tenant, balance_nano = balance - unrecorded, "tenant balance loaded from Postgres");
+        }
+        Ok(())
+    }
+
+    /// Applies a credit that was just inserted into Postgres (once).
+    pub async fn credit(&self, tenant: Uuid, credit_id: &str, amount: i64) -> Result<bool, BalanceError> {
+        let mut conn = self.conn().await?;
+        let applied: i64 = CREDIT
+            .key(keys(tenant).account)
+            .key(credit_key(tenant, credit_id))
+            .arg(amount)
+            .arg(CREDIT_MARKER_TTL_SECS)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(applied == 1)
+    }
+
+    /// The live balance (without loading it).
+    pub async fn live(&self, tenant: Uuid) -> Result<LiveBalance, BalanceError> {
+        let mut conn = self.conn().await?;
+        let (loaded, available, held): (Option<String>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(keys(tenant).account)
+            .arg("loaded")
+            .arg("available")
+            .arg("held")
+            .query_async(&mut conn)
+            .await?;
+        Ok(LiveBalance {
+            loaded: loaded.as_deref() == Some("1"),
+            available_nano: available.unwrap_or(0),
+            held_nano: held.unwrap_or(0),
+        })
+    }
+
+    /// Expired holds by tenant (requests whose gateway never settled them).
+    pub async fn expired_holds(&self) -> Result<Vec<(Uuid, Vec<String>)>, BalanceError> {
+        let mut conn = self.conn().await?;
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let now_ms = secs * 1000 + micros / 1000;
+        let mut cursor: u64 = 0;
+        let mut out = Vec::new();
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("xjp:{*}:expiry")
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            for key in found {
+                let tenant = key
+                    .strip_prefix("xjp:{")
+                    .and_then(|k| k.strip_suffix("}:expiry"))
+                    .and_then(|t| t.parse::<Uuid>().ok());
+                let Some(tenant) = tenant else { continue };
+                let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                    .arg(&key)
+                    .arg("-inf")
+                    .arg(now_ms)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                if !due.is_empty() {
+                    out.push((tenant, due));
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops the holds of `request_ids` that are still expired. Returns how many.
+    pub async fn release_expired(&self, tenant: Uuid, request_ids: &[String]) -> Result<u64, BalanceError> {
+        if request_ids.is_empty() {
+            return Ok(0);
+        }
+        let k = keys(tenant);
+        let mut conn = self.conn().await?;
+        let mut invocation = SWEEP.key(&k.account);
+        invocation.key(&k.holds).key(&k.expiry);
+        for rid in request_ids {
+            invocation.arg(rid);
+        }
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Redis answers.
+    pub async fn ping(&self) -> bool {
+        match self.conn().await {
+            Ok(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Phase 8, record: the durable ledger. Rows are queued (bounded), written in batches to
+//! the local spool (fsync) and then to Postgres; the spool is replayed when Postgres was
+//! down and at start-up. Nothing accepted is lost; nothing is written twice.
+
+pub mod insert;
+pub mod rollup;
+pub mod row;
+pub mod spool;
+pub mod writer;
+
+pub use row::TransactionRow;
+pub use writer::{Ledger, LedgerConfig};

@@ -1,0 +1,46 @@
+//! Daily rollups per tenant / day / model / key, maintained asynchronously. Each run flips
+//! `rolled_up` on a batch of rows and adds them to the summary in one statement, so every
+//! transaction is counted exactly once, however many gateways run the job.
+
+use sqlx::PgPool;
+
+const ROLLUP: &str = r#"
+WITH picked AS (
+    UPDATE billing_transactions b SET rolled_up = true
+    FROM (SELECT created_at, seq FROM billing_transactions WHERE NOT rolled_up
+          ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) s
+    WHERE b.created_at = s.created_at AND b.seq = s.seq
+    RETURNING b.tenant_id, (b.created_at AT TIME ZONE 'UTC')::date AS day, b.model_requested AS model,
+              b.api_key_id, b.status, b.input_uncached_tokens, b.cache_read_tokens,
+              b.cache_write_5m_tokens, b.cache_write_1h_tokens, b.output_tokens, b.reasoning_tokens,
+              b.cost_nano
+)
+INSERT INTO tenant_billing_summary AS t (tenant_id, day, model, api_key_id, requests, errors,
+    input_uncached_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+    output_tokens, reasoning_tokens, cost_nano)
+SELECT tenant_id, day, model, api_key_id, count(*), count(*) FILTER (WHERE status <> 'ok'),
+       sum(input_uncached_tokens), sum(cache_read_tokens), sum(cache_write_5m_tokens),
+       sum(cache_write_1h_tokens), sum(output_tokens), sum(reasoning_tokens), sum(cost_nano)
+FROM picked GROUP BY tenant_id, day, model, api_key_id
+ON CONFLICT (tenant_id, day, model, api_key_id) DO UPDATE SET
+    requests = t.requests + EXCLUDED.requests,
+    errors = t.errors + EXCLUDED.errors,
+    input_uncached_tokens = t.input_uncached_tokens + EXCLUDED.input_uncached_tokens,
+    cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
+    cache_write_5m_tokens = t.cache_write_5m_tokens + EXCLUDED.cache_write_5m_tokens,
+    cache_write_1h_tokens = t.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
+    output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+    reasoning_tokens = t.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    cost_nano = t.cost_nano + EXCLUDED.cost_nano
+"#;
+
+/// Rolls up at most `limit` rows; returns how many summary rows changed.
+pub async fn rollup_once(db: &PgPool, limit: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(ROLLUP).bind(limit).execute(db).await?.rows_affected())
+}
+
+/// Rolls up until nothing is left.
+pub async fn rollup_all(db: &PgPool) -> Result<(), sqlx::Error> {
+    while rollup_once(db, 10_000).await? > 0 {}
+    Ok(())
+}
