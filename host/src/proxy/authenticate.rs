@@ -77,6 +77,8 @@ pub struct KeyCache {
 }
 
 const MAX_ENTRIES: usize = 100_000;
+/// How long a verified key keeps working while Postgres is unreachable.
+const STALE_GRACE: Duration = Duration::from_secs(600);
 
 impl KeyCache {
     /// An empty cache.
@@ -91,16 +93,20 @@ impl KeyCache {
             return Err(GatewayError::InvalidKey);
         }
         let digest = keys::digest(&key);
-        let identity = match self.cached(&digest) {
+        let identity = match self.cached(&digest, false) {
             Some(hit) => hit,
-            None => {
-                let found = keys::identify(db, &digest).await.map_err(|e| {
+            None => match keys::identify(db, &digest).await {
+                Ok(found) => {
+                    self.insert(digest, found.clone());
+                    found
+                }
+                // Postgres is down: a key verified within STALE_GRACE keeps working, so an
+                // outage of the database does not take the proxy down with it.
+                Err(e) => self.cached(&digest, true).flatten().map(Some).ok_or_else(|| {
                     tracing::error!(error = %e, "key lookup failed");
                     GatewayError::Unavailable("cannot verify API key right now".into())
-                })?;
-                self.insert(digest, found.clone());
-                found
-            }
+                })?,
+            },
         };
         let identity = identity.ok_or(GatewayError::InvalidKey)?;
         if identity.key_status != "active" {
@@ -112,10 +118,14 @@ impl KeyCache {
         Ok(Caller { key_id: identity.key_id, tenant_id: identity.tenant_id })
     }
 
-    fn cached(&self, digest: &[u8; 32]) -> Option<Option<KeyIdentity>> {
+    fn cached(&self, digest: &[u8; 32], stale_ok: bool) -> Option<Option<KeyIdentity>> {
         let map = self.map.lock();
         let (identity, at) = map.get(digest)?;
-        let ttl = if identity.is_some() { self.ttl } else { self.ttl.min(Duration::from_secs(1)) };
+        let ttl = match (stale_ok, identity.is_some()) {
+            (true, _) => STALE_GRACE,
+            (false, true) => self.ttl,
+            (false, false) => self.ttl.min(Duration::from_secs(1)),
+        };
         (at.elapsed() < ttl).then(|| identity.clone())
     }
 

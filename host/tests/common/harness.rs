@@ -60,8 +60,39 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// What the mock providers expect as their own key.
 pub const PROVIDER_KEY: &str = "sk-provider-secret-abc";
 
+/// Knobs a test may turn.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub key_cache_ttl_ms: u64,
+    pub hold_ttl_secs: u64,
+    pub sweep_interval_ms: u64,
+    /// Use this Postgres database instead of creating one.
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub initial_balance_nano: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            key_cache_ttl_ms: 200,
+            hold_ttl_secs: 60,
+            sweep_interval_ms: 500,
+            database_url: None,
+            redis_url: None,
+            initial_balance_nano: TEST_BALANCE_NANO,
+        }
+    }
+}
+
 /// Config for a gateway whose four providers are the mock at `base`.
 pub fn config_toml(base: &str, plugin_dir: &str, cache_dir: &str) -> String {
+    config_toml_with(base, plugin_dir, cache_dir, &Options::default())
+}
+
+/// Config with tuning from `o`.
+pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Options) -> String {
+    let (ttl, hold, sweep) = (o.key_cache_ttl_ms, o.hold_ttl_secs, o.sweep_interval_ms);
     format!(
         r#"
 [server]
@@ -81,11 +112,11 @@ dir = "{plugin_dir}"
 cache_dir = "{cache_dir}"
 
 [auth]
-key_cache_ttl_ms = 200
+key_cache_ttl_ms = {ttl}
 
 [billing]
-hold_ttl_secs = 60
-sweep_interval_ms = 500
+hold_ttl_secs = {hold}
+sweep_interval_ms = {sweep}
 rollup_interval_ms = 500
 
 [streaming]
@@ -183,15 +214,24 @@ pub struct TestGateway {
     pub server: Option<RunningServer>,
     pub tenant: Uuid,
     pub key: String,
-    pub db: TestDb,
+    pub db: Option<TestDb>,
     pub dir: tempfile::TempDir,
 }
 
 impl TestGateway {
     /// Starts a gateway routed to `mock_base` (the mock upstream's base URL).
     pub async fn start(mock_base: &str) -> TestGateway {
+        Self::start_with(mock_base, Options::default()).await
+    }
+
+    /// Starts a gateway with `options`.
+    pub async fn start_with(mock_base: &str, options: Options) -> TestGateway {
         xjp_gateway::ops::install_metrics();
-        let db = TestDb::create().await;
+        let db = match &options.database_url {
+            Some(_) => None,
+            None => Some(TestDb::create().await),
+        };
+        let database_url = options.database_url.clone().unwrap_or_else(|| db.as_ref().unwrap().url.clone());
         let dir = tempfile::tempdir().unwrap();
         let plugin_dir = super::root().join("target/plugins");
         assert!(plugin_dir.join("openai.wasm").exists(), "run `cargo xtask build-plugins` first");
@@ -201,8 +241,8 @@ impl TestGateway {
             .unwrap();
         let config = xjp_gateway::config::load_file(&path).expect("test config is valid");
         let vars: HashMap<String, String> = [
-            ("TEST_DATABASE_URL", db.url.clone()),
-            ("TEST_REDIS_URL", redis_url()),
+            ("TEST_DATABASE_URL", database_url),
+            ("TEST_REDIS_URL", options.redis_url.clone().unwrap_or_else(redis_url)),
             ("MOCK_PROVIDER_KEY", PROVIDER_KEY.to_string()),
             ("XJP_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
         ]
@@ -220,7 +260,10 @@ impl TestGateway {
         let tenant = xjp_gateway::db::tenants::create(&gw.db, "test tenant").await.unwrap();
         let (_, key) = xjp_gateway::db::keys::create(&gw.db, tenant.id, Some("test")).await.unwrap();
         let kind = xjp_gateway::db::credits::CreditKind::TopUp;
-        xjp_gateway::db::credits::insert(&gw.db, tenant.id, "initial", kind, TEST_BALANCE_NANO, None).await.unwrap();
+        if options.initial_balance_nano > 0 {
+            let amount = options.initial_balance_nano;
+            xjp_gateway::db::credits::insert(&gw.db, tenant.id, "initial", kind, amount, None).await.unwrap();
+        }
         TestGateway { url, gw, server: Some(server), tenant: tenant.id, key, db, dir }
     }
 

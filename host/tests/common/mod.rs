@@ -3,7 +3,9 @@
 
 pub mod harness;
 pub mod http;
+pub mod money;
 pub mod scenarios;
+pub mod services;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,93 @@
+//! Money assertions shared by the billing tests.
+
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use xjp_gateway::gateway::Gateway;
+use xjp_gateway::plugins::ApiFormat;
+
+/// The hold the gateway takes for `body` on `model` (plugin estimate priced with the route).
+pub fn hold_for(gw: &Gateway, model: &str, body: &str) -> i64 {
+    let settings = gw.settings.load();
+    let route = settings.routes.route(model).unwrap();
+    let plugins = gw.plugins.current();
+    let plugin = plugins.get(&route.provider.plugin).unwrap();
+    let usage = plugin.estimate(route.provider.api, body.as_bytes(), route.limits).unwrap();
+    plugin.price(&usage, route.price.as_ref().unwrap()).unwrap().total
+}
+
+/// Rows, their cost sum, and the rows that were served (status not a refusal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Books {
+    pub rows: i64,
+    pub cost_nano: i64,
+    pub served: i64,
+    pub credits_nano: i64,
+}
+
+/// What Postgres says about a tenant.
+pub async fn books(db: &sqlx::PgPool, tenant: Uuid) -> Books {
+    let (rows, cost_nano, served): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), COALESCE(sum(cost_nano), 0)::BIGINT, \
+                count(*) FILTER (WHERE status NOT IN ('insufficient_balance','budget_denied','routing_error','unavailable','rejected')) \
+         FROM billing_transactions WHERE tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let credits_nano: i64 = sqlx::query_scalar("SELECT COALESCE(sum(amount_nano), 0)::BIGINT FROM credits WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    Books { rows, cost_nano, served, credits_nano }
+}
+
+/// Waits until the tenant has `rows` transaction rows.
+pub async fn wait_rows(db: &sqlx::PgPool, tenant: Uuid, rows: i64, within: Duration) -> Books {
+    let start = Instant::now();
+    loop {
+        let b = books(db, tenant).await;
+        if b.rows >= rows {
+            return b;
+        }
+        assert!(start.elapsed() < within, "only {} of {rows} rows after {within:?}", b.rows);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Redis agrees with Postgres: nothing held, available = credits - debits.
+pub async fn assert_books_balance(gw: &Gateway, db: &sqlx::PgPool, tenant: Uuid) {
+    let start = Instant::now();
+    loop {
+        let b = books(db, tenant).await;
+        let live = gw.balances.live(tenant).await.unwrap();
+        if live.held_nano == 0 && live.available_nano == b.credits_nano - b.cost_nano {
+            assert!(live.available_nano >= 0, "balance below zero: {live:?}");
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "books do not balance: live {live:?}, postgres {b:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An OpenAI chat body (the same one gives the same hold). Like a real request, its limits
+/// bound what the mock's recorded answer uses (412 prompt tokens, 187 completion tokens):
+/// 2 KB of prompt text and `max_tokens` 200.
+pub static CHAT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let text = "Compare object, block and file storage for a small team. ".repeat(36);
+    format!(r#"{{"model":"gpt-4o-mini","max_tokens":200,"messages":[{{"role":"user","content":"{text}"}}]}}"#)
+});
+
+/// Kills a child process when dropped (a failing test leaves no gateway behind).
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Its API format.
+pub const FORMAT: ApiFormat = ApiFormat::OpenaiChat;
