@@ -1,0 +1,64 @@
+//! A request id sent twice, sequentially or concurrently: one upstream call, one
+//! transaction, one debit. The repeat is refused with 409 in the client's format.
+
+mod common;
+
+use common::harness::TestGateway;
+use common::http::send;
+use common::money::{CHAT, assert_books_balance, books, wait_rows};
+use common::scenarios::{mock, pair_for};
+use std::time::Duration;
+
+async fn call(url: &str, key: &str, id: &str) -> u16 {
+    let auth = format!("Bearer {key}");
+    let h = [("authorization", auth.as_str()), ("content-type", "application/json"), ("idempotency-key", id)];
+    send("POST", &format!("{url}/v1/chat/completions"), &h, CHAT.clone()).await.status
+}
+
+async fn debits_for(db: &sqlx::PgPool, tenant: uuid::Uuid, id: &str) -> (i64, i64) {
+    sqlx::query_as("SELECT count(*), COALESCE(sum(cost_nano), 0)::BIGINT FROM billing_transactions WHERE tenant_id = $1 AND request_id = $2")
+        .bind(tenant)
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sequential_repeat_is_refused_and_billed_once() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    assert_eq!(call(&gw.url, &gw.key, "order-42").await, 200);
+    assert_eq!(call(&gw.url, &gw.key, "order-42").await, 409);
+    assert_eq!(mock.take_requests().len(), 1, "one upstream call");
+    wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(10)).await;
+    let (rows, cost) = debits_for(&gw.gw.db, gw.tenant, "order-42").await;
+    assert_eq!(rows, 1);
+    assert!(cost > 0);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_repeats_are_billed_once() {
+    let mock = mock().await;
+    mock.set_scenario("gpt-4o-mini-2024-07-18", pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(500)));
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let calls: Vec<_> = (0..20)
+        .map(|_| tokio::spawn({
+            let (url, key) = (gw.url.clone(), gw.key.clone());
+            async move { call(&url, &key, "same-id").await }
+        }))
+        .collect();
+    let mut statuses = Vec::new();
+    for c in calls {
+        statuses.push(c.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 19, "{statuses:?}");
+    assert_eq!(mock.take_requests().len(), 1);
+    // Another tenant may use the same id: ids are per tenant.
+    let b = wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(10)).await;
+    assert_eq!(b.rows, 1);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    assert_eq!(books(&gw.gw.db, gw.tenant).await.rows, 1);
+}
