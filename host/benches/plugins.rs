@@ -145,10 +145,16 @@ fn plugins(c: &mut Criterion) {
     });
     let mutex = parking_lot::Mutex::new(vec![1u64, 2, 3]);
     group.bench_function("tmp/mutex_pop_push", |b| {
-        b.iter(|| { let x = mutex.lock().pop().unwrap(); mutex.lock().push(black_box(x)); })
+        b.iter(|| {
+            let x = mutex.lock().pop().unwrap();
+            mutex.lock().push(black_box(x));
+        })
     });
     group.bench_function("tmp/instant_elapsed", |b| {
-        b.iter(|| { let t = std::time::Instant::now(); black_box(t.elapsed().as_secs_f64()) })
+        b.iter(|| {
+            let t = std::time::Instant::now();
+            black_box(t.elapsed().as_secs_f64())
+        })
     });
     for (name, reservation, guard, epoch) in [
         ("raw_pool64m", 64u64 << 20, 64u64 << 10, true),
@@ -158,30 +164,57 @@ fn plugins(c: &mut Criterion) {
     ] {
         use wasmtime::component::{Component, Linker};
         let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_component_instances(10).total_core_instances(20).total_memories(20).total_tables(20)
-            .max_memory_size(64 << 20).max_memories_per_component(4).max_tables_per_component(4);
+        pool.total_component_instances(10)
+            .total_core_instances(20)
+            .total_memories(20)
+            .total_tables(20)
+            .max_memory_size(64 << 20)
+            .max_memories_per_component(4)
+            .max_tables_per_component(4);
         let mut config = wasmtime::Config::new();
-        config.epoch_interruption(epoch)
+        config
+            .epoch_interruption(epoch)
             .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
-            .memory_reservation(reservation).memory_guard_size(guard).memory_reservation_for_growth(0)
+            .memory_reservation(reservation)
+            .memory_guard_size(guard)
+            .memory_reservation_for_growth(0)
             .wasm_component_model(true);
-        if name == "raw_named" { config.profiler(wasmtime::ProfilingStrategy::PerfMap); }
+        if name == "raw_named" {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = wasmtime::Engine::new(&config).unwrap();
-        let bytes = if name == "raw_named" { std::fs::read("/tmp/openai_named.wasm").unwrap() } else { std::fs::read(root().join("target/plugins/openai.wasm")).unwrap() };
+        let bytes = if name == "raw_named" {
+            std::fs::read("/tmp/openai_named.wasm").unwrap()
+        } else {
+            std::fs::read(root().join("target/plugins/openai.wasm")).unwrap()
+        };
         let component = Component::new(&engine, &bytes).unwrap();
         let mut linker: Linker<()> = Linker::new(&engine);
         linker.define_unknown_imports_as_traps(&component).unwrap();
         let mut store = wasmtime::Store::new(&engine, ());
         store.set_epoch_deadline(1_000_000);
-        let plugin = xjp_gateway::plugins::bindings::BillingPlugin::instantiate(&mut store, &component, &linker).unwrap();
+        let plugin =
+            xjp_gateway::plugins::bindings::BillingPlugin::instantiate(&mut store, &component, &linker).unwrap();
         group.bench_function(format!("tmp/{name}/extract"), |b| {
-            b.iter(|| plugin.xjp_billing_usage_extract().call_extract_response(&mut store, ApiFormat::OpenaiChat, 200, black_box(&body)).unwrap())
+            b.iter(|| {
+                plugin
+                    .xjp_billing_usage_extract()
+                    .call_extract_response(&mut store, ApiFormat::OpenaiChat, 200, black_box(&body))
+                    .unwrap()
+            })
         });
         group.bench_function(format!("tmp/{name}/extract_empty"), |b| {
-            b.iter(|| plugin.xjp_billing_usage_extract().call_extract_response(&mut store, ApiFormat::OpenaiChat, 200, black_box(b"{}")).unwrap())
+            b.iter(|| {
+                plugin
+                    .xjp_billing_usage_extract()
+                    .call_extract_response(&mut store, ApiFormat::OpenaiChat, 200, black_box(b"{}"))
+                    .unwrap()
+            })
         });
         group.bench_function(format!("tmp/{name}/price"), |b| {
-            b.iter(|| plugin.xjp_billing_pricing().call_price(&mut store, black_box(&usage), black_box(&host_price)).unwrap())
+            b.iter(|| {
+                plugin.xjp_billing_pricing().call_price(&mut store, black_box(&usage), black_box(&host_price)).unwrap()
+            })
         });
     }
     group.throughput(Throughput::Elements(events.len() as u64));

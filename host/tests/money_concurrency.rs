@@ -17,7 +17,10 @@ const K: i64 = 37;
 async fn at_most_k_of_200_are_admitted() {
     let mock = mock().await;
     // Every request is in flight at once: admission is decided before any settles.
-    mock.set_scenario("gpt-4o-mini-2024-07-18", pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(1500)));
+    mock.set_scenario(
+        "gpt-4o-mini-2024-07-18",
+        pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(1500)),
+    );
     let gw = TestGateway::start_with(&mock.base_url(), Options { initial_balance_nano: 0, ..Options::default() }).await;
     let hold = hold_for(&gw.gw, "gpt-4o-mini", &CHAT);
     assert!(hold > 0);
@@ -25,10 +28,14 @@ async fn at_most_k_of_200_are_admitted() {
     xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "k-holds", kind, K * hold, None).await.unwrap();
 
     let url = format!("{}/v1/chat/completions", gw.url);
-    let calls: Vec<_> = (0..REQUESTS).map(|_| tokio::spawn({
-        let (url, key) = (url.clone(), gw.key.clone());
-        async move { post(&url, &key, &CHAT).await.status }
-    })).collect();
+    let calls: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            tokio::spawn({
+                let (url, key) = (url.clone(), gw.key.clone());
+                async move { post(&url, &key, &CHAT).await.status }
+            })
+        })
+        .collect();
     let mut admitted = 0;
     let mut refused = 0;
     for c in calls {
@@ -49,10 +56,17 @@ async fn at_most_k_of_200_are_admitted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateway_processes_share_the_balance() {
     let mock = mock().await;
-    mock.set_scenario("gpt-4o-mini-2024-07-18", pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(1500)));
+    mock.set_scenario(
+        "gpt-4o-mini-2024-07-18",
+        pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(1500)),
+    );
     // An in-process gateway only to compute the hold and own the tenant.
     let db = TestDb::create().await;
-    let gw = TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), initial_balance_nano: 0, ..Options::default() }).await;
+    let gw = TestGateway::start_with(
+        &mock.base_url(),
+        Options { database_url: Some(db.url.clone()), initial_balance_nano: 0, ..Options::default() },
+    )
+    .await;
     let hold = hold_for(&gw.gw, "gpt-4o-mini", &CHAT);
     let kind = xjp_gateway::db::credits::CreditKind::TopUp;
     xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "k-holds", kind, K * hold, None).await.unwrap();
@@ -88,10 +102,14 @@ async fn two_gateway_processes_share_the_balance() {
         procs.push(child);
         dirs.push(dir);
     }
-    let calls: Vec<_> = (0..REQUESTS).map(|i| tokio::spawn({
-        let (url, key) = (format!("{}/v1/chat/completions", urls[i % 2]), gw.key.clone());
-        async move { post(&url, &key, &CHAT).await.status }
-    })).collect();
+    let calls: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            tokio::spawn({
+                let (url, key) = (format!("{}/v1/chat/completions", urls[i % 2]), gw.key.clone());
+                async move { post(&url, &key, &CHAT).await.status }
+            })
+        })
+        .collect();
     let mut admitted = 0;
     for c in calls {
         match c.await.unwrap() {

@@ -12,7 +12,10 @@ use std::time::Duration;
 #[tokio::test]
 async fn drained_stream_carries_the_provider_usage() {
     let mock = mock().await;
-    mock.set_scenario("gpt-4o-mini-2024-07-18", pair_for("gpt-4o-mini-2024-07-18").with_chunk_interval(Duration::from_millis(60)));
+    mock.set_scenario(
+        "gpt-4o-mini-2024-07-18",
+        pair_for("gpt-4o-mini-2024-07-18").with_chunk_interval(Duration::from_millis(60)),
+    );
     let gw = TestGateway::start(&mock.base_url()).await;
     let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();

@@ -41,13 +41,18 @@ async fn sequential_repeat_is_refused_and_billed_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_repeats_are_billed_once() {
     let mock = mock().await;
-    mock.set_scenario("gpt-4o-mini-2024-07-18", pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(500)));
+    mock.set_scenario(
+        "gpt-4o-mini-2024-07-18",
+        pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(500)),
+    );
     let gw = TestGateway::start(&mock.base_url()).await;
     let calls: Vec<_> = (0..20)
-        .map(|_| tokio::spawn({
-            let (url, key) = (gw.url.clone(), gw.key.clone());
-            async move { call(&url, &key, "same-id").await }
-        }))
+        .map(|_| {
+            tokio::spawn({
+                let (url, key) = (gw.url.clone(), gw.key.clone());
+                async move { call(&url, &key, "same-id").await }
+            })
+        })
         .collect();
     let mut statuses = Vec::new();
     for c in calls {

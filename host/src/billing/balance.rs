@@ -184,6 +184,7 @@ impl Balances {
     /// gateway's debits not yet recorded. A no-op when another gateway loaded it first.
     pub async fn load(&self, tenant: Uuid) -> Result<(), BalanceError> {
         let db_err = |e: sqlx::Error| BalanceError::Database(e.to_string());
+        let commit = self.pending.commit.read().await;
         let balance: i64 = sqlx::query_scalar(
             "SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
              - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT",
@@ -200,6 +201,7 @@ impl Balances {
         .await
         .map_err(db_err)?;
         let unrecorded = self.pending.get(tenant);
+        drop(commit);
         let k = keys(tenant);
         let mut invocation = LOAD.key(&k.account);
         invocation.key(&k.holds);

@@ -10,6 +10,9 @@ use uuid::Uuid;
 #[derive(Debug, Default)]
 pub struct PendingDebits {
     by_tenant: Mutex<HashMap<Uuid, i64>>,
+    /// Held for writing while rows are inserted and un-pended, for reading while a balance
+    /// is loaded: a load never sees a debit both in Postgres and still pending.
+    pub commit: tokio::sync::RwLock<()>,
 }
 
 impl PendingDebits {

@@ -156,20 +156,21 @@ async fn settle_and_record(gw: &Gateway, o: Outcome) {
     if let Err(e) = gw.ledger.record(row).await {
         tracing::error!(request_id = %o.request_id, error = %e, "ledger refused the row");
     }
-    settle(gw, o.caller, &o.request_id, hold, cost).await;
+    let settled = settle(gw, o.caller, &o.request_id, hold, cost).await;
+    gw.ledger.confirm(o.caller.tenant_id, &o.request_id, settled.then_some(cost)).await;
 }
 
 /// Turns the hold into the debit, retrying briefly; if Redis stays down the hold expires
-/// and the sweeper settles it from the recorded row.
-async fn settle(gw: &Gateway, caller: Caller, request_id: &str, hold: Option<Hold>, cost: i64) {
+/// and the sweeper settles it from the recorded row. Returns whether Redis was debited.
+async fn settle(gw: &Gateway, caller: Caller, request_id: &str, hold: Option<Hold>, cost: i64) -> bool {
     if hold.is_none() && cost == 0 {
-        return;
+        return false;
     }
     let label = if cost > 0 { "settled" } else { "released" };
     let mut delay = Duration::from_millis(50);
     for attempt in 0..4 {
         match gw.balances.settle(caller.tenant_id, request_id, cost, label).await {
-            Ok(_) => return,
+            Ok(_) => return true,
             Err(e) if attempt == 3 => {
                 tracing::error!(request_id, error = %e, "could not settle in Redis; the sweeper will settle from the ledger");
             }
@@ -179,6 +180,7 @@ async fn settle(gw: &Gateway, caller: Caller, request_id: &str, hold: Option<Hol
             }
         }
     }
+    false
 }
 
 /// Records a request refused after authentication (no money moved) under its own id.
@@ -235,7 +237,7 @@ pub fn record_rejection(
     };
     let gw2 = gw.clone();
     gw.tasks.spawn(async move {
-        if let Err(e) = gw2.ledger.record(row).await {
+        if let Err(e) = gw2.ledger.record_final(row).await {
             tracing::error!(error = %e, "ledger refused a rejection row");
         }
     });

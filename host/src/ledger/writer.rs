@@ -50,10 +50,17 @@ pub enum LedgerError {
     Spool(#[from] super::spool::SpoolError),
 }
 
-struct Submit {
-    row: TransactionRow,
-    durable: oneshot::Sender<()>,
+/// Messages to the writer.
+enum Submit {
+    /// Make a row durable (spool) and acknowledge.
+    Record { row: TransactionRow, durable: oneshot::Sender<()> },
+    /// The row's Redis settlement finished (`settled_cost` when Redis was debited): only
+    /// now may it go to Postgres, so a row in Postgres is always a debit already applied
+    /// in Redis (which is what rebuilding a balance from Postgres relies on).
+    Confirm { key: (Uuid, String), settled_cost: Option<i64> },
 }
+
+type RowKey = (Uuid, String);
 
 /// The ledger handle (cheap to share).
 pub struct Ledger {
@@ -73,8 +80,12 @@ struct Writer {
     spool: Arc<std::sync::Mutex<Spool>>,
     config: LedgerConfig,
     pending: Arc<PendingDebits>,
-    /// Spooled rows not yet in Postgres: (tenant, request) -> cost.
-    uncommitted: HashMap<(Uuid, String), i64>,
+    /// Spooled rows whose settlement is not confirmed yet.
+    awaiting: HashMap<RowKey, TransactionRow>,
+    /// Confirmed rows waiting for the next insert.
+    ready: Vec<TransactionRow>,
+    /// Confirmed, Redis-debited rows not yet in Postgres: key -> cost.
+    uncommitted: HashMap<RowKey, i64>,
     /// Postgres failed; everything since is only in the spool.
     backlog: bool,
     last_attempt: Instant,
@@ -95,6 +106,8 @@ impl Ledger {
             spool: Arc::new(std::sync::Mutex::new(spool)),
             config,
             pending: pending.clone(),
+            awaiting: HashMap::new(),
+            ready: Vec::new(),
             uncommitted: HashMap::new(),
             backlog: !leftover.is_empty(),
             last_attempt: Instant::now() - Duration::from_secs(3600),
@@ -108,13 +121,30 @@ impl Ledger {
     }
 
     /// Queues a row; resolves once it is durable (in the spool). Then the debit it records
-    /// may be settled: if the process dies now, the row is replayed on restart.
+    /// may be settled, and [`confirm`](Self::confirm)ed: if the process dies in between,
+    /// the row is replayed on restart and the sweeper settles its expired hold from it.
     pub async fn record(&self, row: TransactionRow) -> Result<(), LedgerError> {
         let tx = self.tx.lock().clone().ok_or(LedgerError::Closed)?;
         let (durable, done) = oneshot::channel();
-        tx.send(Submit { row, durable }).await.map_err(|_| LedgerError::Closed)?;
+        tx.send(Submit::Record { row, durable }).await.map_err(|_| LedgerError::Closed)?;
         metrics::gauge!("xjp_ledger_queue_depth").set((tx.max_capacity() - tx.capacity()) as f64);
         done.await.map_err(|_| LedgerError::Closed)
+    }
+
+    /// The recorded row's settlement is done (`settled_cost`: what Redis was debited).
+    pub async fn confirm(&self, tenant: Uuid, request_id: &str, settled_cost: Option<i64>) {
+        let tx = self.tx.lock().clone();
+        if let Some(tx) = tx {
+            let _ = tx.send(Submit::Confirm { key: (tenant, request_id.to_string()), settled_cost }).await;
+        }
+    }
+
+    /// Records a row that moves no money (a refused request).
+    pub async fn record_final(&self, row: TransactionRow) -> Result<(), LedgerError> {
+        let (tenant, id) = (row.tenant_id, row.request_id.clone());
+        self.record(row).await?;
+        self.confirm(tenant, &id, None).await;
+        Ok(())
     }
 
     /// Unrecorded debits (shared with the balance store).
@@ -169,47 +199,74 @@ impl Writer {
         tracing::info!(backlog = self.backlog, "ledger writer stopped");
     }
 
-    /// Spools a batch (durable), acknowledges it, then inserts it into Postgres.
+    /// Spools new rows (durable, acknowledged), takes confirmations, inserts what is ready.
     async fn write(&mut self, batch: Vec<Submit>) {
-        let (rows, acks): (Vec<TransactionRow>, Vec<oneshot::Sender<()>>) =
-            batch.into_iter().map(|s| (s.row, s.durable)).unzip();
-        let rows = Arc::new(rows);
-        loop {
-            let (spool, r) = (self.spool.clone(), rows.clone());
-            let appended = tokio::task::spawn_blocking(move || spool.lock().expect("spool lock").append(&r))
-                .await
-                .expect("spool task");
-            match appended {
-                Ok(()) => break,
-                Err(e) => {
-                    metrics::counter!("xjp_ledger_spool_errors_total").increment(1);
-                    tracing::error!(error = %e, "cannot write the ledger spool; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut rows = Vec::new();
+        let mut acks = Vec::new();
+        let mut confirms = Vec::new();
+        for msg in batch {
+            match msg {
+                Submit::Record { row, durable } => {
+                    rows.push(row);
+                    acks.push(durable);
                 }
+                Submit::Confirm { key, settled_cost } => confirms.push((key, settled_cost)),
             }
         }
-        self.report_spool();
-        for row in rows.iter() {
-            self.pending.add(row.tenant_id, row.cost_nano);
-            self.uncommitted.insert((row.tenant_id, row.request_id.clone()), row.cost_nano);
+        if !rows.is_empty() {
+            let rows = Arc::new(rows);
+            loop {
+                let (spool, r) = (self.spool.clone(), rows.clone());
+                let appended = tokio::task::spawn_blocking(move || spool.lock().expect("spool lock").append(&r))
+                    .await
+                    .expect("spool task");
+                match appended {
+                    Ok(()) => break,
+                    Err(e) => {
+                        metrics::counter!("xjp_ledger_spool_errors_total").increment(1);
+                        tracing::error!(error = %e, "cannot write the ledger spool; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            self.report_spool();
+            for row in rows.iter() {
+                self.awaiting.insert((row.tenant_id, row.request_id.clone()), row.clone());
+            }
+            for ack in acks {
+                let _ = ack.send(());
+            }
         }
-        for ack in acks {
-            let _ = ack.send(());
+        for (key, settled_cost) in confirms {
+            if let Some(row) = self.awaiting.remove(&key) {
+                if let Some(cost) = settled_cost {
+                    self.pending.add(key.0, cost);
+                    self.uncommitted.insert(key, cost);
+                }
+                self.ready.push(row);
+            }
         }
-        if self.backlog {
-            return; // the replay inserts it with the rest of the spool
+        if self.backlog || self.ready.is_empty() {
+            return; // a replay inserts them with the rest of the spool
         }
         self.last_attempt = Instant::now();
-        match insert_batch(&self.db, &rows).await {
-            Ok(inserted) => {
-                self.committed(&rows, inserted);
+        let ready = std::mem::take(&mut self.ready);
+        let pending = self.pending.clone();
+        let commit = pending.commit.write().await;
+        let result = insert_batch(&self.db, &ready).await;
+        if let Ok(inserted) = result {
+            self.committed(&ready, inserted);
+        }
+        drop(commit);
+        match result {
+            Ok(_) => {
                 let len = self.spool.lock().expect("spool lock").len();
-                if len >= self.config.compact_bytes {
+                if len >= self.config.compact_bytes && self.awaiting.is_empty() {
                     self.clear_spool().await;
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, rows = rows.len(), "postgres unavailable; rows stay in the spool until it returns");
+                tracing::warn!(error = %e, rows = ready.len(), "postgres unavailable; rows stay in the spool until it returns");
                 self.backlog = true;
             }
         }
@@ -239,7 +296,12 @@ impl Writer {
                 return;
             }
         };
+        // Rows still waiting for their settlement must not reach Postgres yet.
+        let rows: Vec<TransactionRow> =
+            rows.into_iter().filter(|r| !self.awaiting.contains_key(&(r.tenant_id, r.request_id.clone()))).collect();
         for chunk in rows.chunks(self.config.max_batch.max(1)) {
+            let pending = self.pending.clone();
+            let _commit = pending.commit.write().await;
             match insert_batch(&self.db, chunk).await {
                 Ok(inserted) => self.committed(chunk, inserted),
                 Err(e) => {
@@ -251,7 +313,10 @@ impl Writer {
         metrics::counter!("xjp_ledger_replays_total").increment(1);
         tracing::info!(rows = rows.len(), "ledger spool replayed into postgres");
         self.backlog = false;
-        self.clear_spool().await;
+        self.ready.clear();
+        if self.awaiting.is_empty() {
+            self.clear_spool().await;
+        }
     }
 
     async fn clear_spool(&mut self) {

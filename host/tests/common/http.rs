@@ -67,3 +67,16 @@ pub async fn post(url: &str, key: &str, body: &str) -> Reply {
     let auth = format!("Bearer {key}");
     send("POST", url, &[("authorization", &auth), ("content-type", "application/json")], body.to_string()).await
 }
+
+/// Like [`send`], but a connection failure or cut body is `None` instead of a panic.
+pub async fn try_send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Option<u16> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client.request(req.body(Full::new(body.into())).unwrap()).await.ok()?;
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await.ok()?;
+    Some(status)
+}

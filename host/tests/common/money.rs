@@ -35,11 +35,12 @@ pub async fn books(db: &sqlx::PgPool, tenant: Uuid) -> Books {
     .fetch_one(db)
     .await
     .unwrap();
-    let credits_nano: i64 = sqlx::query_scalar("SELECT COALESCE(sum(amount_nano), 0)::BIGINT FROM credits WHERE tenant_id = $1")
-        .bind(tenant)
-        .fetch_one(db)
-        .await
-        .unwrap();
+    let credits_nano: i64 =
+        sqlx::query_scalar("SELECT COALESCE(sum(amount_nano), 0)::BIGINT FROM credits WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(db)
+            .await
+            .unwrap();
     Books { rows, cost_nano, served, credits_nano }
 }
 

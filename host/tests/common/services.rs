@@ -14,13 +14,18 @@ pub fn free_port() -> u16 {
 fn wait_port(port: u16, up: bool) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() != up {
-        assert!(start.elapsed() < Duration::from_secs(30), "port {port} never became {}", if up { "open" } else { "closed" });
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "port {port} never became {}",
+            if up { "open" } else { "closed" }
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn pg_bin(tool: &str) -> PathBuf {
-    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL server binaries under /usr/lib/postgresql");
+    let versions =
+        std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL server binaries under /usr/lib/postgresql");
     let newest = versions.filter_map(Result::ok).map(|e| e.path()).max().unwrap();
     newest.join("bin").join(tool)
 }
@@ -86,7 +91,12 @@ impl PrivatePostgres {
     /// Stops immediately (connections are cut).
     pub fn stop(&self) {
         let data = self.dir.path().join("data");
-        let _ = pg_command("pg_ctl").args(["-D"]).arg(&data).args(["-m", "immediate", "-w", "stop"]).stdout(Stdio::null()).status();
+        let _ = pg_command("pg_ctl")
+            .args(["-D"])
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status();
         wait_port(self.port, false);
     }
 }
