@@ -14,4 +14,5 @@ pub mod ledger;
 pub mod ops;
 pub mod plugins;
 pub mod proxy;
+pub mod reports;
 pub mod server;

@@ -72,6 +72,23 @@ pub async fn dispatch(gw: &Gateway, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     match (&method, segments.as_slice()) {
         (&Method::GET, ["internal", "plugins"]) => plugins(gw),
+        (&Method::POST, ["internal", "billing", "quote"]) => {
+            let (parts, body) = req.into_parts();
+            match crate::proxy::accept::read_body(&parts.headers, body, 16 << 20).await {
+                Ok(bytes) => crate::reports::quote::handle(gw, bytes).await,
+                Err(e) => e.to_response(ApiFormat::OpenaiChat),
+            }
+        }
+        (&Method::GET, ["internal", "billing", "transactions"]) => {
+            crate::reports::transactions::list(&gw.db, req.uri().query(), crate::reports::transactions::Scope::Admin)
+                .await
+        }
+        (&Method::GET, ["internal", "billing", "summary"]) => {
+            crate::reports::summary::handle(&gw.db, req.uri().query(), None).await
+        }
+        (&Method::GET, ["internal", "billing", "reconciliation"]) => {
+            crate::reports::reconciliation::handle(&gw.db, req.uri().query()).await
+        }
         (&Method::POST, ["admin", "tenants"]) => create_tenant(gw, req).await,
         (&Method::POST, ["admin", "tenants", id, "keys"]) => match id.parse::<Uuid>() {
             Ok(id) => create_key(gw, id, req).await,

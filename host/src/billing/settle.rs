@@ -91,6 +91,14 @@ pub fn price_snapshot(p: &PriceEntry) -> Value {
     })
 }
 
+/// A stable identity of a price: `p_` + the first 16 hex digits of SHA-256 of its snapshot.
+/// Equal prices share a version; any change of any rate makes a new one.
+pub fn price_version(p: &PriceEntry) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(price_snapshot(p).to_string().as_bytes());
+    format!("p_{}", &hex::encode(digest)[..16])
+}
+
 fn micros(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
@@ -145,7 +153,7 @@ async fn settle_and_record(gw: &Gateway, o: Outcome) {
         fees: fees_json(u),
         cost_nano: cost,
         provider_cost_nano: u.provider_cost_nano_usd,
-        price_version: None,
+        price_version: Some(price_version(&o.routed.price)),
         price_snapshot: Some(price_snapshot(&o.routed.price)),
         estimated: verdict.estimated || !priced,
         needs_review: verdict.needs_review || !priced,
@@ -183,17 +191,20 @@ async fn settle(gw: &Gateway, caller: Caller, request_id: &str, hold: Option<Hol
     false
 }
 
+/// A request refused after authentication.
+#[derive(Debug)]
+pub struct Rejection<'a> {
+    pub caller: Caller,
+    pub client_request_id: Option<String>,
+    pub format: ApiFormat,
+    pub model: &'a str,
+    pub routed: Option<&'a Routed>,
+    pub started_at: SystemTime,
+}
+
 /// Records a request refused after authentication (no money moved) under its own id.
-pub fn record_rejection(
-    gw: &Arc<Gateway>,
-    caller: Caller,
-    client_request_id: Option<String>,
-    format: ApiFormat,
-    model: &str,
-    routed: Option<&Routed>,
-    error: &GatewayError,
-    started_at: SystemTime,
-) {
+pub fn record_rejection(gw: &Arc<Gateway>, r: Rejection<'_>, error: &GatewayError) {
+    let Rejection { caller, client_request_id, format, model, routed, started_at } = r;
     let status = match error {
         GatewayError::InsufficientBalance { .. } => "insufficient_balance",
         GatewayError::BudgetDenied(_) => "budget_denied",
@@ -228,7 +239,7 @@ pub fn record_rejection(
         fees: json!({}),
         cost_nano: 0,
         provider_cost_nano: None,
-        price_version: None,
+        price_version: routed.map(|r| price_version(&r.price)),
         price_snapshot: routed.map(|r| price_snapshot(&r.price)),
         estimated: false,
         needs_review: false,

@@ -53,7 +53,7 @@ pub enum LedgerError {
 /// Messages to the writer.
 enum Submit {
     /// Make a row durable (spool) and acknowledge.
-    Record { row: TransactionRow, durable: oneshot::Sender<()> },
+    Record { row: Box<TransactionRow>, durable: oneshot::Sender<()> },
     /// The row's Redis settlement finished (`settled_cost` when Redis was debited): only
     /// now may it go to Postgres, so a row in Postgres is always a debit already applied
     /// in Redis (which is what rebuilding a balance from Postgres relies on).
@@ -126,7 +126,7 @@ impl Ledger {
     pub async fn record(&self, row: TransactionRow) -> Result<(), LedgerError> {
         let tx = self.tx.lock().clone().ok_or(LedgerError::Closed)?;
         let (durable, done) = oneshot::channel();
-        tx.send(Submit::Record { row, durable }).await.map_err(|_| LedgerError::Closed)?;
+        tx.send(Submit::Record { row: Box::new(row), durable }).await.map_err(|_| LedgerError::Closed)?;
         metrics::gauge!("xjp_ledger_queue_depth").set((tx.max_capacity() - tx.capacity()) as f64);
         done.await.map_err(|_| LedgerError::Closed)
     }
@@ -207,7 +207,7 @@ impl Writer {
         for msg in batch {
             match msg {
                 Submit::Record { row, durable } => {
-                    rows.push(row);
+                    rows.push(*row);
                     acks.push(durable);
                 }
                 Submit::Confirm { key, settled_cost } => confirms.push((key, settled_cost)),

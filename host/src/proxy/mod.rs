@@ -112,16 +112,15 @@ async fn proxy(
     };
     let client_request_id = accept::client_request_id(&parts.headers);
     let refuse = |e: GatewayError, r: Refusal<'_>| {
-        crate::billing::settle::record_rejection(
-            gw,
-            r.caller,
-            client_request_id.clone(),
+        let rejection = crate::billing::settle::Rejection {
+            caller: r.caller,
+            client_request_id: client_request_id.clone(),
             format,
-            r.model,
-            r.routed,
-            &e,
+            model: r.model,
+            routed: r.routed,
             started_at,
-        );
+        };
+        crate::billing::settle::record_rejection(gw, rejection, &e);
         e
     };
     let plugins = gw.plugins.current();

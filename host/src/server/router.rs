@@ -23,6 +23,7 @@ pub async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Respon
             proxy::handle(gw, req, endpoint).await
         }
         (&Method::GET, "/v1/models") => ops::models(&gw, &req).await,
+        (&Method::GET, p) if p.starts_with("/v1/billing/") => crate::reports::self_service::dispatch(&gw, &req).await,
         (&Method::GET, "/healthz") => ops::healthz(),
         (&Method::GET, "/readyz") => ops::readyz(&gw).await,
         (&Method::GET, "/metrics") => ops::metrics(),

@@ -194,6 +194,12 @@ upstream_model = "anthropic/claude-sonnet-4.5"
 price = {{ input = "3", output = "15", cache_read = "0.30", cache_write_5m = "3.75" }}
 
 [[models]]
+name = "or-haiku"
+provider = "openrouter"
+upstream_model = "anthropic/claude-3.5-haiku"
+price = {{ input = "0.80", output = "4" }}
+
+[[models]]
 name = "unreachable"
 provider = "nowhere"
 upstream_model = "x"

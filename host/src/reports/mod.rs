@@ -1,0 +1,27 @@
+//! Billing read endpoints: quote, transactions, summary, reconciliation, and the tenant
+//! self-service views. Admin routes live under `/internal/billing/`; a tenant's own key
+//! reads `/v1/billing/*` and never sees another tenant.
+
+pub mod params;
+pub mod quote;
+pub mod reconciliation;
+pub mod self_service;
+pub mod summary;
+pub mod transactions;
+
+use crate::api::{Body, json_response};
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+/// A 4xx with a clear JSON error.
+pub fn bad_request(message: impl Into<String>) -> Response<Body> {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({ "error": { "message": message.into(), "type": "invalid_request_error" } }),
+    )
+}
+
+/// Money as both a decimal string and integer nano-USD.
+pub fn money(nano: i64) -> serde_json::Value {
+    json!({ "usd": xjp_money::nano_to_usd(nano), "nano": nano })
+}

@@ -1,0 +1,163 @@
+//! `POST /internal/billing/quote`: the cost of given usage, or of a raw recorded response
+//! (JSON or stream) parsed by the provider's plugin; with the provider's own reported cost
+//! when it sent one (OpenRouter `usage.cost`) and the difference (reconciliation).
+
+use super::{bad_request, money};
+use crate::api::{Body, json_response};
+use crate::billing::settle::price_version;
+use crate::config::ModelRoute;
+use crate::gateway::Gateway;
+use crate::plugins::bindings::{Fee, Usage};
+use crate::plugins::convert::{plugin_error_json, usage_json};
+use crate::plugins::{ApiFormat, PluginCallError, PluginStream};
+use hyper::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Usage buckets as a client sends them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsageInput {
+    pub input_uncached_tokens: u64,
+    pub cache_read_tokens: u64,
+    #[serde(alias = "cache_write_tokens")]
+    pub cache_write_5m_tokens: u64,
+    pub cache_write_1h_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub fees: BTreeMap<String, u64>,
+}
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    /// Public model name or alias, or the provider's model id together with `provider`.
+    pub model: String,
+    pub provider: Option<String>,
+    pub usage: Option<UsageInput>,
+    /// A recorded response body (text) to parse with the provider's plugin.
+    pub response: Option<String>,
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default = "ok_status")]
+    pub status: u16,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+fn find_route<'a>(gw: &'a crate::gateway::Settings, req: &QuoteRequest) -> Option<&'a Arc<ModelRoute>> {
+    let by_name = gw.routes.route(&req.model).filter(|r| req.provider.as_ref().is_none_or(|p| *p == r.provider.name));
+    by_name.or_else(|| {
+        gw.routes
+            .public_names
+            .iter()
+            .filter_map(|n| gw.routes.route(n))
+            .find(|r| r.upstream_model == req.model && req.provider.as_ref().is_none_or(|p| *p == r.provider.name))
+    })
+}
+
+fn usage_from(input: UsageInput) -> Usage {
+    Usage {
+        input_uncached_tokens: input.input_uncached_tokens,
+        cache_read_tokens: input.cache_read_tokens,
+        cache_write_5m_tokens: input.cache_write_5m_tokens,
+        cache_write_1h_tokens: input.cache_write_1h_tokens,
+        output_tokens: input.output_tokens,
+        reasoning_tokens: input.reasoning_tokens,
+        fees: input.fees.into_iter().map(|(name, count)| Fee { name, count }).collect(),
+        provider_cost_nano_usd: None,
+        served_model: None,
+    }
+}
+
+fn plugin_failure(e: PluginCallError) -> Response<Body> {
+    let detail = match &e {
+        PluginCallError::Plugin(p) => plugin_error_json(p),
+        other => json!({ "kind": other.class(), "message": other.to_string() }),
+    };
+    json_response(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({ "error": { "message": e.to_string(), "type": "plugin_error", "detail": detail } }),
+    )
+}
+
+/// Handles the quote.
+pub async fn handle(gw: &Gateway, body: bytes::Bytes) -> Response<Body> {
+    let req: QuoteRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("invalid quote request: {e}")),
+    };
+    let settings = gw.settings.load();
+    let Some(route) = find_route(&settings, &req) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({ "error": { "message": format!("no configured model `{}`", req.model), "type": "not_found" } }),
+        );
+    };
+    let Some(price) = route.price.clone() else {
+        return bad_request(format!("model `{}` has no price", route.name));
+    };
+    let plugins = gw.plugins.current();
+    let Some(plugin) = plugins.get(&route.provider.plugin).cloned() else {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "error": { "message": "plugin not loaded", "type": "unavailable" } }),
+        );
+    };
+    let format: ApiFormat = route.provider.api;
+    let usage = match (req.usage, req.response) {
+        (Some(u), None) => usage_from(u),
+        (None, Some(text)) if req.stream => {
+            let parsed = PluginStream::open(plugin.clone(), format).and_then(|mut s| {
+                s.push(text.as_bytes())?;
+                s.finish()
+            });
+            match parsed {
+                Ok(o) => match o.usage {
+                    Some(u) => u,
+                    None => return bad_request("the stream reports no usage"),
+                },
+                Err(e) => return plugin_failure(e),
+            }
+        }
+        (None, Some(text)) => match plugin.extract_response(format, req.status, text.as_bytes()) {
+            Ok(Some(u)) => u,
+            Ok(None) => return bad_request("the response reports no usage (an error body?)"),
+            Err(e) => return plugin_failure(e),
+        },
+        _ => return bad_request("give exactly one of `usage` or `response`"),
+    };
+    let cost = match plugin.price(&usage, &price) {
+        Ok(c) => c,
+        Err(e) => return plugin_failure(e),
+    };
+    let reconciliation = usage.provider_cost_nano_usd.map(|reported| {
+        json!({ "provider_cost": money(reported), "computed": money(cost.total), "difference": money(cost.total - reported) })
+    });
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "model": route.name,
+            "provider": route.provider.name,
+            "upstream_model": route.upstream_model,
+            "usage": usage_json(&usage),
+            "cost": {
+                "input_uncached": money(cost.input_uncached),
+                "cache_read": money(cost.cache_read),
+                "cache_write_5m": money(cost.cache_write_5m),
+                "cache_write_1h": money(cost.cache_write_1h),
+                "output": money(cost.output),
+                "fees": money(cost.fees),
+                "total": money(cost.total),
+                "long_context_applied": cost.long_context_applied,
+            },
+            "price_version": price_version(&price),
+            "reconciliation": reconciliation,
+        }),
+    )
+}
