@@ -30,9 +30,10 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Build the plugins and run the plugin benchmarks (criterion).
+    /// Build the plugins and run the benchmarks: plugins (criterion), then money (ledger
+    /// throughput, reserve + settle latency; starts Postgres/Redis if absent).
     Bench {
-        /// Extra arguments for criterion (e.g. `--warm-up-time 1 --measurement-time 3`).
+        /// Extra arguments for the criterion `plugins` bench (e.g. `--warm-up-time 1 --measurement-time 3`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -72,7 +73,9 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Bench { args } => {
             plugins::build_all()?;
-            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "plugins", "--"]).args(&args))
+            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "plugins", "--"]).args(&args))?;
+            services::ensure_running()?;
+            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "money"]))
         }
     }
 }
