@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod ledger;
 pub mod ops;
 pub mod plugins;
+pub mod prices;
 pub mod proxy;
 pub mod reports;
 pub mod server;

@@ -80,6 +80,56 @@ pub fn usd_per_unit_to_atto(text: &str) -> Option<u64> {
     usd_per_token_to_atto(text)
 }
 
+/// USD per token as decimal text (`"3e-06"`, `"0.0000000375"`) -> USD per million tokens as
+/// plain decimal text (`"3"`, `"0.0375"`), exact: the decimal point moves six places, no
+/// rounding, no exponent, no superfluous zeros. `None` when not a non-negative decimal.
+pub fn per_token_to_per_million_text(text: &str) -> Option<String> {
+    shift_decimal(text, 6)
+}
+
+/// Multiplies non-negative decimal text by `10^places` exactly and prints it in plain
+/// notation. Exponents beyond ±`MAX_SHIFT` are refused rather than expanded.
+fn shift_decimal(text: &str, places: i32) -> Option<String> {
+    const MAX_SHIFT: i64 = 400;
+    let body = text.trim();
+    let body = body.strip_prefix('+').unwrap_or(body);
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().ok()?),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // value = digits × 10^power
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some("0".to_string());
+    }
+    let significant = digits.trim_end_matches('0');
+    let power = exp
+        .checked_add(i64::from(places))?
+        .checked_sub(i64::try_from(frac_part.len()).ok()?)?
+        .checked_add(i64::try_from(digits.len() - significant.len()).ok()?)?;
+    if !(-MAX_SHIFT..=MAX_SHIFT).contains(&power) {
+        return None;
+    }
+    if power >= 0 {
+        return Some(format!("{significant}{}", "0".repeat(usize::try_from(power).ok()?)));
+    }
+    let frac_len = usize::try_from(-power).ok()?;
+    Some(if frac_len >= significant.len() {
+        format!("0.{}{significant}", "0".repeat(frac_len - significant.len()))
+    } else {
+        let (int, frac) = significant.split_at(significant.len() - frac_len);
+        format!("{int}.{frac}")
+    })
+}
+
 /// Rounds atto-USD to nano-USD, half up (toward +infinity on .5).
 pub fn atto_to_nano_half_up(atto: i128) -> Option<i64> {
     const ATTO_PER_NANO: i128 = 1_000_000_000;
@@ -118,6 +168,39 @@ mod tests {
         assert_eq!(usd_to_nano("abc"), None);
         assert_eq!(usd_to_nano(""), None);
         assert_eq!(usd_to_nano("1e30"), None);
+    }
+
+    #[test]
+    fn shifts_per_token_to_per_million_exactly() {
+        let per_million = per_token_to_per_million_text;
+        assert_eq!(per_million("3e-06").as_deref(), Some("3"));
+        assert_eq!(per_million("3e-6").as_deref(), Some("3"));
+        assert_eq!(per_million("1.5e-05").as_deref(), Some("15"));
+        assert_eq!(per_million("7.5e-08").as_deref(), Some("0.075"));
+        assert_eq!(per_million("2.25e-05").as_deref(), Some("22.5"));
+        assert_eq!(per_million("3.75E-6").as_deref(), Some("3.75"));
+        assert_eq!(per_million("0.0000000375").as_deref(), Some("0.0375"));
+        assert_eq!(per_million("0.000003").as_deref(), Some("3"));
+        assert_eq!(per_million("1.25e-7").as_deref(), Some("0.125"));
+        assert_eq!(per_million("4.4000000000000006e-06").as_deref(), Some("4.4000000000000006"));
+        assert_eq!(per_million("1e-20").as_deref(), Some("0.00000000000001"));
+        assert_eq!(per_million("2").as_deref(), Some("2000000"));
+        assert_eq!(per_million("1e+2").as_deref(), Some("100000000"));
+        assert_eq!(per_million("0.10").as_deref(), Some("100000"));
+        assert_eq!(per_million("000.000001000").as_deref(), Some("1"));
+        assert_eq!(per_million("0").as_deref(), Some("0"));
+        assert_eq!(per_million("0.0").as_deref(), Some("0"));
+        assert_eq!(per_million("0e-300").as_deref(), Some("0"));
+        for bad in
+            ["", "-3e-06", "abc", "1e", "e-6", ".", "1.2.3", "\"3e-06\"", "null", "1e-999", "1e999", "NaN", "inf"]
+        {
+            assert_eq!(per_million(bad), None, "{bad}");
+        }
+        // The text it prints converts back to the same rate as the per-token original.
+        for text in ["3e-06", "7.5e-08", "2.25e-05", "0.0000000375", "1.25e-7"] {
+            let shifted = per_million(text).unwrap();
+            assert_eq!(usd_per_million_to_atto(&shifted), usd_per_token_to_atto(text), "{text}");
+        }
     }
 
     #[test]

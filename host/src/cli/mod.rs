@@ -1,6 +1,7 @@
 //! The command line: `serve`, `seed-demo`, `plugin check`.
 
 pub mod plugin_check;
+pub mod prices;
 pub mod seed;
 pub mod serve;
 
@@ -24,6 +25,9 @@ pub enum Command {
     /// Work with billing plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Import price tables (LiteLLM) into price files.
+    #[command(subcommand)]
+    Prices(prices::PricesCommand),
 }
 
 /// `xjp-gateway plugin ...`
@@ -49,5 +53,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Serve(args) => async_result(Box::pin(async move { serve::run(&args).await })),
         Command::SeedDemo(args) => async_result(Box::pin(async move { seed::run(&args).await })),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&args),
+        Command::Prices(prices::PricesCommand::Import(args)) => prices::run(&args),
     }
 }
