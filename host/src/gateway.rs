@@ -2,6 +2,7 @@
 
 use crate::billing::Balances;
 use crate::billing::pending::PendingDebits;
+use crate::catalog::Catalog;
 use crate::config::routes::Secret;
 use crate::config::{Config, ConfigError, RouteTable};
 use crate::ledger::{Ledger, LedgerConfig};
@@ -53,6 +54,8 @@ pub enum StartError {
     Plugins(String),
     #[error("ledger: {0}")]
     Ledger(String),
+    #[error("price catalog: {0}")]
+    Catalog(String),
 }
 
 /// Everything a request needs.
@@ -60,6 +63,8 @@ pub struct Gateway {
     pub config_path: Option<PathBuf>,
     pub env: EnvLookup,
     pub settings: ArcSwap<Settings>,
+    /// Prices from files and sync (see `catalog`).
+    pub catalog: ArcSwap<Catalog>,
     pub plugins: Arc<PluginRegistry>,
     pub db: PgPool,
     pub redis: redis::Client,
@@ -80,6 +85,18 @@ impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway").field("config_path", &self.config_path).finish()
     }
+}
+
+/// Loads the price files of `config`, keeping the synced prices of `previous`.
+fn load_catalog(config: &Config, previous: &Catalog) -> Result<Catalog, String> {
+    let mut catalog = Catalog { synced: previous.synced.clone(), ..Catalog::default() };
+    for f in &config.catalog.files {
+        catalog.config.extend(crate::catalog::file::load(f).map_err(|e| e.to_string())?);
+    }
+    for f in &config.catalog.imported {
+        catalog.imported.extend(crate::catalog::file::load(f).map_err(|e| e.to_string())?);
+    }
+    Ok(catalog)
 }
 
 fn required(env: &EnvLookup, name: &str) -> Result<String, StartError> {
@@ -117,6 +134,7 @@ impl Gateway {
         let balances =
             Balances::new(redis.clone(), db.clone(), pending, Duration::from_secs(config.billing.hold_ttl_secs));
         let admin_token = env("XJP_ADMIN_TOKEN").filter(|t| !t.is_empty()).map(Secret::new);
+        let catalog = load_catalog(&config, &Catalog::default()).map_err(StartError::Catalog)?;
         let settings = Settings::new(config, &env);
         Ok(Arc::new(Gateway {
             config_path,
@@ -124,6 +142,7 @@ impl Gateway {
             keys: KeyCache::new(Duration::from_millis(settings.config.auth.key_cache_ttl_ms)),
             drains: Arc::new(Semaphore::new(settings.config.streaming.max_drains)),
             settings: ArcSwap::from_pointee(settings),
+            catalog: ArcSwap::from_pointee(catalog),
             plugins,
             db,
             redis,
@@ -135,8 +154,68 @@ impl Gateway {
         }))
     }
 
-    /// Starts the background jobs: the hold sweeper and the summary rollup.
+    /// Records the current price of every route as a price version (when it changed).
+    pub async fn record_price_versions(&self) {
+        let settings = self.settings.load_full();
+        let catalog = self.catalog.load_full();
+        for name in &settings.routes.public_names {
+            let Some(route) = settings.routes.route(name) else { continue };
+            let resolved = catalog.resolve(
+                &route.provider.name,
+                &route.upstream_model,
+                route.price.as_ref(),
+                route.fallback_price.as_ref(),
+            );
+            if let Some(price) = resolved
+                && let Err(e) =
+                    crate::catalog::versions::record(&self.db, &route.provider.name, &route.upstream_model, &price)
+                        .await
+            {
+                tracing::warn!(error = %e, "cannot record price versions now");
+                return;
+            }
+        }
+    }
+
+    /// Fetches OpenRouter prices once; on failure the last good prices stay.
+    pub async fn sync_prices(&self) -> Result<usize, crate::catalog::openrouter::SyncError> {
+        let Some(sync) = self.settings.load().config.catalog.openrouter_sync.clone() else { return Ok(0) };
+        let body = self
+            .upstream
+            .get(&sync.url, Duration::from_secs(30))
+            .await
+            .map_err(|message| crate::catalog::openrouter::SyncError::Fetch { url: sync.url.clone(), message })?;
+        let synced = crate::catalog::openrouter::parse(&sync.provider, &body)?;
+        let count = synced.len();
+        let mut next = (**self.catalog.load()).clone();
+        next.synced = synced;
+        self.catalog.store(Arc::new(next));
+        self.record_price_versions().await;
+        metrics::gauge!("xjp_synced_prices").set(count as f64);
+        Ok(count)
+    }
+
+    /// Starts the background jobs: the hold sweeper, the summary rollup, the price sync.
     pub fn start_background(self: &Arc<Self>) {
+        if let Some(sync) = self.settings.load().config.catalog.openrouter_sync.clone() {
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    let Some(gw) = weak.upgrade() else { return };
+                    match gw.sync_prices().await {
+                        Ok(n) => tracing::info!(models = n, "OpenRouter prices synced"),
+                        Err(e) => {
+                            metrics::counter!("xjp_price_sync_errors_total").increment(1);
+                            tracing::warn!(error = %e, "price sync failed; keeping the last good prices");
+                        }
+                    }
+                    drop(gw);
+                    tokio::time::sleep(Duration::from_secs(sync.interval_secs)).await;
+                }
+            });
+        }
+        let gw = self.clone();
+        tokio::spawn(async move { gw.record_price_versions().await });
         let billing = &self.settings.load().config.billing;
         crate::billing::sweeper::spawn(Arc::downgrade(self), Duration::from_millis(billing.sweep_interval_ms));
         let (weak, every) = (Arc::downgrade(self), Duration::from_millis(billing.rollup_interval_ms));
@@ -155,6 +234,9 @@ impl Gateway {
     pub fn reload_config(&self) -> Result<(), ConfigError> {
         let Some(path) = &self.config_path else { return Ok(()) };
         let config = crate::config::load_file(path)?;
+        let catalog = load_catalog(&config, &self.catalog.load())
+            .map_err(|e| ConfigError::Invalid { path: path.clone(), errors: vec![e] })?;
+        self.catalog.store(Arc::new(catalog));
         self.settings.store(Arc::new(Settings::new(config, &self.env)));
         tracing::info!(path = %path.display(), "config reloaded");
         Ok(())

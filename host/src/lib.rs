@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod billing;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod db;

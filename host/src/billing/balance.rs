@@ -148,18 +148,22 @@ impl Balances {
     }
 
     /// Debits `cost` for `request_id` and releases the rest of its hold, once.
-    /// `label` is `settled` or `released` (recorded in the request's state).
+    /// `label` is `settled` or `released` (recorded in the request's state). A debit applied
+    /// now is registered as pending until its row reaches Postgres, unless `recorded` says
+    /// the row is already there (the sweeper settling from the ledger).
     pub async fn settle(
         &self,
         tenant: Uuid,
         request_id: &str,
         cost: i64,
         label: &str,
+        recorded: bool,
     ) -> Result<Settlement, BalanceError> {
         let k = keys(tenant);
         let rk = request_key(tenant, request_id);
         for _ in 0..3 {
             let mut conn = self.conn().await?;
+            let lock = self.pending.lock(tenant).read().await;
             let (code, available): (i64, i64) = SETTLE
                 .key(&k.account)
                 .key(&k.holds)
@@ -172,9 +176,17 @@ impl Balances {
                 .invoke_async(&mut conn)
                 .await?;
             match code {
-                1 => return Ok(Settlement::Settled { available }),
+                1 => {
+                    if !recorded {
+                        self.pending.add(tenant, cost.max(0));
+                    }
+                    return Ok(Settlement::Settled { available });
+                }
                 2 => return Ok(Settlement::AlreadySettled),
-                _ => self.load(tenant).await?,
+                _ => {
+                    drop(lock);
+                    self.load(tenant).await?;
+                }
             }
         }
         Err(BalanceError::Redis("account would not stay loaded".into()))
@@ -184,7 +196,7 @@ impl Balances {
     /// gateway's debits not yet recorded. A no-op when another gateway loaded it first.
     pub async fn load(&self, tenant: Uuid) -> Result<(), BalanceError> {
         let db_err = |e: sqlx::Error| BalanceError::Database(e.to_string());
-        let commit = self.pending.commit.read().await;
+        let _exclusive = self.pending.lock(tenant).write().await;
         let balance: i64 = sqlx::query_scalar(
             "SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
              - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT",
@@ -201,7 +213,6 @@ impl Balances {
         .await
         .map_err(db_err)?;
         let unrecorded = self.pending.get(tenant);
-        drop(commit);
         let k = keys(tenant);
         let mut invocation = LOAD.key(&k.account);
         invocation.key(&k.holds);

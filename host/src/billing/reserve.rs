@@ -70,7 +70,7 @@ pub async fn reserve(
         return Ok(Reserved { estimate, hold: Some(Hold { amount_nano: amount }) });
     }
     // Denied (or the policy failed): give the hold back before refusing.
-    if let Err(e) = gw.balances.settle(caller.tenant_id, request_id, 0, "released").await {
+    if let Err(e) = gw.balances.settle(caller.tenant_id, request_id, 0, "released", false).await {
         tracing::warn!(error = %e, "could not release a denied hold; the sweeper will");
     }
     Err(match decision {

@@ -153,7 +153,7 @@ async fn settle_and_record(gw: &Gateway, o: Outcome) {
         fees: fees_json(u),
         cost_nano: cost,
         provider_cost_nano: u.provider_cost_nano_usd,
-        price_version: Some(price_version(&o.routed.price)),
+        price_version: Some(o.routed.price_version.clone()),
         price_snapshot: Some(price_snapshot(&o.routed.price)),
         estimated: verdict.estimated || !priced,
         needs_review: verdict.needs_review || !priced,
@@ -177,8 +177,9 @@ async fn settle(gw: &Gateway, caller: Caller, request_id: &str, hold: Option<Hol
     let label = if cost > 0 { "settled" } else { "released" };
     let mut delay = Duration::from_millis(50);
     for attempt in 0..4 {
-        match gw.balances.settle(caller.tenant_id, request_id, cost, label).await {
-            Ok(_) => return true,
+        match gw.balances.settle(caller.tenant_id, request_id, cost, label, false).await {
+            Ok(crate::billing::Settlement::Settled { .. }) => return true,
+            Ok(crate::billing::Settlement::AlreadySettled) => return false,
             Err(e) if attempt == 3 => {
                 tracing::error!(request_id, error = %e, "could not settle in Redis; the sweeper will settle from the ledger");
             }
@@ -239,7 +240,7 @@ pub fn record_rejection(gw: &Arc<Gateway>, r: Rejection<'_>, error: &GatewayErro
         fees: json!({}),
         cost_nano: 0,
         provider_cost_nano: None,
-        price_version: routed.map(|r| price_version(&r.price)),
+        price_version: routed.map(|r| r.price_version.clone()),
         price_snapshot: routed.map(|r| price_snapshot(&r.price)),
         estimated: false,
         needs_review: false,

@@ -19,7 +19,7 @@ pub async fn sweep_once(gw: &Gateway) -> Result<u64, super::BalanceError> {
         .await
         .map_err(|e| super::BalanceError::Database(e.to_string()))?;
         for (rid, cost) in &recorded {
-            gw.balances.settle(tenant, rid, *cost, if *cost > 0 { "settled" } else { "released" }).await?;
+            gw.balances.settle(tenant, rid, *cost, if *cost > 0 { "settled" } else { "released" }, true).await?;
         }
         let orphans: Vec<String> = request_ids.into_iter().filter(|r| !recorded.iter().any(|(x, _)| x == r)).collect();
         done += recorded.len() as u64 + gw.balances.release_expired(tenant, &orphans).await?;

@@ -26,6 +26,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     if config.plugins.dir.is_relative() {
         config.plugins.dir = base_dir.join(&config.plugins.dir);
     }
+    for f in config.catalog.files.iter_mut().chain(config.catalog.imported.iter_mut()) {
+        if f.is_relative() {
+            *f = base_dir.join(&*f);
+        }
+    }
     if config.billing.spool_dir.is_relative() {
         config.billing.spool_dir = base_dir.join(&config.billing.spool_dir);
     }

@@ -32,6 +32,8 @@ pub struct Config {
     #[serde(default)]
     pub billing: BillingConfig,
     #[serde(default)]
+    pub catalog: CatalogConfig,
+    #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
@@ -163,6 +165,33 @@ impl Default for BillingConfig {
     }
 }
 
+/// `[catalog]`: price sources besides the routes' own `price` (see `catalog`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Static price files (config precedence), relative to this file.
+    pub files: Vec<PathBuf>,
+    /// Imported price files (LiteLLM conversions; lowest precedence).
+    pub imported: Vec<PathBuf>,
+    pub openrouter_sync: Option<OpenRouterSync>,
+}
+
+/// `[catalog.openrouter_sync]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRouterSync {
+    /// The provider whose models these prices are for.
+    pub provider: String,
+    /// The model list URL (`https://openrouter.ai/api/v1/models`).
+    pub url: String,
+    #[serde(default = "default_sync_secs")]
+    pub interval_secs: u64,
+}
+
+fn default_sync_secs() -> u64 {
+    3600
+}
+
 /// How the provider credential is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -258,7 +287,11 @@ pub struct ModelConfig {
     pub max_output_tokens: u64,
     #[serde(default = "default_default_output")]
     pub default_max_output_tokens: u64,
+    /// This route's own price (highest precedence).
     pub price: Option<PriceConfig>,
+    /// Used only when no catalog has a price: allows serving the model at a flat rate
+    /// instead of refusing it.
+    pub fallback_price: Option<PriceConfig>,
 }
 
 fn default_max_output() -> u64 {

@@ -55,8 +55,10 @@ pub struct ModelRoute {
     pub provider: Arc<Provider>,
     pub upstream_model: String,
     pub limits: ModelLimits,
-    /// Exact price; `None` means the model is refused (never served unbilled).
+    /// The route's own price (highest precedence); the catalog supplies it otherwise.
     pub price: Option<PriceEntry>,
+    /// Allowed flat price when no source has one.
+    pub fallback_price: Option<PriceEntry>,
 }
 
 /// Every route, by public name and alias.
@@ -111,6 +113,7 @@ impl RouteTable {
                     max_output_tokens: m.max_output_tokens,
                 },
                 price: m.price.as_ref().and_then(|p| price_entry(p).ok()),
+                fallback_price: m.fallback_price.as_ref().and_then(|p| price_entry(p).ok()),
             });
             public_names.push(m.name.clone());
             for name in std::iter::once(&m.name).chain(&m.aliases) {

@@ -54,6 +54,17 @@ impl Config {
                 }
             }
         }
+        if let Some(sync) = &self.catalog.openrouter_sync {
+            if !self.providers.contains_key(&sync.provider) {
+                errors.push(format!("catalog.openrouter_sync.provider: no provider `{}`", sync.provider));
+            }
+            if sync.url.parse::<hyper::Uri>().ok().and_then(|u| u.host().map(|_| ())).is_none() {
+                errors.push(format!("catalog.openrouter_sync.url: `{}` is not a URL", sync.url));
+            }
+            if sync.interval_secs == 0 {
+                errors.push("catalog.openrouter_sync.interval_secs: must be greater than 0".into());
+            }
+        }
         let mut names = HashSet::new();
         for (i, m) in self.models.iter().enumerate() {
             let key = format!("models[{i}] ({})", m.name);
@@ -77,6 +88,9 @@ impl Config {
             }
             if m.default_max_output_tokens > m.max_output_tokens {
                 errors.push(format!("{key}.default_max_output_tokens: larger than max_output_tokens"));
+            }
+            if let Some(e) = m.fallback_price.as_ref().and_then(|p| price_entry(p).err()) {
+                errors.push(format!("{key}.fallback_price.{e}"));
             }
             if let Some(p) = &m.price {
                 if let Err(e) = price_entry(p) {

@@ -240,7 +240,7 @@ impl Writer {
         for (key, settled_cost) in confirms {
             if let Some(row) = self.awaiting.remove(&key) {
                 if let Some(cost) = settled_cost {
-                    self.pending.add(key.0, cost);
+                    // Registered as pending by the settlement itself; un-registered on commit.
                     self.uncommitted.insert(key, cost);
                 }
                 self.ready.push(row);
@@ -251,13 +251,7 @@ impl Writer {
         }
         self.last_attempt = Instant::now();
         let ready = std::mem::take(&mut self.ready);
-        let pending = self.pending.clone();
-        let commit = pending.commit.write().await;
-        let result = insert_batch(&self.db, &ready).await;
-        if let Ok(inserted) = result {
-            self.committed(&ready, inserted);
-        }
-        drop(commit);
+        let result = self.insert_locked(&ready).await;
         match result {
             Ok(_) => {
                 let len = self.spool.lock().expect("spool lock").len();
@@ -270,6 +264,28 @@ impl Writer {
                 self.backlog = true;
             }
         }
+    }
+
+    /// Inserts rows and un-registers their pending debits while holding the shared lock of
+    /// every tenant involved, so a balance load sees each debit exactly once.
+    async fn insert_locked(&mut self, rows: &[TransactionRow]) -> Result<u64, sqlx::Error> {
+        let pending = self.pending.clone();
+        let mut shards: Vec<&tokio::sync::RwLock<()>> = Vec::new();
+        for row in rows {
+            let lock = pending.lock(row.tenant_id);
+            if !shards.iter().any(|l| std::ptr::eq(*l, lock)) {
+                shards.push(lock);
+            }
+        }
+        // A fixed order (by address) so two writers never wait on each other in a cycle.
+        shards.sort_by_key(|l| *l as *const _ as usize);
+        let mut guards = Vec::with_capacity(shards.len());
+        for lock in shards {
+            guards.push(lock.read().await);
+        }
+        let inserted = insert_batch(&self.db, rows).await?;
+        self.committed(rows, inserted);
+        Ok(inserted)
     }
 
     fn committed(&mut self, rows: &[TransactionRow], inserted: u64) {
@@ -300,10 +316,8 @@ impl Writer {
         let rows: Vec<TransactionRow> =
             rows.into_iter().filter(|r| !self.awaiting.contains_key(&(r.tenant_id, r.request_id.clone()))).collect();
         for chunk in rows.chunks(self.config.max_batch.max(1)) {
-            let pending = self.pending.clone();
-            let _commit = pending.commit.write().await;
-            match insert_batch(&self.db, chunk).await {
-                Ok(inserted) => self.committed(chunk, inserted),
+            match self.insert_locked(chunk).await {
+                Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "postgres still unavailable");
                     return;

@@ -126,7 +126,7 @@ async fn proxy(
     let plugins = gw.plugins.current();
     let routed = {
         let _span = tracing::info_span!("route", model = %model).entered();
-        route::resolve(&settings.routes, &plugins, format, &model)
+        route::resolve(&settings.routes, &gw.catalog.load(), &plugins, format, &model)
     }
     .map_err(|e| refuse(e, Refusal { caller, model: &model, routed: None }))?;
     let reserved = crate::billing::reserve::reserve(gw, caller, &routed, format, &raw, request_id, streaming)

@@ -2,6 +2,7 @@
 //! An unknown, unpriced or unservable model is refused here, before any money moves.
 
 use crate::api::GatewayError;
+use crate::catalog::{Catalog, PriceSource};
 use crate::config::AuthStyle;
 use crate::config::{ModelRoute, RouteTable};
 use crate::plugins::bindings::PriceEntry;
@@ -14,11 +15,15 @@ pub struct Routed {
     pub route: Arc<ModelRoute>,
     pub plugin: Arc<Plugin>,
     pub price: PriceEntry,
+    /// Content version of `price` (recorded with the transaction).
+    pub price_version: String,
+    pub price_source: PriceSource,
 }
 
 /// Resolves `model` for a client speaking `format`.
 pub fn resolve(
     routes: &RouteTable,
+    catalog: &Catalog,
     plugins: &PluginSet,
     format: ApiFormat,
     model: &str,
@@ -28,7 +33,9 @@ pub fn resolve(
     if provider.api != format {
         return Err(GatewayError::WrongEndpoint { model: model.to_string(), format: provider.api });
     }
-    let price = route.price.clone().ok_or_else(|| GatewayError::Unpriced(model.to_string()))?;
+    let price = catalog
+        .resolve(&provider.name, &route.upstream_model, route.price.as_ref(), route.fallback_price.as_ref())
+        .ok_or_else(|| GatewayError::Unpriced(model.to_string()))?;
     let plugin = plugins.get(&provider.plugin).ok_or_else(|| GatewayError::PluginMissing(provider.plugin.clone()))?;
     if !plugin.supports(format) {
         return Err(GatewayError::PluginMissing(format!("{} (does not read {format})", provider.plugin)));
@@ -37,5 +44,11 @@ pub fn resolve(
         let var = provider.credential_env.as_deref().unwrap_or("?");
         return Err(GatewayError::Unavailable(format!("provider `{}` has no credential (set {var})", provider.name)));
     }
-    Ok(Routed { route: route.clone(), plugin: plugin.clone(), price })
+    Ok(Routed {
+        route: route.clone(),
+        plugin: plugin.clone(),
+        price: price.entry,
+        price_version: price.version,
+        price_source: price.source,
+    })
 }

@@ -87,6 +87,20 @@ impl UpstreamClient {
             .clone()
     }
 
+    /// `GET url` and the whole body (for price lists); errors as text.
+    pub async fn get(&self, url: &str, timeout: Duration) -> Result<Bytes, String> {
+        use http_body_util::BodyExt;
+        let req = Request::get(url).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
+        let fetch = async {
+            let resp = self.client(Duration::from_secs(10)).request(req).await.map_err(|e| e.to_string())?;
+            if !resp.status().is_success() {
+                return Err(format!("status {}", resp.status()));
+            }
+            resp.into_body().collect().await.map(|b| b.to_bytes()).map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(timeout, fetch).await.map_err(|_| "timed out".to_string())?
+    }
+
     /// Sends a request; resolves when the response headers arrive (first-byte timeout).
     pub async fn send(
         &self,

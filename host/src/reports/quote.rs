@@ -4,7 +4,6 @@
 
 use super::{bad_request, money};
 use crate::api::{Body, json_response};
-use crate::billing::settle::price_version;
 use crate::config::ModelRoute;
 use crate::gateway::Gateway;
 use crate::plugins::bindings::{Fee, Usage};
@@ -99,9 +98,17 @@ pub async fn handle(gw: &Gateway, body: bytes::Bytes) -> Response<Body> {
             &json!({ "error": { "message": format!("no configured model `{}`", req.model), "type": "not_found" } }),
         );
     };
-    let Some(price) = route.price.clone() else {
+    let catalog = gw.catalog.load();
+    let resolved = catalog.resolve(
+        &route.provider.name,
+        &route.upstream_model,
+        route.price.as_ref(),
+        route.fallback_price.as_ref(),
+    );
+    let Some(resolved) = resolved else {
         return bad_request(format!("model `{}` has no price", route.name));
     };
+    let price = resolved.entry.clone();
     let plugins = gw.plugins.current();
     let Some(plugin) = plugins.get(&route.provider.plugin).cloned() else {
         return json_response(
@@ -156,7 +163,8 @@ pub async fn handle(gw: &Gateway, body: bytes::Bytes) -> Response<Body> {
                 "total": money(cost.total),
                 "long_context_applied": cost.long_context_applied,
             },
-            "price_version": price_version(&price),
+            "price_version": resolved.version,
+            "price_source": resolved.source.as_str(),
             "reconciliation": reconciliation,
         }),
     )

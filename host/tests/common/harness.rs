@@ -70,6 +70,8 @@ pub struct Options {
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     pub initial_balance_nano: i64,
+    /// Appended to the generated config (e.g. a `[catalog]` table).
+    pub extra_toml: String,
 }
 
 impl Default for Options {
@@ -81,6 +83,7 @@ impl Default for Options {
             database_url: None,
             redis_url: None,
             initial_balance_nano: TEST_BALANCE_NANO,
+            extra_toml: String::new(),
         }
     }
 }
@@ -93,6 +96,7 @@ pub fn config_toml(base: &str, plugin_dir: &str, cache_dir: &str) -> String {
 /// Config with tuning from `o`.
 pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Options) -> String {
     let (ttl, hold, sweep) = (o.key_cache_ttl_ms, o.hold_ttl_secs, o.sweep_interval_ms);
+    let extra = &o.extra_toml;
     format!(
         r#"
 [server]
@@ -209,6 +213,8 @@ price = {{ input = "1", output = "1" }}
 name = "unpriced"
 provider = "openai"
 upstream_model = "gpt-unpriced"
+
+{extra}
 "#
     )
 }
@@ -243,8 +249,9 @@ impl TestGateway {
         assert!(plugin_dir.join("openai.wasm").exists(), "run `cargo xtask build-plugins` first");
         let cache = super::root().join("target/plugin-cache");
         let path = dir.path().join("gateway.toml");
-        std::fs::write(&path, config_toml(mock_base, &plugin_dir.display().to_string(), &cache.display().to_string()))
-            .unwrap();
+        let toml =
+            config_toml_with(mock_base, &plugin_dir.display().to_string(), &cache.display().to_string(), &options);
+        std::fs::write(&path, toml).unwrap();
         let config = xjp_gateway::config::load_file(&path).expect("test config is valid");
         let vars: HashMap<String, String> = [
             ("TEST_DATABASE_URL", database_url),

@@ -1,0 +1,26 @@
+//! Price versions in Postgres: each distinct price once, and a history row whenever a
+//! model's current price changes, so any past bill can be re-derived from its version.
+
+use super::ResolvedPrice;
+use sqlx::PgPool;
+
+/// Records `price` as the current price of (provider, model) if it is not already.
+pub async fn record(db: &PgPool, provider: &str, model: &str, price: &ResolvedPrice) -> Result<bool, sqlx::Error> {
+    let snapshot = crate::billing::settle::price_snapshot(&price.entry);
+    let changed = sqlx::query(
+        "WITH v AS (INSERT INTO price_versions (version, snapshot) VALUES ($1, $2) ON CONFLICT DO NOTHING) \
+         INSERT INTO model_price_history (provider, model, version, source) \
+         SELECT $3, $4, $1, $5 WHERE $1 IS DISTINCT FROM ( \
+             SELECT version FROM model_price_history WHERE provider = $3 AND model = $4 \
+             ORDER BY effective_from DESC LIMIT 1)",
+    )
+    .bind(&price.version)
+    .bind(snapshot)
+    .bind(provider)
+    .bind(model)
+    .bind(price.source.as_str())
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
+}
