@@ -13,6 +13,16 @@ use crate::api::{Body, json_response};
 use hyper::{Response, StatusCode};
 use serde_json::json;
 
+/// The OpenAPI document of the billing and admin endpoints.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /internal/openapi.json`
+pub fn openapi() -> Response<Body> {
+    let mut resp = Response::new(crate::api::full(OPENAPI));
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    resp
+}
+
 /// A 4xx with a clear JSON error.
 pub fn bad_request(message: impl Into<String>) -> Response<Body> {
     json_response(

@@ -27,6 +27,7 @@ pub async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Respon
         (&Method::GET, "/healthz") => ops::healthz(),
         (&Method::GET, "/readyz") => ops::readyz(&gw).await,
         (&Method::GET, "/metrics") => ops::metrics(),
+        (&Method::GET, "/internal/openapi.json") => crate::reports::openapi(),
         (_, p) if p.starts_with("/internal/") || p.starts_with("/admin/") => admin::dispatch(&gw, req).await,
         _ => not_found(&method, &path),
     };

@@ -5,6 +5,7 @@ pub mod harness;
 pub mod http;
 pub mod money;
 pub mod scenarios;
+pub mod schema;
 pub mod services;
 
 use std::path::PathBuf;

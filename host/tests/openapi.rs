@@ -1,0 +1,168 @@
+//! The OpenAPI document describes the billing and admin endpoints, and the live responses
+//! match it (status by status).
+
+mod common;
+
+use common::harness::{ADMIN_TOKEN, TestGateway};
+use common::http::send;
+use common::money::{CHAT, wait_rows};
+use common::scenarios::{fixture, mock};
+use common::schema::{assert_matches, check};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[tokio::test]
+async fn live_responses_match_the_document() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let doc = send("GET", &format!("{}/internal/openapi.json", gw.url), &[], "").await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    // A schema that cannot fail is worthless: a wrong body is caught.
+    assert!(!check(&json!({ "usd": 1 }), &doc["components"]["schemas"]["Money"], &doc, "$").is_empty());
+
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let user = format!("Bearer {}", gw.key);
+    let call = |method: &'static str, path: String, auth: &str, body: String| {
+        let (url, auth) = (format!("{}{path}", gw.url), auth.to_string());
+        async move {
+            let r = send(method, &url, &[("authorization", auth.as_str()), ("content-type", "application/json")], body)
+                .await;
+            (r.status, r.json())
+        }
+    };
+    let check_call = |template: &'static str, method: &'static str, (status, body): (u16, Value)| {
+        assert_matches(&doc, template, method, status, &body);
+        body
+    };
+
+    let r = post_chat(&gw).await;
+    assert_eq!(r, 200);
+    wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(10)).await;
+    let t = gw.tenant;
+
+    let tenant = check_call(
+        "/admin/tenants",
+        "post",
+        call("POST", "/admin/tenants".into(), &admin, r#"{"name":"docs"}"#.into()).await,
+    );
+    let new_tenant = tenant["id"].as_str().unwrap().to_string();
+    check_call("/admin/tenants", "post", call("POST", "/admin/tenants".into(), &admin, r#"{"name":""}"#.into()).await);
+    let key = check_call(
+        "/admin/tenants/{tenant_id}/keys",
+        "post",
+        call("POST", format!("/admin/tenants/{new_tenant}/keys"), &admin, "{}".into()).await,
+    );
+    check_call(
+        "/admin/tenants/{tenant_id}/keys",
+        "get",
+        call("GET", format!("/admin/tenants/{new_tenant}/keys"), &admin, String::new()).await,
+    );
+    check_call(
+        "/admin/tenants/{tenant_id}/topups",
+        "post",
+        call("POST", format!("/admin/tenants/{new_tenant}/topups"), &admin, r#"{"id":"x","amount_usd":"1.5"}"#.into())
+            .await,
+    );
+    check_call(
+        "/admin/tenants/{tenant_id}/topups",
+        "post",
+        call("POST", format!("/admin/tenants/{new_tenant}/topups"), &admin, r#"{"id":"x","amount_usd":"1.5"}"#.into())
+            .await,
+    );
+    check_call(
+        "/admin/tenants/{tenant_id}/topups",
+        "post",
+        call("POST", format!("/admin/tenants/{new_tenant}/topups"), &admin, r#"{"id":"x","amount_usd":"2"}"#.into())
+            .await,
+    );
+    check_call(
+        "/admin/tenants/{tenant_id}/adjustments",
+        "post",
+        call(
+            "POST",
+            format!("/admin/tenants/{new_tenant}/adjustments"),
+            &admin,
+            r#"{"id":"a","amount_nano":-5}"#.into(),
+        )
+        .await,
+    );
+    check_call(
+        "/admin/tenants/{tenant_id}/balance",
+        "get",
+        call("GET", format!("/admin/tenants/{t}/balance"), &admin, String::new()).await,
+    );
+    check_call(
+        "/admin/tenants/{tenant_id}/transactions",
+        "get",
+        call("GET", format!("/admin/tenants/{t}/transactions"), &admin, String::new()).await,
+    );
+    let key_id = key["id"].as_str().unwrap();
+    check_call(
+        "/admin/keys/{key_id}/revoke",
+        "post",
+        call("POST", format!("/admin/keys/{key_id}/revoke"), &admin, String::new()).await,
+    );
+    check_call("/internal/plugins", "get", call("GET", "/internal/plugins".into(), &admin, String::new()).await);
+
+    let page = check_call(
+        "/internal/billing/transactions",
+        "get",
+        call("GET", format!("/internal/billing/transactions?tenant_id={t}"), &admin, String::new()).await,
+    );
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    check_call(
+        "/internal/billing/transactions",
+        "get",
+        call("GET", "/internal/billing/transactions?limit=0".into(), &admin, String::new()).await,
+    );
+    check_call(
+        "/internal/billing/summary",
+        "get",
+        call("GET", format!("/internal/billing/summary?tenant_id={t}"), &admin, String::new()).await,
+    );
+    check_call(
+        "/internal/billing/summary",
+        "get",
+        call("GET", "/internal/billing/summary".into(), &admin, String::new()).await,
+    );
+    check_call(
+        "/internal/billing/summary",
+        "get",
+        call("GET", format!("/internal/billing/summary?tenant_id={}", uuid::Uuid::now_v7()), &admin, String::new())
+            .await,
+    );
+    check_call(
+        "/internal/billing/reconciliation",
+        "get",
+        call("GET", "/internal/billing/reconciliation".into(), &admin, String::new()).await,
+    );
+    let raw = std::fs::read_to_string(fixture("openrouter/chat_basic.json")).unwrap();
+    check_call(
+        "/internal/billing/quote",
+        "post",
+        call(
+            "POST",
+            "/internal/billing/quote".into(),
+            &admin,
+            json!({ "model": "or-haiku", "response": raw }).to_string(),
+        )
+        .await,
+    );
+    check_call(
+        "/internal/billing/quote",
+        "post",
+        call("POST", "/internal/billing/quote".into(), &admin, r#"{"model":"nope","usage":{}}"#.into()).await,
+    );
+
+    check_call("/v1/billing/balance", "get", call("GET", "/v1/billing/balance".into(), &user, String::new()).await);
+    check_call("/v1/billing/usage", "get", call("GET", "/v1/billing/usage".into(), &user, String::new()).await);
+    check_call(
+        "/v1/billing/transactions",
+        "get",
+        call("GET", "/v1/billing/transactions".into(), &user, String::new()).await,
+    );
+}
+
+async fn post_chat(gw: &TestGateway) -> u16 {
+    common::http::post(&format!("{}/v1/chat/completions", gw.url), &gw.key, &CHAT).await.status
+}
