@@ -30,13 +30,18 @@ pub fn nano_to_usd(nano: i64) -> String {
     format!("{sign}{int}.{}", frac.trim_end_matches('0'))
 }
 
-/// Parses a decimal number exactly and scales it by `10^scale`, rounding half up;
-/// `None` when not a non-negative decimal or out of range. Shared by the converters below.
-fn parse_scaled(text: &str, scale: i32) -> Option<i128> {
+/// A non-negative decimal as its significant digits (no leading zeros) × 10^power.
+struct Decimal {
+    digits: String,
+    power: i64,
+}
+
+/// Parses plain or exponent notation (`"0.075"`, `"1.5e-05"`, `"+3"`); `None` for anything else.
+fn parse_decimal(text: &str) -> Option<Decimal> {
     let body = text.trim();
     let body = body.strip_prefix('+').unwrap_or(body);
     let (mantissa, exp) = match body.find(['e', 'E']) {
-        Some(i) => (&body[..i], body[i + 1..].parse::<i32>().ok()?),
+        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().ok()?),
         None => (body, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -46,9 +51,16 @@ fn parse_scaled(text: &str, scale: i32) -> Option<i128> {
     if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let digits = format!("{int_part}{frac_part}");
-    let digits = digits.trim_start_matches('0');
-    let shift = exp.checked_sub(i32::try_from(frac_part.len()).ok()?)?.checked_add(scale)?;
+    let digits = format!("{int_part}{frac_part}").trim_start_matches('0').to_string();
+    let power = exp.checked_sub(i64::try_from(frac_part.len()).ok()?)?;
+    Some(Decimal { digits, power })
+}
+
+/// Parses a decimal number exactly and scales it by `10^scale`, rounding half up;
+/// `None` when not a non-negative decimal or out of range. Shared by the converters below.
+fn parse_scaled(text: &str, scale: i32) -> Option<i128> {
+    let Decimal { digits, power } = parse_decimal(text)?;
+    let shift = power.checked_add(i64::from(scale))?;
     if digits.is_empty() {
         return Some(0);
     }
@@ -91,29 +103,13 @@ pub fn per_token_to_per_million_text(text: &str) -> Option<String> {
 /// notation. Exponents beyond ±`MAX_SHIFT` are refused rather than expanded.
 fn shift_decimal(text: &str, places: i32) -> Option<String> {
     const MAX_SHIFT: i64 = 400;
-    let body = text.trim();
-    let body = body.strip_prefix('+').unwrap_or(body);
-    let (mantissa, exp) = match body.find(['e', 'E']) {
-        Some(i) => (&body[..i], body[i + 1..].parse::<i64>().ok()?),
-        None => (body, 0),
-    };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // value = digits × 10^power
-    let digits = format!("{int_part}{frac_part}");
-    let digits = digits.trim_start_matches('0');
+    let Decimal { digits, power } = parse_decimal(text)?;
     if digits.is_empty() {
         return Some("0".to_string());
     }
     let significant = digits.trim_end_matches('0');
-    let power = exp
+    let power = power
         .checked_add(i64::from(places))?
-        .checked_sub(i64::try_from(frac_part.len()).ok()?)?
         .checked_add(i64::try_from(digits.len() - significant.len()).ok()?)?;
     if !(-MAX_SHIFT..=MAX_SHIFT).contains(&power) {
         return None;
