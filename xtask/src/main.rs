@@ -31,7 +31,8 @@ enum Task {
         args: Vec<String>,
     },
     /// Build the plugins and run the benchmarks: plugins (criterion), then money (ledger
-    /// throughput, reserve + settle latency; starts Postgres/Redis if absent).
+    /// throughput, reserve + settle latency; starts Postgres/Redis if absent), then
+    /// billing_queries (transactions pages and summaries over 1M seeded rows).
     Bench {
         /// Extra arguments for the criterion `plugins` bench (e.g. `--warm-up-time 1 --measurement-time 3`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -75,7 +76,8 @@ fn main() -> anyhow::Result<()> {
             plugins::build_all()?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "plugins", "--"]).args(&args))?;
             services::ensure_running()?;
-            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "money"]))
+            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "money"]))?;
+            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "billing_queries"]))
         }
     }
 }
