@@ -108,9 +108,8 @@ fn shift_decimal(text: &str, places: i32) -> Option<String> {
         return Some("0".to_string());
     }
     let significant = digits.trim_end_matches('0');
-    let power = power
-        .checked_add(i64::from(places))?
-        .checked_add(i64::try_from(digits.len() - significant.len()).ok()?)?;
+    let power =
+        power.checked_add(i64::from(places))?.checked_add(i64::try_from(digits.len() - significant.len()).ok()?)?;
     if !(-MAX_SHIFT..=MAX_SHIFT).contains(&power) {
         return None;
     }
