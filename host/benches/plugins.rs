@@ -100,9 +100,6 @@ fn wasm_extract_price(plugin: &Plugin, body: &[u8], price: &PriceEntry) -> i64 {
 }
 
 fn plugins(c: &mut Criterion) {
-    if std::env::var_os("TMP_METRICS").is_some() {
-        xjp_gateway::ops::install_metrics();
-    }
     let pooled = load(RuntimeLimits::default());
     let fresh = load(RuntimeLimits { idle_per_plugin: 0, ..Default::default() });
     let body = response_2k();
@@ -128,95 +125,6 @@ fn plugins(c: &mut Criterion) {
         b.iter(|| fresh.extract_response(ApiFormat::OpenaiChat, 200, black_box(&body)).unwrap())
     });
 
-    group.bench_function("tmp/extract_empty_obj", |b| {
-        b.iter(|| pooled.extract_response(ApiFormat::OpenaiChat, 200, black_box(b"{}")).unwrap())
-    });
-    group.bench_function("tmp/extract_unsupported", |b| {
-        b.iter(|| pooled.extract_response(ApiFormat::GeminiGenerate, 200, black_box(b"{}")).unwrap_err())
-    });
-    let usage = pooled.extract_response(ApiFormat::OpenaiChat, 200, &body).unwrap().unwrap();
-    group.bench_function("tmp/price_only", |b| {
-        b.iter(|| pooled.price(black_box(&usage), black_box(&host_price)).unwrap())
-    });
-    let mut usage_nomodel = usage.clone();
-    usage_nomodel.served_model = None;
-    group.bench_function("tmp/price_only_nomodel", |b| {
-        b.iter(|| pooled.price(black_box(&usage_nomodel), black_box(&host_price)).unwrap())
-    });
-    let mutex = parking_lot::Mutex::new(vec![1u64, 2, 3]);
-    group.bench_function("tmp/mutex_pop_push", |b| {
-        b.iter(|| {
-            let x = mutex.lock().pop().unwrap();
-            mutex.lock().push(black_box(x));
-        })
-    });
-    group.bench_function("tmp/instant_elapsed", |b| {
-        b.iter(|| {
-            let t = std::time::Instant::now();
-            black_box(t.elapsed().as_secs_f64())
-        })
-    });
-    for (name, reservation, guard, epoch) in [
-        ("raw_pool64m", 64u64 << 20, 64u64 << 10, true),
-        ("raw_pool4g", 4u64 << 30, 2u64 << 30, true),
-        ("raw_pool4g_noepoch", 4u64 << 30, 2u64 << 30, false),
-        ("raw_named", 64u64 << 20, 64u64 << 10, true),
-    ] {
-        use wasmtime::component::{Component, Linker};
-        let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_component_instances(10)
-            .total_core_instances(20)
-            .total_memories(20)
-            .total_tables(20)
-            .max_memory_size(64 << 20)
-            .max_memories_per_component(4)
-            .max_tables_per_component(4);
-        let mut config = wasmtime::Config::new();
-        config
-            .epoch_interruption(epoch)
-            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool))
-            .memory_reservation(reservation)
-            .memory_guard_size(guard)
-            .memory_reservation_for_growth(0)
-            .wasm_component_model(true);
-        if name == "raw_named" {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        let engine = wasmtime::Engine::new(&config).unwrap();
-        let bytes = if name == "raw_named" {
-            std::fs::read("/tmp/openai_named.wasm").unwrap()
-        } else {
-            std::fs::read(root().join("target/plugins/openai.wasm")).unwrap()
-        };
-        let component = Component::new(&engine, &bytes).unwrap();
-        let mut linker: Linker<()> = Linker::new(&engine);
-        linker.define_unknown_imports_as_traps(&component).unwrap();
-        let mut store = wasmtime::Store::new(&engine, ());
-        store.set_epoch_deadline(1_000_000);
-        let plugin =
-            xjp_gateway::plugins::bindings::BillingPlugin::instantiate(&mut store, &component, &linker).unwrap();
-        group.bench_function(format!("tmp/{name}/extract"), |b| {
-            b.iter(|| {
-                plugin
-                    .xjp_billing_usage_extract()
-                    .call_extract_response(&mut store, ApiFormat::OpenaiChat, 200, black_box(&body))
-                    .unwrap()
-            })
-        });
-        group.bench_function(format!("tmp/{name}/extract_empty"), |b| {
-            b.iter(|| {
-                plugin
-                    .xjp_billing_usage_extract()
-                    .call_extract_response(&mut store, ApiFormat::OpenaiChat, 200, black_box(b"{}"))
-                    .unwrap()
-            })
-        });
-        group.bench_function(format!("tmp/{name}/price"), |b| {
-            b.iter(|| {
-                plugin.xjp_billing_pricing().call_price(&mut store, black_box(&usage), black_box(&host_price)).unwrap()
-            })
-        });
-    }
     group.throughput(Throughput::Elements(events.len() as u64));
     group.bench_function("stream_chunk/wasm", |b| {
         b.iter(|| {

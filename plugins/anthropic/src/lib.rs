@@ -9,9 +9,10 @@ pub mod framing;
 pub mod stream;
 pub mod usage;
 
+use serde::de::MapAccess;
 use stream::AnthropicStream;
-use usage::UsageFields;
-use xjp_plugin_sdk::json::{self, is_error_body};
+use usage::{UsageFields, UsageObject};
+use xjp_plugin_sdk::lenient::{Fields, NonNull, Obj, Str, skip, value};
 use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage};
 
 /// The Anthropic billing provider.
@@ -42,16 +43,23 @@ impl Provider for Anthropic {
         if status >= 400 {
             return Ok(None);
         }
-        let body = json::parse(body)?;
-        if is_error_body(&body) {
+        let body: Obj<Message> =
+            serde_json::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))?;
+        // A body that is not an object has no usage.
+        let Some(message) = body.0 else {
+            return Ok(None);
+        };
+        // What `xjp_plugin_sdk::json::is_error_body` checks.
+        if message.error || message.kind.as_deref() == Some("error") {
             return Ok(None);
         }
-        let Some(usage) = body.get("usage") else {
+        // No `usage` object (absent, or not an object): no usage.
+        let Some(usage) = message.usage.0 else {
             return Ok(None);
         };
         let mut fields = UsageFields::default();
-        fields.set_model(&body);
-        fields.merge(usage);
+        fields.set_model_name(message.model.as_deref());
+        fields.merge_object(&usage);
         Ok(fields.to_usage())
     }
 
@@ -66,6 +74,30 @@ impl Provider for Anthropic {
 }
 
 xjp_plugin_sdk::export_provider!(Anthropic);
+
+/// The parts of a Messages response that billing reads; `content` and the rest are
+/// parsed (so a malformed body is still malformed) but not kept.
+#[derive(Default)]
+struct Message<'a> {
+    /// `error` is present and not null.
+    error: bool,
+    kind: Str<'a>,
+    model: Str<'a>,
+    usage: Obj<UsageObject>,
+}
+
+impl<'de> Fields<'de> for Message<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "error" => self.error = value::<NonNull, _>(map)?.0,
+            "type" => self.kind = value(map)?,
+            "model" => self.model = value(map)?,
+            "usage" => self.usage = value(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,11 @@
 //! so that an interrupted stream can be estimated.
 
 use crate::framing::Framer;
-use crate::usage::UsageFields;
-use xjp_plugin_sdk::json::{Value, str_at};
+use crate::usage::{UsageFields, UsageObject};
+use serde::Deserialize;
+use serde::de::MapAccess;
+use xjp_plugin_sdk::json::Value;
+use xjp_plugin_sdk::lenient::{Fields, Obj, Str, StrLen, skip, value};
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};
 
 /// What the events of one stream said so far.
@@ -22,49 +25,145 @@ struct Events {
 
 /// The upstream error an `error` event or error body describes.
 pub fn stream_error(event: &Value) -> StreamError {
-    let error = event.get("error").unwrap_or(&Value::Null);
-    StreamError {
-        code: str_at(error, &["type"]).map(str::to_owned),
-        message: str_at(error, &["message"]).unwrap_or("upstream reported an error").to_owned(),
+    Obj::<Event>::deserialize(event).ok().and_then(|e| e.0).unwrap_or_default().stream_error()
+}
+
+/// The parts of one stream event the parser uses. Which of them matter depends on
+/// `type`, which may come after them in the object, so all are read.
+#[derive(Default)]
+struct Event<'a> {
+    kind: Str<'a>,
+    /// `message` of `message_start`.
+    message: Obj<MessageStart<'a>>,
+    /// `usage` of `message_delta`.
+    usage: Obj<UsageObject>,
+    /// `delta` of `content_block_delta`.
+    delta: Obj<Delta<'a>>,
+    /// `error` of an `error` event.
+    error: Obj<ErrorObject<'a>>,
+}
+
+impl<'de> Fields<'de> for Event<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "type" => self.kind = value(map)?,
+            "message" => self.message = value(map)?,
+            "usage" => self.usage = value(map)?,
+            "delta" => self.delta = value(map)?,
+            "error" => self.error = value(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
     }
 }
 
-/// The generated text a `content_block_delta` carries.
-fn delta_text(delta: &Value) -> Option<&str> {
-    let field = match str_at(delta, &["type"])? {
-        "text_delta" => "text",
-        "thinking_delta" => "thinking",
-        "input_json_delta" => "partial_json",
-        _ => return None,
-    };
-    str_at(delta, &[field])
+impl Event<'_> {
+    fn stream_error(&self) -> StreamError {
+        let error = self.error.0.as_ref();
+        StreamError {
+            code: error.and_then(|e| e.kind.as_deref()).map(str::to_owned),
+            message: error.and_then(|e| e.message.as_deref()).unwrap_or("upstream reported an error").to_owned(),
+        }
+    }
+}
+
+/// `message_start.message`: the model and the first usage.
+#[derive(Default)]
+struct MessageStart<'a> {
+    model: Str<'a>,
+    usage: Obj<UsageObject>,
+}
+
+impl<'de> Fields<'de> for MessageStart<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "model" => self.model = value(map)?,
+            "usage" => self.usage = value(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// A `content_block_delta` delta: its type and the lengths of its text fields.
+#[derive(Default)]
+struct Delta<'a> {
+    kind: Str<'a>,
+    text: StrLen,
+    thinking: StrLen,
+    partial_json: StrLen,
+}
+
+impl<'de> Fields<'de> for Delta<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "type" => self.kind = value(map)?,
+            "text" => self.text = value(map)?,
+            "thinking" => self.thinking = value(map)?,
+            "partial_json" => self.partial_json = value(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl Delta<'_> {
+    /// Bytes of the generated text the delta carries (text, thinking or tool input).
+    fn text_bytes(&self) -> Option<u64> {
+        match self.kind.as_deref()? {
+            "text_delta" => self.text.0,
+            "thinking_delta" => self.thinking.0,
+            "input_json_delta" => self.partial_json.0,
+            _ => None,
+        }
+    }
+}
+
+/// `error`: its `type` and `message`.
+#[derive(Default)]
+struct ErrorObject<'a> {
+    kind: Str<'a>,
+    message: Str<'a>,
+}
+
+impl<'de> Fields<'de> for ErrorObject<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "type" => self.kind = value(map)?,
+            "message" => self.message = value(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
 }
 
 impl Events {
-    fn apply(&mut self, event: &Value) {
-        match str_at(event, &["type"]) {
+    /// Folds in one event; an event that is not an object says nothing.
+    fn apply(&mut self, event: Obj<Event>) {
+        let Some(event) = event.0 else { return };
+        match event.kind.as_deref() {
             Some("message_start") => {
-                if let Some(message) = event.get("message") {
-                    self.usage.set_model(message);
-                    if let Some(usage) = message.get("usage") {
-                        self.usage.merge(usage);
+                if let Some(message) = &event.message.0 {
+                    self.usage.set_model_name(message.model.as_deref());
+                    if let Some(usage) = &message.usage.0 {
+                        self.usage.merge_object(usage);
                     }
                 }
             }
             Some("message_delta") => {
-                if let Some(usage) = event.get("usage") {
-                    self.usage.merge(usage);
+                if let Some(usage) = &event.usage.0 {
+                    self.usage.merge_object(usage);
                 }
             }
             Some("content_block_delta") => {
-                if let Some(text) = event.get("delta").and_then(delta_text) {
-                    self.output_text_bytes = self.output_text_bytes.saturating_add(text.len() as u64);
+                if let Some(n) = event.delta.0.as_ref().and_then(Delta::text_bytes) {
+                    self.output_text_bytes = self.output_text_bytes.saturating_add(n);
                 }
             }
             Some("message_stop") => self.complete = true,
             Some("error") => {
                 // The first error is the cause; anything after it is fallout.
-                self.error.get_or_insert_with(|| stream_error(event));
+                self.error.get_or_insert_with(|| event.stream_error());
             }
             _ => {}
         }
@@ -98,11 +197,9 @@ impl StreamParse for AnthropicStream {
         self.check_format()?;
         let events = &mut self.events;
         self.framer.push(chunk, &mut |payload| {
-            let event = xjp_plugin_sdk::json::parse(payload).map_err(|e| match e {
-                PluginError::Malformed(m) => PluginError::Malformed(format!("stream event: {m}")),
-                other => other,
-            })?;
-            events.apply(&event);
+            let event = serde_json::from_slice(payload)
+                .map_err(|e| PluginError::Malformed(format!("stream event: invalid JSON: {e}")))?;
+            events.apply(event);
             Ok(())
         })
     }
@@ -113,8 +210,8 @@ impl StreamParse for AnthropicStream {
         // The last event may be cut short when the connection dropped: use it only if
         // it is whole.
         self.framer.finish(&mut |payload| {
-            if let Ok(event) = xjp_plugin_sdk::json::parse(payload) {
-                events.apply(&event);
+            if let Ok(event) = serde_json::from_slice(payload) {
+                events.apply(event);
             }
             Ok(())
         })?;

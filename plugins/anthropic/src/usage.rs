@@ -6,7 +6,10 @@
 //! when the API sends that breakdown. `output_tokens` includes extended-thinking tokens,
 //! which Anthropic does not count separately. Server tools are per-request fees.
 
-use xjp_plugin_sdk::json::{Value, str_at, u64_at};
+use serde::Deserialize;
+use serde::de::MapAccess;
+use xjp_plugin_sdk::json::{Value, str_at};
+use xjp_plugin_sdk::lenient::{Count, Fields, Obj, skip, value};
 use xjp_plugin_sdk::{Fee, Usage, empty_usage};
 
 /// Fee name for `server_tool_use.web_search_requests`.
@@ -30,40 +33,128 @@ pub struct UsageFields {
     model: Option<String>,
 }
 
-/// Overwrites `slot` with the count at `path`, when there is one.
-fn update(slot: &mut u64, usage: &Value, path: &[&str]) {
-    if let Some(n) = u64_at(usage, path) {
+/// The counts of one `usage` object, each `None` when absent or not a non-negative
+/// integer (as [`xjp_plugin_sdk::json::u64_at`] reads them).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UsageObject {
+    /// `input_tokens`.
+    pub input_tokens: Option<u64>,
+    /// `cache_read_input_tokens`.
+    pub cache_read_input_tokens: Option<u64>,
+    /// `cache_creation_input_tokens`.
+    pub cache_creation_input_tokens: Option<u64>,
+    /// `cache_creation.ephemeral_5m_input_tokens`.
+    pub ephemeral_5m_input_tokens: Option<u64>,
+    /// `cache_creation.ephemeral_1h_input_tokens`.
+    pub ephemeral_1h_input_tokens: Option<u64>,
+    /// `output_tokens`.
+    pub output_tokens: Option<u64>,
+    /// `server_tool_use.web_search_requests`.
+    pub web_search_requests: Option<u64>,
+    /// `server_tool_use.web_fetch_requests`.
+    pub web_fetch_requests: Option<u64>,
+}
+
+impl<'de> Fields<'de> for UsageObject {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "input_tokens" => self.input_tokens = value::<Count, _>(map)?.0,
+            "cache_read_input_tokens" => self.cache_read_input_tokens = value::<Count, _>(map)?.0,
+            "cache_creation_input_tokens" => self.cache_creation_input_tokens = value::<Count, _>(map)?.0,
+            "output_tokens" => self.output_tokens = value::<Count, _>(map)?.0,
+            "cache_creation" => {
+                let c = value::<Obj<CacheCreation>, _>(map)?.0.unwrap_or_default();
+                (self.ephemeral_5m_input_tokens, self.ephemeral_1h_input_tokens) = (c.five_min, c.one_hour);
+            }
+            "server_tool_use" => {
+                let t = value::<Obj<ServerToolUse>, _>(map)?.0.unwrap_or_default();
+                (self.web_search_requests, self.web_fetch_requests) = (t.web_search, t.web_fetch);
+            }
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// `usage.cache_creation`: the cache writes by TTL.
+#[derive(Default)]
+struct CacheCreation {
+    five_min: Option<u64>,
+    one_hour: Option<u64>,
+}
+
+impl<'de> Fields<'de> for CacheCreation {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "ephemeral_5m_input_tokens" => self.five_min = value::<Count, _>(map)?.0,
+            "ephemeral_1h_input_tokens" => self.one_hour = value::<Count, _>(map)?.0,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// `usage.server_tool_use`: server tool calls billed per request.
+#[derive(Default)]
+struct ServerToolUse {
+    web_search: Option<u64>,
+    web_fetch: Option<u64>,
+}
+
+impl<'de> Fields<'de> for ServerToolUse {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "web_search_requests" => self.web_search = value::<Count, _>(map)?.0,
+            "web_fetch_requests" => self.web_fetch = value::<Count, _>(map)?.0,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// Overwrites `slot` with `count`, when there is one.
+fn update(slot: &mut u64, count: Option<u64>) {
+    if let Some(n) = count {
         *slot = n;
     }
 }
 
 /// Like [`update`] for a count whose presence matters.
-fn update_opt(slot: &mut Option<u64>, usage: &Value, path: &[&str]) {
-    if let Some(n) = u64_at(usage, path) {
-        *slot = Some(n);
+fn update_opt(slot: &mut Option<u64>, count: Option<u64>) {
+    if count.is_some() {
+        *slot = count;
     }
 }
 
 impl UsageFields {
     /// Folds in one `usage` object. Anything but a JSON object is ignored.
     pub fn merge(&mut self, usage: &Value) {
-        if !usage.is_object() {
-            return;
+        if let Ok(Obj(Some(usage))) = Obj::<UsageObject>::deserialize(usage) {
+            self.merge_object(&usage);
         }
+    }
+
+    /// Folds in one already-read `usage` object.
+    pub fn merge_object(&mut self, usage: &UsageObject) {
         self.seen = true;
-        update(&mut self.input, usage, &["input_tokens"]);
-        update(&mut self.cache_read, usage, &["cache_read_input_tokens"]);
-        update(&mut self.cache_creation, usage, &["cache_creation_input_tokens"]);
-        update_opt(&mut self.ephemeral_5m, usage, &["cache_creation", "ephemeral_5m_input_tokens"]);
-        update_opt(&mut self.ephemeral_1h, usage, &["cache_creation", "ephemeral_1h_input_tokens"]);
-        update(&mut self.output, usage, &["output_tokens"]);
-        update(&mut self.web_search, usage, &["server_tool_use", "web_search_requests"]);
-        update(&mut self.web_fetch, usage, &["server_tool_use", "web_fetch_requests"]);
+        update(&mut self.input, usage.input_tokens);
+        update(&mut self.cache_read, usage.cache_read_input_tokens);
+        update(&mut self.cache_creation, usage.cache_creation_input_tokens);
+        update_opt(&mut self.ephemeral_5m, usage.ephemeral_5m_input_tokens);
+        update_opt(&mut self.ephemeral_1h, usage.ephemeral_1h_input_tokens);
+        update(&mut self.output, usage.output_tokens);
+        update(&mut self.web_search, usage.web_search_requests);
+        update(&mut self.web_fetch, usage.web_fetch_requests);
     }
 
     /// Records the message's `model`, when it is a string.
     pub fn set_model(&mut self, message: &Value) {
-        if let Some(model) = str_at(message, &["model"]) {
+        self.set_model_name(str_at(message, &["model"]));
+    }
+
+    /// Records a `model` read from a message, when there was one.
+    pub fn set_model_name(&mut self, model: Option<&str>) {
+        if let Some(model) = model {
             self.model = Some(model.to_owned());
         }
     }

@@ -11,9 +11,9 @@ pub mod framing;
 pub mod stream;
 pub mod usage;
 
+use chunk::Responses;
 use stream::GeminiStream;
 use usage::UsageFields;
-use xjp_plugin_sdk::json::{self, Value, is_error_body};
 use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage};
 
 /// The Gemini billing provider.
@@ -46,16 +46,13 @@ impl Provider for Gemini {
         if status >= 400 {
             return Ok(None);
         }
-        let body = json::parse(body)?;
-        let responses = match &body {
-            Value::Array(items) => items.as_slice(),
-            single => std::slice::from_ref(single),
-        };
-        if responses.iter().any(is_error_body) {
+        let body: Responses =
+            serde_json::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))?;
+        if body.iter().any(|r| r.is_error()) {
             return Ok(None);
         }
         let mut fields = UsageFields::default();
-        responses.iter().for_each(|r| fields.apply(r));
+        body.iter().for_each(|r| fields.apply_response(r));
         Ok(fields.to_usage())
     }
 

@@ -5,10 +5,9 @@
 //! is a `GenerateContentResponse` with cumulative `usageMetadata`, the final one carries
 //! a `finishReason`, and an upstream failure arrives as an `{"error": {...}}` element.
 
-use crate::chunk::{error_of, is_final, text_bytes};
+use crate::chunk::{Response, Responses};
 use crate::framing::{Framer, Framing};
 use crate::usage::UsageFields;
-use xjp_plugin_sdk::json::Value;
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};
 
 /// What the chunks of one stream said so far.
@@ -21,24 +20,21 @@ struct Chunks {
 }
 
 impl Chunks {
-    fn apply(&mut self, payload: &Value) {
-        // Vertex may wrap objects in an array of their own; take them one by one.
-        if let Value::Array(items) = payload {
-            items.iter().for_each(|item| self.apply_one(item));
-        } else {
-            self.apply_one(payload);
-        }
+    /// Folds in one payload; Vertex may wrap objects in an array of their own, which
+    /// are taken one by one.
+    fn apply(&mut self, payload: &Responses) {
+        payload.iter().for_each(|chunk| self.apply_one(chunk));
     }
 
-    fn apply_one(&mut self, chunk: &Value) {
-        if let Some(error) = error_of(chunk) {
+    fn apply_one(&mut self, chunk: &Response) {
+        if let Some(error) = chunk.error() {
             // The first error is the cause; anything after it is fallout.
             self.error.get_or_insert(error);
             return;
         }
-        self.usage.apply(chunk);
-        self.finished |= is_final(chunk);
-        self.output_text_bytes = self.output_text_bytes.saturating_add(text_bytes(chunk));
+        self.usage.apply_response(chunk);
+        self.finished |= chunk.is_final();
+        self.output_text_bytes = self.output_text_bytes.saturating_add(chunk.text_bytes());
     }
 }
 
@@ -74,10 +70,8 @@ impl StreamParse for GeminiStream {
         self.check_format()?;
         let chunks = &mut self.chunks;
         self.framer.push(chunk, &mut |payload| {
-            let value = xjp_plugin_sdk::json::parse(payload).map_err(|e| match e {
-                PluginError::Malformed(m) => PluginError::Malformed(format!("stream chunk: {m}")),
-                other => other,
-            })?;
+            let value: Responses = serde_json::from_slice(payload)
+                .map_err(|e| PluginError::Malformed(format!("stream chunk: invalid JSON: {e}")))?;
             chunks.apply(&value);
             Ok(())
         })
@@ -88,7 +82,7 @@ impl StreamParse for GeminiStream {
         let chunks = &mut self.chunks;
         // An SSE event cut short by a dropped connection is used only if it is whole.
         self.framer.finish(&mut |payload| {
-            if let Ok(value) = xjp_plugin_sdk::json::parse(payload) {
+            if let Ok(value) = serde_json::from_slice::<Responses>(payload) {
                 chunks.apply(&value);
             }
             Ok(())

@@ -6,7 +6,10 @@
 //! cache read = cached, uncached input = prompt − cached + tool-use prompt,
 //! output = candidates + thoughts, reasoning = thoughts.
 
-use xjp_plugin_sdk::json::{Value, str_at, u64_at};
+use crate::chunk::Response;
+use serde::Deserialize;
+use xjp_plugin_sdk::json::Value;
+use xjp_plugin_sdk::lenient::Obj;
 use xjp_plugin_sdk::{Fee, Usage, empty_usage};
 
 /// Fee name for a response grounded with Google Search.
@@ -29,40 +32,29 @@ pub struct UsageFields {
     grounded: bool,
 }
 
-/// The token counts of `usageMetadata`, in the order `apply` stores them.
-const COUNTS: [&str; 5] = [
-    "promptTokenCount",
-    "cachedContentTokenCount",
-    "candidatesTokenCount",
-    "thoughtsTokenCount",
-    "toolUsePromptTokenCount",
-];
-
-/// Whether a candidate was grounded with Google Search (it lists the queries it ran).
-fn searched(candidate: &Value) -> bool {
-    candidate
-        .get("groundingMetadata")
-        .and_then(|g| g.get("webSearchQueries"))
-        .and_then(Value::as_array)
-        .is_some_and(|queries| !queries.is_empty())
-}
-
 impl UsageFields {
-    /// Folds in one response object (a whole response or one stream chunk).
+    /// Folds in one response object (a whole response or one stream chunk); anything
+    /// but an object says nothing.
     pub fn apply(&mut self, response: &Value) {
-        if let Some(model) = str_at(response, &["modelVersion"]) {
+        if let Ok(Obj(Some(response))) = Obj::<Response>::deserialize(response) {
+            self.apply_response(&response);
+        }
+    }
+
+    /// Folds in one already-read response object.
+    pub fn apply_response(&mut self, response: &Response) {
+        if let Some(model) = response.model_version.as_deref() {
             self.model = Some(model.to_owned());
         }
-        if let Some(candidates) = response.get("candidates").and_then(Value::as_array) {
-            self.grounded |= candidates.iter().any(searched);
-        }
-        let Some(meta) = response.get("usageMetadata") else {
+        self.grounded |= response.searched();
+        let Some(counts) = response.counts else {
             return;
         };
+        // In the order of `chunk::COUNTS`.
         let slots =
             [&mut self.prompt, &mut self.cached, &mut self.candidates, &mut self.thoughts, &mut self.tool_use_prompt];
-        for (field, slot) in COUNTS.iter().zip(slots) {
-            if let Some(n) = u64_at(meta, &[field]) {
+        for (count, slot) in counts.into_iter().zip(slots) {
+            if let Some(n) = count {
                 *slot = n;
                 self.seen = true;
             }

@@ -12,6 +12,7 @@ pub use xjp_money as decimal;
 pub mod estimate;
 pub mod json;
 pub mod json_array;
+pub mod lenient;
 pub mod pricing;
 pub mod sse;
 #[cfg(feature = "testing")]

@@ -6,11 +6,24 @@ use crate::{Cost, PluginError, PriceEntry, TokenRates, Usage, prompt_tokens};
 pub const PER_REQUEST_FEE: &str = "request";
 
 fn mul(tokens: u64, rate: u64) -> Result<i128, PluginError> {
+    // A product below 2^64 needs no 128-bit multiply (a library call on wasm32).
+    if tokens.leading_zeros() + rate.leading_zeros() >= u64::BITS {
+        return Ok(i128::from(tokens * rate));
+    }
     i128::from(tokens).checked_mul(i128::from(rate)).ok_or(PluginError::Overflow)
 }
 
 /// Rounds atto-USD to nano-USD, half up.
 pub fn round_atto_to_nano(atto: i128) -> Result<i64, PluginError> {
+    const HALF: u64 = 500_000_000;
+    const ATTO_PER_NANO: u64 = 1_000_000_000;
+    // Amounts in `0..2^64` (up to ~18 USD) round with one 64-bit division instead of
+    // 128-bit ones, with the same result as `xjp_money::atto_to_nano_half_up`.
+    if let Ok(atto) = u64::try_from(atto)
+        && let Some(up) = atto.checked_add(HALF)
+    {
+        return Ok((up / ATTO_PER_NANO) as i64);
+    }
     xjp_money::atto_to_nano_half_up(atto).ok_or(PluginError::Overflow)
 }
 
@@ -155,6 +168,23 @@ mod tests {
         assert_eq!(c.total, 20_000_003); // 20_000_001 + 1.4 + 0.499 = ...2.899 -> 3
         u.fees = vec![Fee { name: "image".into(), count: 1 }];
         assert!(matches!(price(&u, &entry), Err(PluginError::Other(_))));
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_general_arithmetic() {
+        let edges = [0, 1, 2, 3, 499_999_999, 500_000_000, 999_999_999, 1 << 31, 1 << 32, u32::MAX as u64 + 1];
+        let big = [1 << 40, 1 << 63, u64::MAX / 3, u64::MAX - 500_000_000, u64::MAX - 499_999_999, u64::MAX];
+        for &a in edges.iter().chain(&big) {
+            for &b in edges.iter().chain(&big) {
+                let general = i128::from(a).checked_mul(i128::from(b)).ok_or(PluginError::Overflow);
+                assert_eq!(mul(a, b), general, "{a} x {b}");
+            }
+            for atto in [i128::from(a), i128::from(a) + i128::from(u64::MAX), -i128::from(a), i128::MAX - i128::from(a)]
+            {
+                let general = xjp_money::atto_to_nano_half_up(atto).ok_or(PluginError::Overflow);
+                assert_eq!(round_atto_to_nano(atto), general, "{atto}");
+            }
+        }
     }
 
     #[test]

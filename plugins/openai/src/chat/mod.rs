@@ -13,25 +13,33 @@ pub mod usage;
 pub use request::estimate;
 pub use response::extract_response;
 pub use stream::ChatStream;
-pub use usage::usage_from_value;
+pub use usage::{UsageObject, usage_from_object, usage_from_value};
 
-use xjp_plugin_sdk::json::Value;
+use xjp_plugin_sdk::lenient::Fields;
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Usage};
 
 /// What differs between OpenAI and an OpenAI-compatible upstream.
 pub trait Dialect: 'static {
+    /// The `usage` object as this dialect reads it (see [`xjp_plugin_sdk::lenient`]:
+    /// fields that are absent or of the wrong type read as absent).
+    type UsageObject: for<'de> Fields<'de>;
+
     /// Usage buckets from a `usage` object (without `served_model`, which the caller
     /// fills from the body's `model`). `None` when the object carries no token counts.
-    fn usage(usage: &Value) -> Option<Usage> {
-        usage_from_value(usage)
-    }
+    fn usage(usage: &Self::UsageObject) -> Option<Usage>;
 }
 
-/// Plain OpenAI: the usage reader of [`usage_from_value`].
+/// Plain OpenAI: the usage reader of [`usage_from_object`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenAiDialect;
 
-impl Dialect for OpenAiDialect {}
+impl Dialect for OpenAiDialect {
+    type UsageObject = UsageObject;
+
+    fn usage(usage: &UsageObject) -> Option<Usage> {
+        usage_from_object(usage)
+    }
+}
 
 /// `Ok(())` for `openai-chat`, the unsupported-format error for anything else.
 pub fn check_format(format: ApiFormat) -> PluginResult<()> {

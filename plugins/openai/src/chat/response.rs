@@ -1,8 +1,39 @@
 //! Usage from a complete (non-streamed) chat completion body.
 
 use super::{Dialect, check_format};
-use xjp_plugin_sdk::json::{Value, is_error_body, str_at};
+use serde::de::MapAccess;
+use xjp_plugin_sdk::lenient::{Fields, NonNull, Obj, Str, skip, value};
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Usage};
+
+/// The parts of a chat completion body that billing reads; `choices` and the rest are
+/// parsed (so a malformed body is still malformed) but not kept.
+struct Response<'a, U> {
+    model: Str<'a>,
+    usage: Obj<U>,
+    /// `error` is present and not null.
+    error: bool,
+    /// The top-level `type` (`"error"` marks an error body too).
+    kind: Str<'a>,
+}
+
+impl<U> Default for Response<'_, U> {
+    fn default() -> Self {
+        Response { model: Str::default(), usage: Obj::default(), error: false, kind: Str::default() }
+    }
+}
+
+impl<'de, U: Fields<'de>> Fields<'de> for Response<'de, U> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "model" => self.model = value(map)?,
+            "usage" => self.usage = value(map)?,
+            "error" => self.error = value::<NonNull, _>(map)?.0,
+            "type" => self.kind = value(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
 
 /// Usage of a chat completion response, read with dialect `D`.
 ///
@@ -17,25 +48,23 @@ pub fn extract_response<D: Dialect>(format: ApiFormat, status: u16, body: &[u8])
         return Ok(None);
     }
     let success = (200..300).contains(&status);
-    let v: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
+    let v: Response<D::UsageObject> = match serde_json::from_slice(body) {
+        Ok(Obj(Some(v))) => v,
+        Ok(Obj(None)) if success => {
+            return Err(PluginError::Malformed("response body is not a JSON object".into()));
+        }
+        Ok(Obj(None)) => return Ok(None),
         Err(e) if success => return Err(PluginError::Malformed(format!("invalid JSON: {e}"))),
         Err(_) => return Ok(None),
     };
-    if !v.is_object() {
-        return if success {
-            Err(PluginError::Malformed("response body is not a JSON object".into()))
-        } else {
-            Ok(None)
-        };
-    }
-    if is_error_body(&v) {
+    // What `xjp_plugin_sdk::json::is_error_body` checks.
+    if v.error || v.kind.as_deref() == Some("error") {
         return Ok(None);
     }
-    let Some(mut usage) = v.get("usage").and_then(D::usage) else {
+    let Some(mut usage) = v.usage.0.as_ref().and_then(D::usage) else {
         return Ok(None);
     };
-    usage.served_model = str_at(&v, &["model"]).map(str::to_owned);
+    usage.served_model = v.model.0.map(|m| m.into_owned());
     Ok(Some(usage))
 }
 

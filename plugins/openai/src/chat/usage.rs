@@ -4,8 +4,80 @@
 //! `completion_tokens`, so the uncached input is `prompt - cached` and the output is
 //! `completion` with `reasoning` reported as a part of it.
 
-use xjp_plugin_sdk::json::{Value, sat_sub, u64_at, u64_or_zero};
+use serde::Deserialize;
+use serde::de::MapAccess;
+use xjp_plugin_sdk::json::{Value, sat_sub};
+use xjp_plugin_sdk::lenient::{Count, Fields, Obj, skip, value};
 use xjp_plugin_sdk::{Usage, empty_usage};
+
+/// The counts of an OpenAI `usage` object that billing reads, each `None` when absent
+/// or not a non-negative integer (as [`xjp_plugin_sdk::json::u64_at`] reads them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageObject {
+    /// `prompt_tokens`.
+    pub prompt_tokens: Option<u64>,
+    /// `completion_tokens`.
+    pub completion_tokens: Option<u64>,
+    /// `total_tokens`.
+    pub total_tokens: Option<u64>,
+    /// `prompt_tokens_details.cached_tokens`.
+    pub cached_tokens: Option<u64>,
+    /// DeepSeek's `prompt_cache_hit_tokens`.
+    pub prompt_cache_hit_tokens: Option<u64>,
+    /// `completion_tokens_details.reasoning_tokens`.
+    pub reasoning_tokens: Option<u64>,
+}
+
+/// `prompt_tokens_details`, as far as OpenAI billing reads it.
+#[derive(Default)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
+}
+
+impl<'de> Fields<'de> for PromptDetails {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "cached_tokens" => self.cached_tokens = value::<Count, _>(map)?.0,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// `completion_tokens_details`, as far as billing reads it.
+#[derive(Default)]
+struct CompletionDetails {
+    reasoning_tokens: Option<u64>,
+}
+
+impl<'de> Fields<'de> for CompletionDetails {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "reasoning_tokens" => self.reasoning_tokens = value::<Count, _>(map)?.0,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Fields<'de> for UsageObject {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "prompt_tokens" => self.prompt_tokens = value::<Count, _>(map)?.0,
+            "completion_tokens" => self.completion_tokens = value::<Count, _>(map)?.0,
+            "total_tokens" => self.total_tokens = value::<Count, _>(map)?.0,
+            "prompt_cache_hit_tokens" => self.prompt_cache_hit_tokens = value::<Count, _>(map)?.0,
+            "prompt_tokens_details" => {
+                self.cached_tokens = value::<Obj<PromptDetails>, _>(map)?.0.and_then(|d| d.cached_tokens);
+            }
+            "completion_tokens_details" => {
+                self.reasoning_tokens = value::<Obj<CompletionDetails>, _>(map)?.0.and_then(|d| d.reasoning_tokens);
+            }
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
 
 /// Buckets from an OpenAI `usage` object; `served_model` is left unset.
 ///
@@ -15,26 +87,23 @@ use xjp_plugin_sdk::{Usage, empty_usage};
 /// `prompt_cache_hit_tokens` when that is absent. See [`output_tokens`] for how
 /// upstreams that leave reasoning out of `completion_tokens` are recognised.
 pub fn usage_from_value(usage: &Value) -> Option<Usage> {
-    if !usage.is_object() {
+    Obj::<UsageObject>::deserialize(usage).ok()?.0.as_ref().and_then(usage_from_object)
+}
+
+/// [`usage_from_value`] of an already-read `usage` object.
+pub fn usage_from_object(usage: &UsageObject) -> Option<Usage> {
+    if usage.prompt_tokens.is_none() && usage.completion_tokens.is_none() {
         return None;
     }
-    let prompt = u64_at(usage, &["prompt_tokens"]);
-    let completion = u64_at(usage, &["completion_tokens"]);
-    if prompt.is_none() && completion.is_none() {
-        return None;
-    }
-    let prompt = prompt.unwrap_or(0);
-    let completion = completion.unwrap_or(0);
-    let cached = u64_at(usage, &["prompt_tokens_details", "cached_tokens"])
-        .or_else(|| u64_at(usage, &["prompt_cache_hit_tokens"]))
-        .unwrap_or(0);
-    let reasoning = u64_or_zero(usage, &["completion_tokens_details", "reasoning_tokens"]);
-    let total = u64_at(usage, &["total_tokens"]);
+    let prompt = usage.prompt_tokens.unwrap_or(0);
+    let completion = usage.completion_tokens.unwrap_or(0);
+    let cached = usage.cached_tokens.or(usage.prompt_cache_hit_tokens).unwrap_or(0);
+    let reasoning = usage.reasoning_tokens.unwrap_or(0);
 
     let mut out = empty_usage();
     out.input_uncached_tokens = sat_sub(prompt, cached);
     out.cache_read_tokens = cached;
-    out.output_tokens = output_tokens(prompt, completion, reasoning, total);
+    out.output_tokens = output_tokens(prompt, completion, reasoning, usage.total_tokens);
     out.reasoning_tokens = reasoning;
     Some(out)
 }
