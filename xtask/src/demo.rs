@@ -31,6 +31,14 @@ fn demo_config(mock_base: &str, listen: &str) -> anyhow::Result<String> {
         .as_table_mut()
         .expect("[plugins] is a table")
         .insert("dir".into(), root().join("target/plugins").display().to_string().into());
+    // Price files are named relative to config/; the demo config lives elsewhere.
+    if let Some(files) = doc.get_mut("catalog").and_then(|c| c.get_mut("files")).and_then(|f| f.as_array_mut()) {
+        for f in files.iter_mut() {
+            if let Some(rel) = f.as_str() {
+                *f = root().join("config").join(rel).display().to_string().into();
+            }
+        }
+    }
     let providers =
         doc.get_mut("providers").and_then(|p| p.as_table_mut()).ok_or_else(|| anyhow::anyhow!("no [providers]"))?;
     for (name, key_var, prefix) in PROVIDERS {
