@@ -5,7 +5,7 @@
 //! budget check are the SDK defaults.
 
 pub mod estimate;
-pub mod framing;
+
 pub mod stream;
 pub mod usage;
 

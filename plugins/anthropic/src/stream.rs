@@ -6,10 +6,10 @@
 //! in-band upstream failure. Text, thinking and tool-input deltas are counted in bytes
 //! so that an interrupted stream can be estimated.
 
-use crate::framing::Framer;
 use crate::usage::{UsageFields, UsageObject};
 use serde::Deserialize;
 use serde::de::MapAccess;
+use xjp_plugin_sdk::framing::Framer;
 use xjp_plugin_sdk::json::Value;
 use xjp_plugin_sdk::lenient::{Fields, Obj, Str, StrLen, skip, value};
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};

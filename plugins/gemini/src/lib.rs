@@ -7,7 +7,7 @@
 
 pub mod chunk;
 pub mod estimate;
-pub mod framing;
+
 pub mod stream;
 pub mod usage;
 

@@ -6,8 +6,8 @@
 //! a `finishReason`, and an upstream failure arrives as an `{"error": {...}}` element.
 
 use crate::chunk::{Response, Responses};
-use crate::framing::{Framer, Framing};
 use crate::usage::UsageFields;
+use xjp_plugin_sdk::framing::{Framer, Framing};
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};
 
 /// What the chunks of one stream said so far.

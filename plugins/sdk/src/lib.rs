@@ -10,6 +10,7 @@ pub mod budget;
 /// Exact decimal text <-> nano-USD (re-exported from `xjp-money`).
 pub use xjp_money as decimal;
 pub mod estimate;
+pub mod framing;
 pub mod json;
 pub mod json_array;
 pub mod lenient;

@@ -5,9 +5,9 @@
 //! error object), anything else is server-sent events. The SDK's decoders do the actual
 //! framing; this only picks one and reports framing errors as `Malformed`.
 
-use xjp_plugin_sdk::json_array::{ArrayFrameError, JsonArraySplitter};
-use xjp_plugin_sdk::sse::SseDecoder;
-use xjp_plugin_sdk::{PluginError, PluginResult};
+use crate::json_array::{ArrayFrameError, JsonArraySplitter};
+use crate::sse::SseDecoder;
+use crate::{PluginError, PluginResult};
 
 /// How a stream turned out to be framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
