@@ -30,6 +30,10 @@ use xjp_gateway::reports::params::Params;
 use xjp_gateway::reports::summary::summarize;
 use xjp_gateway::reports::transactions::{Scope, page};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{BenchDb, env_usize};
+
 /// Targets from the issue.
 const PAGE_TARGET: Duration = Duration::from_millis(20);
 const SUMMARY_TARGET: Duration = Duration::from_millis(50);
@@ -41,21 +45,6 @@ const BIG_TENANT_PERCENT: i64 = 30;
 const TAIL_ROWS: usize = 20_000;
 const PAGE_LIMIT: usize = 100;
 
-fn pg_admin_url() -> String {
-    std::env::var("XJP_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v.replace('_', "").parse().with_context(|| format!("{name}={v} is not a count")),
-        Err(_) => Ok(default),
-    }
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).single().expect("valid time")
 }
@@ -66,47 +55,6 @@ fn span() -> (DateTime<Utc>, DateTime<Utc>) {
 }
 
 /// A database of its own (`xjp_bench_<uuid>`), dropped with this guard, error or panic.
-struct BenchDb {
-    name: String,
-    url: String,
-    keep: bool,
-}
-
-impl BenchDb {
-    async fn create() -> anyhow::Result<BenchDb> {
-        let name = format!("xjp_bench_{}", Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&pg_admin_url()).await.context("Postgres reachable")?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
-        admin.close().await;
-        let base = pg_admin_url();
-        let url = format!("{}/{name}", base.rsplit_once('/').context("admin URL names a database")?.0);
-        Ok(BenchDb { name, url, keep: env_flag("XJP_BENCH_KEEP_DB") })
-    }
-}
-
-impl Drop for BenchDb {
-    fn drop(&mut self) {
-        if self.keep {
-            eprintln!("keeping database {} (XJP_BENCH_KEEP_DB)", self.name);
-            return;
-        }
-        // Its own thread and runtime: works inside or outside the benchmark's runtime.
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(async {
-                let admin = sqlx::PgPool::connect(&pg_admin_url()).await.ok()?;
-                let q = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::query(&q).execute(&admin).await.ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("warning: could not drop database {}", self.name);
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
     rows: usize,

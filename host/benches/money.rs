@@ -21,6 +21,10 @@ use xjp_gateway::billing::{Balances, Reservation, Settlement};
 use xjp_gateway::db::credits::{self, CreditKind};
 use xjp_gateway::ledger::{Ledger, LedgerConfig, TransactionRow};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{BenchDb, env_usize};
+
 /// The tenant's credit: $1,000,000, far more than the benchmark spends.
 const CREDIT_NANO: i64 = 1_000_000_000_000_000;
 /// What one ledger row costs: 412 input + 187 output tokens of gpt-4o-mini ($0.15 / $0.60).
@@ -31,56 +35,8 @@ const SETTLE_NANO: i64 = 174_000;
 /// Unmeasured reserve + settle pairs and PINGs first (script load, account load, warm pool).
 const WARM_UP: usize = 200;
 
-fn pg_admin_url() -> String {
-    std::env::var("XJP_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 fn redis_url() -> String {
     std::env::var("XJP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v.replace('_', "").parse().with_context(|| format!("{name}={v} is not a count")),
-        Err(_) => Ok(default),
-    }
-}
-
-/// A database of its own (`xjp_bench_<uuid>`), dropped with this guard, error or not.
-struct BenchDb {
-    name: String,
-    url: String,
-}
-
-impl BenchDb {
-    async fn create() -> anyhow::Result<BenchDb> {
-        let name = format!("xjp_bench_{}", Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&pg_admin_url()).await.context("Postgres reachable")?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
-        admin.close().await;
-        let base = pg_admin_url();
-        let url = format!("{}/{name}", base.rsplit_once('/').context("admin URL names a database")?.0);
-        Ok(BenchDb { name, url })
-    }
-}
-
-impl Drop for BenchDb {
-    fn drop(&mut self) {
-        // Its own thread and runtime: works inside or outside the benchmark's runtime.
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(async {
-                let admin = sqlx::PgPool::connect(&pg_admin_url()).await.ok()?;
-                let q = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::query(&q).execute(&admin).await.ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("warning: could not drop database {}", self.name);
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
