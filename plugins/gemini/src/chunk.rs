@@ -8,7 +8,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use xjp_plugin_sdk::StreamError;
 use xjp_plugin_sdk::json::{Value, str_at};
-use xjp_plugin_sdk::lenient::{Count, Fields, Fold, NonNullValue, Obj, Seq, Skip, Str, StrLen, skip, value};
+use xjp_plugin_sdk::lenient::{Count, Fields, Fold, NonNullValue, Obj, Seq, Skip, Str, StrLen, TextPart, skip, value};
 
 /// The token counts of `usageMetadata`, in the order [`Response::counts`] holds them.
 pub const COUNTS: [&str; 5] = [
@@ -182,27 +182,11 @@ impl<'de> Fields<'de> for Content {
 struct PartsText(u64);
 
 impl<'de> Fold<'de> for PartsText {
-    type Item = Obj<Part>;
+    type Item = Obj<TextPart>;
 
-    fn add(&mut self, part: Obj<Part>) {
+    fn add(&mut self, part: Obj<TextPart>) {
         let text = part.0.and_then(|p| p.text.0).unwrap_or(0);
         self.0 = self.0.saturating_add(text);
-    }
-}
-
-/// One part: only its `text` counts.
-#[derive(Default)]
-struct Part {
-    text: StrLen,
-}
-
-impl<'de> Fields<'de> for Part {
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "text" => self.text = value(map)?,
-            _ => skip(map)?,
-        }
-        Ok(())
     }
 }
 

@@ -402,6 +402,23 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+/// A content part (OpenAI `content[]`, Gemini `parts[]`): only the length of its `text` counts.
+#[derive(Debug, Default)]
+pub struct TextPart {
+    /// Bytes of `text`, when it is a string.
+    pub text: StrLen,
+}
+
+impl<'de> Fields<'de> for TextPart {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "text" => self.text = value(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

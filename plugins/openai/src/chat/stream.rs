@@ -14,7 +14,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
 use xjp_plugin_sdk::json::Value;
-use xjp_plugin_sdk::lenient::{Fields, Fold, NonNull, NonNullValue, Obj, Seq, Skip, Str, StrLen, skip, value};
+use xjp_plugin_sdk::lenient::{
+    Fields, Fold, NonNull, NonNullValue, Obj, Seq, Skip, Str, StrLen, TextPart, skip, value,
+};
 use xjp_plugin_sdk::sse::{SseDecoder, SseEvent};
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse, Usage};
 
@@ -311,7 +313,7 @@ impl<'de> Deserialize<'de> for Content {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut parts: A) -> Result<Content, A::Error> {
                 let mut n = 0u64;
-                while let Some(part) = parts.next_element::<Obj<Part>>()? {
+                while let Some(part) = parts.next_element::<Obj<TextPart>>()? {
                     n = n.saturating_add(part.0.map_or(0, |p| p.text.or_zero()));
                 }
                 Ok(Content(n))
@@ -324,22 +326,6 @@ impl<'de> Deserialize<'de> for Content {
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-/// A content part: only its `text` counts.
-#[derive(Default)]
-struct Part {
-    text: StrLen,
-}
-
-impl<'de> Fields<'de> for Part {
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "text" => self.text = value(map)?,
-            _ => skip(map)?,
-        }
-        Ok(())
     }
 }
 
