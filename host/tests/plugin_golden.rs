@@ -4,9 +4,9 @@
 mod common;
 
 use serde_json::Value;
-use xjp_gateway::plugins::bindings::ApiFormat;
+use xjp_gateway::plugins::bindings::{ApiFormat, FeeRate, LongContextTier, PriceEntry, TokenRates};
 use xjp_gateway::plugins::convert::usage_json;
-use xjp_gateway::plugins::{Plugin, PluginStream};
+use xjp_gateway::plugins::{Plugin, PluginCallError, PluginStream};
 use xjp_plugin_sdk::testing::{Case, load_cases};
 
 fn stream_usage(
@@ -23,12 +23,42 @@ fn stream_usage(
     (o.usage.as_ref().map(usage_json).unwrap_or(Value::Null), o.complete, o.error.map(|e| e.message))
 }
 
+/// A price with every part set, so that every bucket of a case shows in its cost.
+fn probe_price() -> PriceEntry {
+    let rates = |base: u64| TokenRates {
+        input: base * 3,
+        output: base * 11,
+        cache_read: base,
+        cache_write_5m: base * 5,
+        cache_write_1h: base * 7,
+        reasoning: Some(base * 13),
+    };
+    PriceEntry {
+        rates: rates(1_000_000_000),
+        long_context: Some(LongContextTier { threshold_tokens: 1_000, rates: rates(2_000_000_000) }),
+        fees: vec![
+            FeeRate { name: "web_search".into(), atto_usd_per_unit: 10_000_000_000_000_000 },
+            FeeRate { name: "request".into(), atto_usd_per_unit: 1_000_000_000 },
+        ],
+    }
+}
+
 fn check_case(plugin: &std::sync::Arc<Plugin>, case: &Case) {
     let format: ApiFormat = case.api_name.parse().unwrap();
     let name = case.path.display().to_string();
     if !case.stream {
         let got = plugin.extract_response(format, case.status, &case.body).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got.as_ref().map(usage_json).unwrap_or(Value::Null), case.expect["usage"], "{name}");
+        // The one-call export answers what the two calls do.
+        let price = probe_price();
+        let priced = plugin.price_response(format, case.status, &case.body, &price).unwrap();
+        let two_calls = got.map(|u| match plugin.price(&u, &price) {
+            Ok(cost) => (u, Ok(cost)),
+            Err(PluginCallError::Plugin(e)) => (u, Err(e)),
+            Err(e) => panic!("{name}: price: {e}"),
+        });
+        let one_call = priced.map(|p| (p.usage, p.cost));
+        assert_eq!(one_call, two_calls, "{name}: price-response");
         return;
     }
     let body = &case.body[..];

@@ -75,6 +75,11 @@ fn main() -> anyhow::Result<()> {
         Task::Bench { args } => {
             plugins::build_all()?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "plugins", "--"]).args(&args))?;
+            if Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success()) {
+                run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "plugin_instructions"]))?;
+            } else {
+                eprintln!("valgrind not found: skipping the instruction counts (apt-get install valgrind)");
+            }
             services::ensure_running()?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "money"]))?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "billing_queries"]))

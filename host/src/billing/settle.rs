@@ -6,9 +6,9 @@ use super::reserve::Hold;
 use crate::api::GatewayError;
 use crate::gateway::Gateway;
 use crate::ledger::TransactionRow;
-use crate::plugins::ApiFormat;
 use crate::plugins::bindings::{PriceEntry, Usage};
 use crate::plugins::convert::prompt_tokens;
+use crate::plugins::{ApiFormat, PluginCallError};
 use crate::proxy::authenticate::Caller;
 use crate::proxy::outcome::Outcome;
 use crate::proxy::route::Routed;
@@ -116,7 +116,13 @@ pub fn complete(gw: &Arc<Gateway>, outcome: Outcome) {
 async fn settle_and_record(gw: &Gateway, o: Outcome) {
     let verdict = verdict(&o);
     let hold = o.reserved.hold;
-    let (cost, priced) = match o.routed.plugin.price(&verdict.usage, &o.routed.price) {
+    // Price is a function of (usage, price): the cost priced with the extraction holds
+    // whenever the verdict bills the usage exactly as extracted.
+    let cost = match &o.cost {
+        Some(cost) if o.usage.as_ref() == Some(&verdict.usage) => cost.clone().map_err(PluginCallError::Plugin),
+        _ => o.routed.plugin.price(&verdict.usage, &o.routed.price),
+    };
+    let (cost, priced) = match cost {
         Ok(c) => (c.total.max(0), true),
         // Pricing failed: charge the reserved upper bound and flag the row.
         Err(e) => {

@@ -7,7 +7,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::xjp::billing::budget::{BudgetRequest, Decision, DenyReason};
-pub use exports::xjp::billing::pricing::{Cost, FeeRate, LongContextTier, PriceEntry, TokenRates};
+pub use exports::xjp::billing::pricing::{Cost, FeeRate, LongContextTier, PriceEntry, PricedUsage, TokenRates};
 pub use exports::xjp::billing::types::{ApiFormat, Fee, PluginError, PluginInfo, Usage};
 pub use exports::xjp::billing::usage_extract::{ModelLimits, StreamError, StreamOutcome};
 

@@ -6,7 +6,7 @@
 
 use super::bindings::{
     ApiFormat, BillingPlugin, BillingPluginPre, BudgetRequest, Cost, Decision, ModelLimits, PluginInfo, PriceEntry,
-    Usage,
+    PricedUsage, Usage,
 };
 use super::cache::{ComponentCache, content_hash};
 use super::engine::{PluginEngine, StoreState};
@@ -91,6 +91,9 @@ impl Plugin {
             .map_err(|e| format!("estimate: {e}"))?;
         let zero = super::convert::zero_price();
         self.price(&usage, &zero).map_err(|e| format!("price: {e}"))?;
+        self.price_response(format, 500, br#"{"error":{"message":"self-test"}}"#, &zero)
+            .or_else(ignore_plugin_error)
+            .map_err(|e| format!("price-response: {e}"))?;
         let mut stream = super::stream::PluginStream::open(self.clone(), format).map_err(|e| format!("stream: {e}"))?;
         stream.finish().map_err(|e| format!("stream finish: {e}"))?;
         Ok(())
@@ -180,6 +183,19 @@ impl Plugin {
     /// Prices usage with the host's price entry.
     pub fn price(&self, usage: &Usage, price: &PriceEntry) -> Result<Cost, PluginCallError> {
         self.call(|s, e| e.xjp_billing_pricing().call_price(s, usage, price))?.map_err(PluginCallError::Plugin)
+    }
+
+    /// Usage from a complete response body and its cost at `price`, in one call (what
+    /// [`Plugin::extract_response`] then [`Plugin::price`] give, without the second crossing).
+    pub fn price_response(
+        &self,
+        format: ApiFormat,
+        status: u16,
+        body: &[u8],
+        price: &PriceEntry,
+    ) -> Result<Option<PricedUsage>, PluginCallError> {
+        self.call(|s, e| e.xjp_billing_pricing().call_price_response(s, format, status, body, price))?
+            .map_err(PluginCallError::Plugin)
     }
 
     /// Budget decision.

@@ -175,6 +175,7 @@ async fn proxy(
         upstream_status: 0,
         stream: streaming,
         usage: None,
+        cost: None,
         complete: false,
         client_disconnected: false,
         upstream_error: None,
@@ -225,9 +226,10 @@ async fn proxy(
         Ok(b) => b,
         Err(e) => return Err(fail(gw, done, e, started)),
     };
-    let (resp, usage) = respond::respond(head, body, &done.routed.plugin, format);
-    match usage {
-        Ok(u) => done.usage = u,
+    let (resp, priced) = respond::respond(head, body, &done.routed.plugin, format, &done.routed.price);
+    match priced {
+        Ok(Some(p)) => (done.usage, done.cost) = (Some(p.usage), Some(p.cost)),
+        Ok(None) => {}
         Err(e) => done.plugin_error = Some(e),
     }
     done.complete = true;

@@ -3,7 +3,7 @@
 use super::authenticate::Caller;
 use super::route::Routed;
 use crate::billing::reserve::Reserved;
-use crate::plugins::bindings::Usage;
+use crate::plugins::bindings::{Cost, PluginError, Usage};
 use crate::plugins::{ApiFormat, PluginCallError};
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +23,9 @@ pub struct Outcome {
     pub stream: bool,
     /// The usage the provider reported (from the body, the stream, or a drained stream).
     pub usage: Option<Usage>,
+    /// The plugin's price of `usage`, when it priced it together with the extraction
+    /// (whole responses); settle uses it when it bills `usage` as reported.
+    pub cost: Option<Result<Cost, PluginError>>,
     /// The response reached its proper end (for streams: the provider's end marker).
     pub complete: bool,
     /// For streams: the client left before the end.

@@ -1,9 +1,10 @@
 //! Phase 6, respond (non-streaming): read the whole upstream body under the
-//! between-chunk timeout, extract usage with the plugin, pass the body on unchanged.
+//! between-chunk timeout, extract and price its usage with the plugin in one call, pass
+//! the body on unchanged.
 
 use super::upstream::forwardable_response_header;
 use crate::api::{Body, GatewayError, full};
-use crate::plugins::bindings::Usage;
+use crate::plugins::bindings::{PriceEntry, PricedUsage};
 use crate::plugins::{ApiFormat, Plugin, PluginCallError};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -34,14 +35,15 @@ pub async fn read_all(mut body: Incoming, between_chunks: Duration) -> Result<By
     }
 }
 
-/// The client response for a buffered upstream body, and the usage in it.
+/// The client response for a buffered upstream body, and the usage in it priced at `price`.
 pub fn respond(
     upstream: hyper::http::response::Parts,
     body: Bytes,
     plugin: &Plugin,
     format: ApiFormat,
-) -> (Response<Body>, Result<Option<Usage>, PluginCallError>) {
-    let usage = plugin.extract_response(format, upstream.status.as_u16(), &body);
+    price: &PriceEntry,
+) -> (Response<Body>, Result<Option<PricedUsage>, PluginCallError>) {
+    let usage = plugin.price_response(format, upstream.status.as_u16(), &body, price);
     let mut resp = Response::new(full(body));
     *resp.status_mut() = upstream.status;
     for (name, value) in &upstream.headers {

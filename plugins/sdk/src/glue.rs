@@ -40,6 +40,15 @@ impl<G: Exports> pricing::Guest for G {
     fn price(usage: types::Usage, price: pricing::PriceEntry) -> Result<pricing::Cost, types::PluginError> {
         G::P::price(&usage, &price)
     }
+
+    fn price_response(
+        format: types::ApiFormat,
+        status: u16,
+        body: Vec<u8>,
+        price: pricing::PriceEntry,
+    ) -> Result<Option<pricing::PricedUsage>, types::PluginError> {
+        crate::price_response::<G::P>(format, status, &body, &price)
+    }
 }
 
 impl<G: Exports> budget::Guest for G {

@@ -34,7 +34,9 @@ pub mod bindings {
 }
 
 pub use bindings::exports::xjp::billing::budget::{BudgetRequest, Decision, DenyReason};
-pub use bindings::exports::xjp::billing::pricing::{Cost, FeeRate, LongContextTier, PriceEntry, TokenRates};
+pub use bindings::exports::xjp::billing::pricing::{
+    Cost, FeeRate, LongContextTier, PriceEntry, PricedUsage, TokenRates,
+};
 pub use bindings::exports::xjp::billing::types::{ApiFormat, Fee, PluginError, PluginInfo, Usage};
 pub use bindings::exports::xjp::billing::usage_extract::{ModelLimits, StreamError, StreamOutcome};
 
@@ -75,6 +77,20 @@ pub trait StreamParse: 'static {
     fn push(&mut self, chunk: &[u8]) -> PluginResult<()>;
     /// Ends the input and reports what the stream said.
     fn finish(&mut self) -> PluginResult<StreamOutcome>;
+}
+
+/// What the `price-response` export answers: [`Provider::extract_response`], then
+/// [`Provider::price`] of the usage it found.
+pub fn price_response<P: Provider>(
+    format: ApiFormat,
+    status: u16,
+    body: &[u8],
+    price: &PriceEntry,
+) -> PluginResult<Option<PricedUsage>> {
+    Ok(P::extract_response(format, status, body)?.map(|usage| {
+        let cost = P::price(&usage, price);
+        PricedUsage { usage, cost }
+    }))
 }
 
 /// Usage with every bucket zero and nothing else set.
