@@ -99,7 +99,14 @@ impl PluginEngine {
             .memory_guard_size(MEMORY_GUARD)
             .memory_reservation_for_growth(0)
             .wasm_component_model(true);
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&config).map_err(|e| {
+            let reserve_gib = (u64::from(limits.max_instances) * (MEMORY_RESERVATION + MEMORY_GUARD)) >> 30;
+            e.context(format!(
+                "reserving ~{reserve_gib} GiB of virtual address space for {} plugin instances \
+                 (not memory: only used pages are committed; a `ulimit -v` limit prevents it)",
+                limits.max_instances
+            ))
+        })?;
         let stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, ticker_stop) = (engine.clone(), stop.clone());
         std::thread::Builder::new().name("xjp-epoch".into()).spawn(move || {
@@ -131,5 +138,18 @@ impl PluginEngine {
 impl Drop for PluginEngine {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_beyond_the_address_space_is_a_clear_error() {
+        // 100,000 slots × ~4 GiB is more than the 128 TiB a process can map.
+        let limits = RuntimeLimits { max_instances: 100_000, ..RuntimeLimits::default() };
+        let e = PluginEngine::new(limits).expect_err("no process can reserve ~400 TiB");
+        assert!(format!("{e:#}").contains("virtual address space for 100000 plugin instances"), "{e:#}");
     }
 }
