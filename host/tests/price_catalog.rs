@@ -165,3 +165,28 @@ async fn transactions_carry_the_version_and_the_served_model() {
         .unwrap();
     assert!(known, "the transaction's price version is in price_versions");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_records_of_one_change_write_one_history_row() {
+    use xjp_gateway::catalog::{PriceSource, ResolvedPrice, versions};
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let entry = xjp_gateway::plugins::convert::zero_price();
+    let version = xjp_gateway::billing::settle::price_version(&entry);
+    let price = ResolvedPrice { entry, source: PriceSource::Config, version };
+    for round in 0..10 {
+        let model = format!("concurrent/model-{round}");
+        let calls = (0..32).map(|_| {
+            let (db, price, model) = (gw.gw.db.clone(), price.clone(), model.clone());
+            tokio::spawn(async move { versions::record(&db, "test", &model, &price).await.unwrap() })
+        });
+        let recorded = futures_util::future::join_all(calls).await;
+        assert_eq!(recorded.iter().filter(|r| matches!(r, Ok(true))).count(), 1, "{model}: {recorded:?}");
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM model_price_history WHERE model = $1")
+            .bind(&model)
+            .fetch_one(&gw.gw.db)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1, "{model}");
+    }
+}

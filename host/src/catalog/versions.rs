@@ -5,8 +5,18 @@ use super::ResolvedPrice;
 use sqlx::PgPool;
 
 /// Records `price` as the current price of (provider, model) if it is not already.
+///
+/// Callers race (start-up, every sync, config reloads, other replicas): a transaction-scoped
+/// advisory lock per (provider, model) makes "compare with the latest row, insert if
+/// different" one step, so a change is recorded once, never twice.
 pub async fn record(db: &PgPool, provider: &str, model: &str, price: &ResolvedPrice) -> Result<bool, sqlx::Error> {
     let snapshot = crate::billing::settle::price_snapshot(&price.entry);
+    let mut tx = db.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+        .bind(provider)
+        .bind(model)
+        .execute(&mut *tx)
+        .await?;
     let changed = sqlx::query(
         "WITH v AS (INSERT INTO price_versions (version, snapshot) VALUES ($1, $2) ON CONFLICT DO NOTHING) \
          INSERT INTO model_price_history (provider, model, version, source) \
@@ -19,8 +29,9 @@ pub async fn record(db: &PgPool, provider: &str, model: &str, price: &ResolvedPr
     .bind(provider)
     .bind(model)
     .bind(price.source.as_str())
-    .execute(db)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
+    tx.commit().await?;
     Ok(changed > 0)
 }
