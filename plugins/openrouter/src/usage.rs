@@ -12,7 +12,7 @@ use xjp_plugin_openai::chat::{Dialect, UsageObject, usage_from_object};
 use xjp_plugin_sdk::Usage;
 use xjp_plugin_sdk::decimal::usd_to_nano;
 use xjp_plugin_sdk::json::{Value, sat_sub};
-use xjp_plugin_sdk::lenient::{Count, Fields, Obj, Skip, skip, value};
+use xjp_plugin_sdk::lenient::{Count, Fields, Obj, skip, skip_map, skip_seq, value};
 
 /// The OpenRouter dialect of the OpenAI chat format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -136,13 +136,11 @@ impl<'de> Deserialize<'de> for Cost {
                 Ok(Cost(None))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cost, A::Error> {
-                while seq.next_element::<Skip>()?.is_some() {}
+                skip_seq(&mut seq)?;
                 Ok(Cost(None))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cost, A::Error> {
-                while map.next_key::<Skip>()?.is_some() {
-                    map.next_value::<Skip>()?;
-                }
+                skip_map(&mut map)?;
                 Ok(Cost(None))
             }
         }

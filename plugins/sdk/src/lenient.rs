@@ -17,7 +17,7 @@
 //! bodies a `Value` parse refuses. For billing that is the right way round: the
 //! provider counted and charged those tokens, and the text around the counts is the
 //! client's business (it is relayed untouched either way). Decoding skipped strings
-//! was ~30 % of a response parse (UTF-8 validation of the generated text).
+//! was a fifth of a native response parse (extract + price 24.2k -> 18.9k instructions).
 //!
 //! The types also deserialize from a `&Value` (as a `Deserializer`), which is how code
 //! that already holds a `Value` reuses the same field logic.
@@ -68,12 +68,16 @@ macro_rules! containers_are {
     };
 }
 
-fn skip_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<(), A::Error> {
+/// Reads and drops every remaining element of a sequence (for `visit_seq` of a reader
+/// that wants no array there).
+pub fn skip_seq<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<(), A::Error> {
     while seq.next_element::<Skip>()?.is_some() {}
     Ok(())
 }
 
-fn skip_map<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+/// Reads and drops every remaining entry of a map (for `visit_map` of a reader that
+/// wants no object there).
+pub fn skip_map<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
     while map.next_key::<Skip>()?.is_some() {
         map.next_value::<Skip>()?;
     }

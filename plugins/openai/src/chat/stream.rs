@@ -15,7 +15,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use xjp_plugin_sdk::json::Value;
 use xjp_plugin_sdk::lenient::{
-    Fields, Fold, NonNull, NonNullValue, Obj, Seq, Skip, Str, StrLen, TextPart, skip, value,
+    Fields, Fold, NonNull, NonNullValue, Obj, Seq, Str, StrLen, TextPart, skip, skip_map, value,
 };
 use xjp_plugin_sdk::sse::{SseDecoder, SseEvent};
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse, Usage};
@@ -319,9 +319,7 @@ impl<'de> Deserialize<'de> for Content {
                 Ok(Content(n))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Content, A::Error> {
-                while map.next_key::<Skip>()?.is_some() {
-                    map.next_value::<Skip>()?;
-                }
+                skip_map(&mut map)?;
                 Ok(Content(0))
             }
         }
