@@ -111,3 +111,63 @@ fn anthropic_golden() {
 fn gemini_golden() {
     run_provider("gemini");
 }
+
+/// The wasm build of the SDK's JSON scanner (sixteen bytes per step, wasm SIMD) reads
+/// what the native build (eight bytes per step) reads, whose agreement with serde_json
+/// the SDK's own tests check: a special byte at every offset of a read string (`model`)
+/// and of a skipped one (`content`), and whitespace runs of every length.
+#[test]
+fn wasm_scanner_reads_what_the_native_build_reads() {
+    use xjp_gateway::plugins::bindings::PluginError as HostError;
+    use xjp_plugin_sdk::{PluginError as SdkError, Provider};
+
+    let engine = common::engine();
+    let plugin = common::load(&engine, &common::plugin_file("openai"));
+    let wasm = |body: &[u8]| -> Result<Value, String> {
+        match plugin.extract_response(ApiFormat::OpenaiChat, 200, body) {
+            Ok(usage) => Ok(usage.as_ref().map(usage_json).unwrap_or(Value::Null)),
+            Err(PluginCallError::Plugin(HostError::Malformed(m))) => Err(m),
+            Err(e) => panic!("wasm: {e}"),
+        }
+    };
+    let native = |body: &[u8]| -> Result<Value, String> {
+        match xjp_plugin_openai::OpenAi::extract_response(xjp_plugin_sdk::ApiFormat::OpenaiChat, 200, body) {
+            Ok(usage) => Ok(usage.as_ref().map(xjp_plugin_sdk::usage_json::usage_to_json).unwrap_or(Value::Null)),
+            Err(SdkError::Malformed(m)) => Err(m),
+            Err(e) => panic!("native: {e:?}"),
+        }
+    };
+    let body = |model: &[u8], content: &[u8], ws: usize| -> Vec<u8> {
+        let pad = " ".repeat(ws);
+        let mut b = br#"{"id":"x","model":""#.to_vec();
+        b.extend_from_slice(model);
+        b.extend_from_slice(br#"","choices":[{"message":{"content":""#);
+        b.extend_from_slice(content);
+        b.extend_from_slice(
+            format!("\"}}}}],{pad}\"usage\":{pad}{{\"prompt_tokens\":12,{pad}\"completion_tokens\":5}}}}").as_bytes(),
+        );
+        b
+    };
+    let specials: [&[u8]; 7] = [b"\\\"", b"\\\\", b"\\n", b"\\u00e9", "é".as_bytes(), b"\x01", b"\xff"];
+    let (mut fast, mut malformed) = (0, 0);
+    for len in 0..40 {
+        for at in 0..=len {
+            for special in specials {
+                let mut text = vec![b'a'; at];
+                text.extend_from_slice(special);
+                text.extend(std::iter::repeat_n(b'b', len - at));
+                for b in [body(&text, b"plain", len), body(b"gpt-4o", &text, len)] {
+                    let got = wasm(&b);
+                    assert_eq!(got, native(&b), "{}", String::from_utf8_lossy(&b));
+                    match got {
+                        Ok(_) => fast += 1,
+                        Err(_) => malformed += 1,
+                    }
+                }
+            }
+        }
+    }
+    // Both outcomes are exercised (a raw control byte is malformed anywhere, a raw 0xff
+    // only where the string is read).
+    assert!(fast > 5_000 && malformed > 1_000, "read {fast}, malformed {malformed}");
+}

@@ -44,7 +44,7 @@ impl Provider for Anthropic {
             return Ok(None);
         }
         let body: Obj<Message> =
-            serde_json::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))?;
+            xjp_plugin_sdk::scan::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))?;
         // A body that is not an object has no usage.
         let Some(message) = body.0 else {
             return Ok(None);

@@ -197,7 +197,7 @@ impl StreamParse for AnthropicStream {
         self.check_format()?;
         let events = &mut self.events;
         self.framer.push(chunk, &mut |payload| {
-            let event = serde_json::from_slice(payload)
+            let event = xjp_plugin_sdk::scan::from_slice(payload)
                 .map_err(|e| PluginError::Malformed(format!("stream event: invalid JSON: {e}")))?;
             events.apply(event);
             Ok(())
@@ -210,7 +210,7 @@ impl StreamParse for AnthropicStream {
         // The last event may be cut short when the connection dropped: use it only if
         // it is whole.
         self.framer.finish(&mut |payload| {
-            if let Ok(event) = serde_json::from_slice(payload) {
+            if let Ok(event) = xjp_plugin_sdk::scan::from_slice(payload) {
                 events.apply(event);
             }
             Ok(())

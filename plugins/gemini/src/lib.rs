@@ -47,7 +47,7 @@ impl Provider for Gemini {
             return Ok(None);
         }
         let body: Responses =
-            serde_json::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))?;
+            xjp_plugin_sdk::scan::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))?;
         if body.iter().any(|r| r.is_error()) {
             return Ok(None);
         }

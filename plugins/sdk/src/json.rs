@@ -6,7 +6,7 @@ use crate::PluginError;
 
 /// Parses a body as JSON, or reports where it is malformed.
 pub fn parse(body: &[u8]) -> Result<Value, PluginError> {
-    serde_json::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))
+    crate::scan::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))
 }
 
 /// The value at `path` (object keys), if every step exists.

@@ -15,6 +15,7 @@ pub mod json;
 pub mod json_array;
 pub mod lenient;
 pub mod pricing;
+pub mod scan;
 pub mod sse;
 #[cfg(feature = "testing")]
 pub mod testing;
