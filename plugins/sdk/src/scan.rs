@@ -227,6 +227,7 @@ impl<'de> Scanner<'de> {
     }
 
     /// Skips whitespace and consumes `want`.
+    #[inline(always)]
     fn expect(&mut self, want: u8) -> Result<()> {
         if self.peek_ws() != Some(want) {
             return Err(GiveWay);
@@ -743,12 +744,14 @@ impl<'de> MapAccess<'de> for Entries<'_, 'de> {
         match s.peek_ws() {
             // The caller consumes the `}`.
             Some(b'}') => return Ok(None),
-            Some(b',') if !self.first => s.pos += 1,
-            Some(b'"') if self.first => {}
+            Some(b'"') if self.first => s.pos += 1,
+            Some(b',') if !self.first => {
+                s.pos += 1;
+                s.expect(b'"')?;
+            }
             _ => return Err(GiveWay),
         }
         self.first = false;
-        s.expect(b'"')?;
         seed.deserialize(Key { scanner: s }).map(Some)
     }
 
