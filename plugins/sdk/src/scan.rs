@@ -1,25 +1,28 @@
 //! A JSON deserializer for the hot path that gives way to serde_json on anything unusual.
 //!
 //! [`from_slice`] reads a body with a small deserializer written for what provider
-//! responses hold — objects, short ASCII keys, long strings to skip, non-negative
-//! counts — and, the moment it meets anything else (a negative or very long number,
-//! an escaped key, invalid UTF-8, deep nesting, any syntax error), gives up and returns
-//! what `serde_json::from_slice` returns for the whole body. So the result is always
-//! exactly serde_json's: the fast path may only *agree* with it, never differ (the
-//! differential tests below and `tests/scan_agrees.rs` hold it to that), and every
-//! error message is serde_json's own.
+//! responses hold — objects, short ASCII keys, long strings to skip, counts — and, the
+//! moment it meets anything else (a number with more digits than an `f64` holds exactly
+//! or an exponent beyond ±22, an escaped key, invalid UTF-8 in a string it reads, deep
+//! nesting, any syntax error), gives up and returns what `serde_json::from_slice`
+//! returns for the whole body. So the result is always exactly serde_json's: the fast
+//! path may only *agree* with it, never differ (the differential tests below hold it to
+//! that), and every error message is serde_json's own. A `T` that catches one of the
+//! fast path's errors and carries on still ends in serde_json: the scanner remembers
+//! every error that passes out of it.
 //!
 //! Where the time goes otherwise: serde_json validates every key as UTF-8 on its own
 //! and checks the remaining recursion depth, the input position and a scratch buffer
 //! around every token. Here keys are checked for ASCII in the loop that finds their end,
-//! strings are scanned eight bytes at a time, and skipped values are walked with a bit
-//! stack instead of a heap-allocated one.
+//! strings and whitespace runs are scanned sixteen bytes at a time with wasm SIMD (eight,
+//! natively), and skipped values are walked with a bit stack instead of a heap-allocated one.
 //!
 //! Mirrored serde_json behaviour (1.0.x, `SliceRead`):
 //! - whitespace is space, `\n`, `\r`, `\t`; nothing may follow the value but whitespace;
 //! - a value that is read gets its strings unescaped and UTF-8 checked, numbers as
-//!   `u64` (non-negative integers) or `f64` (with a fraction or exponent, computed with
-//!   the same operations serde_json uses, so the bits are the same);
+//!   `u64` (non-negative integers), `i64` (negative ones; `-0` and those below
+//!   `i64::MIN` are `f64`) or `f64` (with a fraction or exponent, computed with the same
+//!   operations serde_json uses, so the bits are the same);
 //! - a skipped value (`IgnoredAny`) is checked for syntax only: its strings may hold
 //!   any bytes but control characters, its `\u` escapes any four hex digits;
 //! - object keys at a read level are unescaped and UTF-8 checked even when skipped
@@ -32,11 +35,18 @@ use std::fmt;
 /// Reads `T` from a JSON body; the result is always what `serde_json::from_slice`
 /// gives (see the module docs).
 pub fn from_slice<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> serde_json::Result<T> {
-    let mut scanner = Scanner { bytes, pos: 0, depth: 0, scratch: Vec::new() };
-    match T::deserialize(&mut scanner).and_then(|value| scanner.end().map(|()| value)) {
-        Ok(value) => Ok(value),
-        Err(GiveWay) => serde_json::from_slice(bytes),
+    match fast_path(bytes) {
+        Some(value) => Ok(value),
+        None => serde_json::from_slice(bytes),
     }
+}
+
+/// The fast path alone: `None` where it gave way — also when `T` caught an error of
+/// ours and went on (`gave_way`), since the position may then be mid-token.
+fn fast_path<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Option<T> {
+    let mut scanner = Scanner { bytes, pos: 0, depth: 0, scratch: Vec::new(), gave_way: false };
+    let value = T::deserialize(&mut scanner).ok()?;
+    (!scanner.gave_way && scanner.end().is_ok()).then_some(value)
 }
 
 /// The fast path met something it leaves to serde_json.
@@ -75,7 +85,7 @@ const POW10: [f64; 23] = [
 macro_rules! give_way {
     ($($method:ident($($arg:ty),*);)*) => {
         $(fn $method<V: Visitor<'de>>(self, $(_: $arg,)* _: V) -> Result<V::Value> {
-            Err(GiveWay)
+            self.give_way()
         })*
     };
 }
@@ -87,6 +97,8 @@ struct Scanner<'de> {
     /// Read containers currently open.
     depth: u32,
     scratch: Vec<u8>,
+    /// An error passed out through one of our serde entry points (see [`Scanner::noted`]).
+    gave_way: bool,
 }
 
 /// A string read from the body: borrowed when it had no escapes.
@@ -573,15 +585,25 @@ impl<'de> Scanner<'de> {
     fn any_if<V: Visitor<'de>>(&mut self, accept: fn(u8) -> bool, visitor: V) -> Result<V::Value> {
         match self.peek_ws() {
             Some(b) if accept(b) => self.deserialize_any(visitor),
-            _ => Err(GiveWay),
+            _ => self.give_way(),
         }
     }
-}
 
-impl<'de> Deserializer<'de> for &mut Scanner<'de> {
-    type Error = GiveWay;
+    /// `r`, remembering when it is an error. Every serde entry point (the
+    /// `Deserializer`, `MapAccess` and `SeqAccess` methods) passes its result through
+    /// here, so a `T` that swallows an error still ends in serde_json.
+    fn noted<T>(&mut self, r: Result<T>) -> Result<T> {
+        self.gave_way |= r.is_err();
+        r
+    }
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+    /// Gives way from a serde entry point.
+    fn give_way<T>(&mut self) -> Result<T> {
+        self.noted(Err(GiveWay))
+    }
+
+    /// [`Deserializer::deserialize_any`], before [`Self::noted`].
+    fn any<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
         match self.peek_ws().ok_or(GiveWay)? {
             b'"' => {
                 self.pos += 1;
@@ -634,27 +656,37 @@ impl<'de> Deserializer<'de> for &mut Scanner<'de> {
             _ => Err(GiveWay),
         }
     }
+}
+
+impl<'de> Deserializer<'de> for &mut Scanner<'de> {
+    type Error = GiveWay;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let r = self.any(visitor);
+        self.noted(r)
+    }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.skip_value()?;
-        visitor.visit_unit()
+        let r = self.skip_value().and_then(|()| visitor.visit_unit());
+        self.noted(r)
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        if self.peek_ws() == Some(b'n') {
-            self.literal(b"null")?;
-            visitor.visit_none()
+        let r = if self.peek_ws() == Some(b'n') {
+            self.literal(b"null").and_then(|()| visitor.visit_none())
         } else {
-            visitor.visit_some(self)
-        }
+            visitor.visit_some(&mut *self)
+        };
+        self.noted(r)
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value> {
         // serde_json's private names (`RawValue`, arbitrary-precision numbers) are its own.
         if name.starts_with('$') {
-            return Err(GiveWay);
+            return self.give_way();
         }
-        visitor.visit_newtype_struct(self)
+        let r = visitor.visit_newtype_struct(&mut *self);
+        self.noted(r)
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -726,7 +758,7 @@ impl<'de> Deserializer<'de> for &mut Scanner<'de> {
     give_way! {
         deserialize_i8(); deserialize_i16(); deserialize_i32(); deserialize_u8(); deserialize_u16();
         deserialize_u32(); deserialize_f32(); deserialize_bytes(); deserialize_byte_buf();
-        deserialize_enum(&'static str, &'static [&'static str]);
+        deserialize_enum(&'static str, &'static [&'static str]); deserialize_i128(); deserialize_u128();
     }
 }
 
@@ -744,20 +776,26 @@ impl<'de> MapAccess<'de> for Entries<'_, 'de> {
         match s.peek_ws() {
             // The caller consumes the `}`.
             Some(b'}') => return Ok(None),
-            Some(b'"') if self.first => s.pos += 1,
+            Some(b'"') if self.first => {}
             Some(b',') if !self.first => {
                 s.pos += 1;
-                s.expect(b'"')?;
+                if s.peek_ws() != Some(b'"') {
+                    return s.give_way();
+                }
             }
-            _ => return Err(GiveWay),
+            _ => return s.give_way(),
         }
         self.first = false;
-        seed.deserialize(Key { scanner: s }).map(Some)
+        // The key consumes its opening quote (as serde_json's does): a seed that reads
+        // nothing leaves it for the `:` check to refuse.
+        let r = seed.deserialize(Key { scanner: &mut *s }).map(Some);
+        s.noted(r)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        self.scanner.expect(b':')?;
-        seed.deserialize(&mut *self.scanner)
+        let s = &mut *self.scanner;
+        let r = s.expect(b':').and_then(|()| seed.deserialize(&mut *s));
+        s.noted(r)
     }
 }
 
@@ -774,12 +812,19 @@ impl<'de> SeqAccess<'de> for Elements<'_, 'de> {
         let s = &mut *self.scanner;
         match s.peek_ws() {
             Some(b']') => return Ok(None),
-            Some(b',') if !self.first => s.pos += 1,
+            Some(b',') if !self.first => {
+                s.pos += 1;
+                // A trailing comma, whatever the seed would read.
+                if matches!(s.peek_ws(), Some(b']') | None) {
+                    return s.give_way();
+                }
+            }
             Some(_) if self.first => {}
-            _ => return Err(GiveWay),
+            _ => return s.give_way(),
         }
         self.first = false;
-        seed.deserialize(&mut *s).map(Some)
+        let r = seed.deserialize(&mut *s).map(Some);
+        s.noted(r)
     }
 }
 
@@ -789,22 +834,27 @@ struct Key<'a, 'de> {
     scanner: &'a mut Scanner<'de>,
 }
 
+impl Key<'_, '_> {
+    /// Gives way from a serde entry point (see [`Scanner::noted`]).
+    fn give_way<T>(self) -> Result<T> {
+        self.scanner.give_way()
+    }
+}
+
 impl<'de> Deserializer<'de> for Key<'_, 'de> {
     type Error = GiveWay;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        match self.scanner.read_str()? {
-            Text::Borrowed(s) => visitor.visit_borrowed_str(s),
-            Text::Copied(s) => visitor.visit_str(s),
-        }
+        let s = self.scanner;
+        let r = match s.expect(b'"').and_then(|()| s.read_str()) {
+            Ok(Text::Borrowed(text)) => visitor.visit_borrowed_str(text),
+            Ok(Text::Copied(text)) => visitor.visit_str(text),
+            Err(e) => Err(e),
+        };
+        s.noted(r)
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.scanner.read_str()?;
-        visitor.visit_unit()
-    }
-
-    forward_to_deserialize_any! { str string identifier }
+    forward_to_deserialize_any! { str string identifier ignored_any }
 
     // Keys read as numbers, bools, options, containers or enums are serde_json's to read.
     give_way! {
@@ -815,7 +865,7 @@ impl<'de> Deserializer<'de> for Key<'_, 'de> {
         deserialize_newtype_struct(&'static str); deserialize_seq(); deserialize_tuple(usize);
         deserialize_tuple_struct(&'static str, usize); deserialize_map();
         deserialize_struct(&'static str, &'static [&'static str]);
-        deserialize_enum(&'static str, &'static [&'static str]);
+        deserialize_enum(&'static str, &'static [&'static str]); deserialize_i128(); deserialize_u128();
     }
 }
 
@@ -827,9 +877,7 @@ mod tests {
 
     /// The fast path alone: `None` where it gives way.
     fn fast<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Option<T> {
-        let mut scanner = Scanner { bytes, pos: 0, depth: 0, scratch: Vec::new() };
-        let value = T::deserialize(&mut scanner).ok()?;
-        scanner.end().ok().map(|()| value)
+        fast_path(bytes)
     }
 
     /// A reader with every lenient field type, as plugins use them.
@@ -985,6 +1033,58 @@ mod tests {
         for bytes in [&b"{\"s\": \"\xff\"}"[..], b"{\"\xff\": 1}", b"{\"x\": \"\xff\"}", b"{\"x\": {\"\xff\": 1}}"] {
             agrees(bytes);
         }
+    }
+
+    /// Types that bend serde's rules (swallow errors, read nothing, want a unit key) still
+    /// get serde_json's answer.
+    #[test]
+    fn unusual_deserialize_impls_get_serde_jsons_answer() {
+        /// Catches the error of its inner read and carries on.
+        #[derive(Debug, PartialEq)]
+        struct Lenient(Option<f64>);
+        impl<'de> de::Deserialize<'de> for Lenient {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                Ok(Lenient(f64::deserialize(d).ok()))
+            }
+        }
+        /// Reads nothing at all.
+        #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+        struct Nothing;
+        impl<'de> de::Deserialize<'de> for Nothing {
+            fn deserialize<D: Deserializer<'de>>(_: D) -> std::result::Result<Self, D::Error> {
+                Ok(Nothing)
+            }
+        }
+        /// A key read with `deserialize_ignored_any` by a visitor that only takes a unit.
+        #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+        struct UnitKey;
+        impl<'de> de::Deserialize<'de> for UnitKey {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = UnitKey;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("unit")
+                    }
+                    fn visit_unit<E: de::Error>(self) -> std::result::Result<UnitKey, E> {
+                        Ok(UnitKey)
+                    }
+                }
+                d.deserialize_ignored_any(V)
+            }
+        }
+        fn same<T: for<'de> de::Deserialize<'de> + PartialEq + fmt::Debug>(input: &str) {
+            let theirs = serde_json::from_str::<T>(input).map_err(|e| e.to_string());
+            assert_eq!(from_slice::<T>(input.as_bytes()).map_err(|e| e.to_string()), theirs, "{input}");
+        }
+        same::<Lenient>("1.5e-30");
+        same::<Lenient>("2.5");
+        same::<std::collections::BTreeMap<String, Lenient>>(r#"{"a": 1.5e-30, "b": 2}"#);
+        same::<Vec<Nothing>>("[,]");
+        same::<Vec<Nothing>>("[]");
+        same::<std::collections::BTreeMap<Nothing, Nothing>>(r#"{":"",":1}"#);
+        same::<std::collections::BTreeMap<UnitKey, u64>>(r#"{"a": 1}"#);
+        assert!(serde_json::from_str::<Lenient>("1.5e-30").unwrap().0.is_some(), "the case bites");
     }
 
     #[test]
