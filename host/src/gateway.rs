@@ -67,7 +67,6 @@ pub struct Gateway {
     pub catalog: ArcSwap<Catalog>,
     pub plugins: Arc<PluginRegistry>,
     pub db: PgPool,
-    pub redis: redis::Client,
     /// Live balances (Redis).
     pub balances: Balances,
     /// The durable transaction ledger (spool + Postgres).
@@ -131,8 +130,7 @@ impl Gateway {
         let ledger = Ledger::start(db.clone(), LedgerConfig::new(config.billing.spool_dir.clone()), pending.clone())
             .await
             .map_err(|e| StartError::Ledger(e.to_string()))?;
-        let balances =
-            Balances::new(redis.clone(), db.clone(), pending, Duration::from_secs(config.billing.hold_ttl_secs));
+        let balances = Balances::new(redis, db.clone(), pending, Duration::from_secs(config.billing.hold_ttl_secs));
         let admin_token = env("XJP_ADMIN_TOKEN").filter(|t| !t.is_empty()).map(Secret::new);
         let catalog = load_catalog(&config, &Catalog::default()).map_err(StartError::Catalog)?;
         let settings = Settings::new(config, &env);
@@ -145,7 +143,6 @@ impl Gateway {
             catalog: ArcSwap::from_pointee(catalog),
             plugins,
             db,
-            redis,
             balances,
             ledger,
             upstream: UpstreamClient::new(),

@@ -2,9 +2,10 @@
 
 mod common;
 
-use common::harness::{ADMIN_TOKEN, TestGateway};
+use common::harness::{ADMIN_TOKEN, Options, TestGateway};
 use common::http::{post, send};
 use common::scenarios::mock;
+use common::services::PrivateRedis;
 use std::time::Duration;
 
 fn admin() -> [(&'static str, String); 2] {
@@ -135,4 +136,40 @@ async fn config_reload_adds_a_model_and_keeps_the_old_config_on_error() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(chat("gpt-4o-mini-alias").await, 200, "a broken config leaves the old one serving");
     assert_eq!(chat("gpt-4o-mini").await, 200);
+}
+
+/// `/readyz` asks Redis over the balance store's connection (a probe every few seconds
+/// must not open a connection each time), reports an outage within its 2 s limit, and
+/// is ready again once Redis is back.
+#[tokio::test]
+async fn readyz_follows_redis_without_a_connection_per_probe() {
+    let mut redis = PrivateRedis::start();
+    let mock = mock().await;
+    let options = Options { redis_url: Some(redis.url()), ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let readyz = || async {
+        let r = send("GET", &format!("{}/readyz", gw.url), &[], "").await;
+        (r.status, r.json()["redis"].as_bool().unwrap())
+    };
+    assert_eq!(readyz().await, (200, true));
+    let before = redis.connections_received();
+    for _ in 0..20 {
+        assert_eq!(readyz().await, (200, true));
+    }
+    // One connection for the count itself; none per probe.
+    let opened = redis.connections_received() - before;
+    assert!(opened <= 2, "20 probes opened {opened} connections");
+
+    redis.stop();
+    let started = std::time::Instant::now();
+    assert_eq!(readyz().await, (503, false));
+    assert!(started.elapsed() < Duration::from_secs(3), "an outage is reported within the probe limit");
+
+    let redis = PrivateRedis::start_on(redis.port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while readyz().await != (200, true) {
+        assert!(std::time::Instant::now() < deadline, "still not ready 10 s after Redis came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(redis);
 }

@@ -40,12 +40,8 @@ pub fn healthz() -> Response<Body> {
 pub async fn readyz(gw: &Gateway) -> Response<Body> {
     let limit = Duration::from_secs(2);
     let postgres = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&gw.db)).await.is_ok_and(|r| r.is_ok());
-    let redis = tokio::time::timeout(limit, async {
-        let mut conn = gw.redis.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    })
-    .await
-    .is_ok_and(|r| r.is_ok());
+    // The balance store's own connection: the one requests use, not a new one per probe.
+    let redis = tokio::time::timeout(limit, gw.balances.ping()).await.unwrap_or(false);
     let set = gw.plugins.current();
     let settings = gw.settings.load();
     let missing: Vec<&str> =

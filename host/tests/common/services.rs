@@ -116,7 +116,11 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts `redis-server` without persistence.
     pub fn start() -> PrivateRedis {
-        let port = free_port();
+        Self::start_on(free_port())
+    }
+
+    /// Starts `redis-server` without persistence on `port`.
+    pub fn start_on(port: u16) -> PrivateRedis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -129,6 +133,24 @@ impl PrivateRedis {
     /// Its URL.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and waits until its port is closed.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        wait_port(self.port, false);
+    }
+
+    /// Connections the server has accepted so far (`INFO stats`).
+    pub fn connections_received(&self) -> u64 {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let info: String = redis::cmd("INFO").arg("stats").query(&mut conn).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("total_connections_received in INFO stats")
     }
 }
 
