@@ -1,6 +1,6 @@
 //! Admin API (tenants, keys, revocation), ops endpoints, plugin status, config reload.
 
-mod common;
+use crate::common;
 
 use common::harness::{ADMIN_TOKEN, Options, TestGateway};
 use common::http::{post, send};

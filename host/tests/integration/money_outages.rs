@@ -2,7 +2,7 @@
 //! rebuilt from Postgres, no overspend), the gateway killed with SIGKILL (spool replayed,
 //! holds swept, nothing billed twice). Each test runs its own private Postgres or Redis.
 
-mod common;
+use crate::common;
 
 use common::harness::{Options, PROVIDER_KEY, TestGateway, config_toml_with};
 use common::http::post;

@@ -1,7 +1,7 @@
 //! A request id sent twice, sequentially or concurrently: one upstream call, one
 //! transaction, one debit. The repeat is refused with 409 in the client's format.
 
-mod common;
+use crate::common;
 
 use common::harness::TestGateway;
 use common::http::send;

@@ -1,7 +1,7 @@
 //! A client that leaves mid-stream: the gateway drains the upstream in the background and
 //! bills the provider's real usage (not an estimate, never zero).
 
-mod common;
+use crate::common;
 
 use common::harness::TestGateway;
 use common::money::{assert_books_balance, wait_rows};

@@ -1,7 +1,7 @@
 //! The OpenAPI document describes the billing and admin endpoints, and the live responses
 //! match it (status by status).
 
-mod common;
+use crate::common;
 
 use common::harness::{ADMIN_TOKEN, TestGateway};
 use common::http::send;

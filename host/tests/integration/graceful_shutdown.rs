@@ -1,6 +1,6 @@
 //! SIGTERM on the real binary: no new connections, the stream in flight completes, exit 0.
 
-mod common;
+use crate::common;
 
 use common::harness::{PROVIDER_KEY, TestDb, config_toml, redis_url};
 use common::http::post;

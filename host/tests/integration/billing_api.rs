@@ -1,7 +1,7 @@
 //! Billing endpoints: quote, transactions (filters, keyset pages while rows arrive, tenant
 //! isolation), summary (exact over rollups + tail), reconciliation, self-service, bad input.
 
-mod common;
+use crate::common;
 
 use common::harness::{ADMIN_TOKEN, TestGateway};
 use common::http::{Reply, send};

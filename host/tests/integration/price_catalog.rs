@@ -2,7 +2,7 @@
 //! fallback), a failed sync keeping the last good prices, price versions in Postgres on
 //! every change, versions on transactions, a served model different from the requested one.
 
-mod common;
+use crate::common;
 
 use common::harness::{ADMIN_TOKEN, Options, TestGateway};
 use common::http::{post, send};

@@ -1,6 +1,6 @@
 //! Error cases per endpoint: status and the client's error shape (OpenAI, Anthropic, Gemini).
 
-mod common;
+use crate::common;
 
 use common::harness::TestGateway;
 use common::http::{Reply, send};

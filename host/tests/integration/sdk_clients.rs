@@ -1,7 +1,7 @@
 //! The official OpenAI and Anthropic Python SDKs work unchanged against the gateway
 //! (installed into target/pyenv by `cargo xtask test`).
 
-mod common;
+use crate::common;
 
 use common::harness::TestGateway;
 use common::scenarios::mock;

@@ -1,7 +1,7 @@
 //! Golden tests through the real wasm components: every recorded fixture of every
 //! provider plugin, responses whole, streams whole / split at every byte / in 7-byte chunks.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use xjp_gateway::plugins::bindings::{ApiFormat, FeeRate, LongContextTier, PriceEntry, TokenRates};

@@ -1,6 +1,6 @@
 //! No client credential ever reaches the provider; the provider's own credential does.
 
-mod common;
+use crate::common;
 
 use common::harness::{PROVIDER_KEY, TestGateway};
 use common::http::send;

@@ -2,7 +2,7 @@
 //! upstream: bodies pass through, usage is visible to the client, the request reaching the
 //! provider carries the upstream model id.
 
-mod common;
+use crate::common;
 
 use common::harness::TestGateway;
 use common::http::{post, send};

@@ -1,6 +1,6 @@
 //! Streams are relayed chunk by chunk, never buffered.
 
-mod common;
+use crate::common;
 
 use common::harness::TestGateway;
 use common::http::post;

@@ -2,7 +2,7 @@
 //! wrong world or are truncated each end in a clear error within a bounded time, while
 //! the good plugins keep serving.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 use xjp_gateway::plugins::bindings::ApiFormat;

@@ -2,7 +2,7 @@
 //! admitted, the balance never goes below zero, and the books balance (sum of transaction
 //! costs = debits = credits - final balance) — with one gateway and with two processes.
 
-mod common;
+use crate::common;
 
 use common::harness::{Options, PROVIDER_KEY, TestDb, TestGateway, config_toml_with, redis_url};
 use common::http::post;

@@ -1,7 +1,7 @@
 //! Hot reload: a plugin file replaced while calls run in parallel (zero failed calls,
 //! new version within 1 s), broken files leave the old version serving, deletes unload.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
