@@ -118,8 +118,8 @@ async fn settle_and_record(gw: &Gateway, o: Outcome) {
     let hold = o.reserved.hold;
     // Price is a function of (usage, price): the cost priced with the extraction holds
     // whenever the verdict bills the usage exactly as extracted.
-    let cost = match &o.cost {
-        Some(cost) if o.usage.as_ref() == Some(&verdict.usage) => cost.clone().map_err(PluginCallError::Plugin),
+    let cost = match o.cost {
+        Some(cost) if o.usage.as_ref() == Some(&verdict.usage) => cost.map_err(PluginCallError::Plugin),
         _ => o.routed.plugin.price(&verdict.usage, &o.routed.price),
     };
     let (cost, priced) = match cost {

@@ -316,7 +316,7 @@ impl<'de> Scanner<'de> {
         self.pos = start;
         loop {
             let (at, _) = find_special(self.bytes, self.pos);
-            self.scratch.extend_from_slice(&self.bytes[self.pos..at.min(self.bytes.len())]);
+            self.scratch.extend_from_slice(&self.bytes[self.pos..at]);
             match self.bytes.get(at) {
                 Some(b'"') => {
                     self.pos = at + 1;
