@@ -12,7 +12,7 @@ pub mod usage;
 use serde::de::MapAccess;
 use stream::AnthropicStream;
 use usage::{UsageFields, UsageObject};
-use xjp_plugin_sdk::lenient::{Fields, NonNull, Obj, Str, skip, value};
+use xjp_plugin_sdk::json::lenient::{Fields, NonNull, Obj, Str, skip, value};
 use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage};
 
 /// The Anthropic billing provider.
@@ -43,8 +43,7 @@ impl Provider for Anthropic {
         if status >= 400 {
             return Ok(None);
         }
-        let body: Obj<Message> =
-            xjp_plugin_sdk::scan::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))?;
+        let body: Obj<Message> = xjp_plugin_sdk::json::read(body)?;
         // A body that is not an object has no usage.
         let Some(message) = body.0 else {
             return Ok(None);

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::MapAccess;
 use xjp_plugin_sdk::framing::Framer;
 use xjp_plugin_sdk::json::Value;
-use xjp_plugin_sdk::lenient::{Fields, Obj, Str, StrLen, skip, value};
+use xjp_plugin_sdk::json::lenient::{Fields, Obj, Str, StrLen, skip, value};
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};
 
 /// What the events of one stream said so far.
@@ -197,7 +197,7 @@ impl StreamParse for AnthropicStream {
         self.check_format()?;
         let events = &mut self.events;
         self.framer.push(chunk, &mut |payload| {
-            let event = xjp_plugin_sdk::scan::from_slice(payload)
+            let event = xjp_plugin_sdk::json::from_slice(payload)
                 .map_err(|e| PluginError::Malformed(format!("stream event: invalid JSON: {e}")))?;
             events.apply(event);
             Ok(())
@@ -210,7 +210,7 @@ impl StreamParse for AnthropicStream {
         // The last event may be cut short when the connection dropped: use it only if
         // it is whole.
         self.framer.finish(&mut |payload| {
-            if let Ok(event) = xjp_plugin_sdk::scan::from_slice(payload) {
+            if let Ok(event) = xjp_plugin_sdk::json::from_slice(payload) {
                 events.apply(event);
             }
             Ok(())

@@ -8,8 +8,8 @@
 
 use serde::Deserialize;
 use serde::de::MapAccess;
+use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, skip, value};
 use xjp_plugin_sdk::json::{Value, str_at};
-use xjp_plugin_sdk::lenient::{Count, Fields, Obj, skip, value};
 use xjp_plugin_sdk::{Fee, Usage, empty_usage};
 
 /// Fee name for `server_tool_use.web_search_requests`.

@@ -7,8 +7,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use xjp_plugin_sdk::StreamError;
+use xjp_plugin_sdk::json::lenient::{
+    Count, Fields, Fold, NonNullValue, Obj, Seq, Skip, Str, StrLen, TextPart, skip, value,
+};
 use xjp_plugin_sdk::json::{Value, str_at};
-use xjp_plugin_sdk::lenient::{Count, Fields, Fold, NonNullValue, Obj, Seq, Skip, Str, StrLen, TextPart, skip, value};
 
 /// The token counts of `usageMetadata`, in the order [`Response::counts`] holds them.
 pub const COUNTS: [&str; 5] = [

@@ -46,8 +46,7 @@ impl Provider for Gemini {
         if status >= 400 {
             return Ok(None);
         }
-        let body: Responses =
-            xjp_plugin_sdk::scan::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))?;
+        let body: Responses = xjp_plugin_sdk::json::read(body)?;
         if body.iter().any(|r| r.is_error()) {
             return Ok(None);
         }

@@ -70,7 +70,7 @@ impl StreamParse for GeminiStream {
         self.check_format()?;
         let chunks = &mut self.chunks;
         self.framer.push(chunk, &mut |payload| {
-            let value: Responses = xjp_plugin_sdk::scan::from_slice(payload)
+            let value: Responses = xjp_plugin_sdk::json::from_slice(payload)
                 .map_err(|e| PluginError::Malformed(format!("stream chunk: invalid JSON: {e}")))?;
             chunks.apply(&value);
             Ok(())
@@ -82,7 +82,7 @@ impl StreamParse for GeminiStream {
         let chunks = &mut self.chunks;
         // An SSE event cut short by a dropped connection is used only if it is whole.
         self.framer.finish(&mut |payload| {
-            if let Ok(value) = xjp_plugin_sdk::scan::from_slice::<Responses>(payload) {
+            if let Ok(value) = xjp_plugin_sdk::json::from_slice::<Responses>(payload) {
                 chunks.apply(&value);
             }
             Ok(())

@@ -9,7 +9,7 @@
 use crate::chunk::Response;
 use serde::Deserialize;
 use xjp_plugin_sdk::json::Value;
-use xjp_plugin_sdk::lenient::Obj;
+use xjp_plugin_sdk::json::lenient::Obj;
 use xjp_plugin_sdk::{Fee, Usage, empty_usage};
 
 /// Fee name for a response grounded with Google Search.

@@ -11,8 +11,8 @@ use std::fmt;
 use xjp_plugin_openai::chat::{Dialect, UsageObject, usage_from_object};
 use xjp_plugin_sdk::Usage;
 use xjp_plugin_sdk::decimal::usd_to_nano;
+use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, skip, skip_map, skip_seq, value};
 use xjp_plugin_sdk::json::{Value, sat_sub};
-use xjp_plugin_sdk::lenient::{Count, Fields, Obj, skip, skip_map, skip_seq, value};
 
 /// The OpenRouter dialect of the OpenAI chat format.
 #[derive(Debug, Clone, Copy, Default)]

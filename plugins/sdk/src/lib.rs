@@ -13,9 +13,7 @@ pub mod estimate;
 pub mod framing;
 pub mod json;
 pub mod json_array;
-pub mod lenient;
 pub mod pricing;
-pub mod scan;
 pub mod sse;
 #[cfg(feature = "testing")]
 pub mod testing;

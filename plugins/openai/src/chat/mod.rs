@@ -15,12 +15,12 @@ pub use response::extract_response;
 pub use stream::ChatStream;
 pub use usage::{UsageObject, usage_from_object, usage_from_value};
 
-use xjp_plugin_sdk::lenient::Fields;
+use xjp_plugin_sdk::json::lenient::Fields;
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Usage};
 
 /// What differs between OpenAI and an OpenAI-compatible upstream.
 pub trait Dialect: 'static {
-    /// The `usage` object as this dialect reads it (see [`xjp_plugin_sdk::lenient`]:
+    /// The `usage` object as this dialect reads it (see [`xjp_plugin_sdk::json::lenient`]:
     /// fields that are absent or of the wrong type read as absent).
     type UsageObject: for<'de> Fields<'de>;
 

@@ -2,7 +2,7 @@
 
 use super::{Dialect, check_format};
 use serde::de::MapAccess;
-use xjp_plugin_sdk::lenient::{Fields, NonNull, Obj, Str, skip, value};
+use xjp_plugin_sdk::json::lenient::{Fields, NonNull, Obj, Str, skip, value};
 use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Usage};
 
 /// The parts of a chat completion body that billing reads; `choices` and the rest are
@@ -48,7 +48,7 @@ pub fn extract_response<D: Dialect>(format: ApiFormat, status: u16, body: &[u8])
         return Ok(None);
     }
     let success = (200..300).contains(&status);
-    let v: Response<D::UsageObject> = match xjp_plugin_sdk::scan::from_slice(body) {
+    let v: Response<D::UsageObject> = match xjp_plugin_sdk::json::from_slice(body) {
         Ok(Obj(Some(v))) => v,
         Ok(Obj(None)) if success => {
             return Err(PluginError::Malformed("response body is not a JSON object".into()));

@@ -6,8 +6,8 @@
 
 use serde::Deserialize;
 use serde::de::MapAccess;
+use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, skip, value};
 use xjp_plugin_sdk::json::{Value, sat_sub};
-use xjp_plugin_sdk::lenient::{Count, Fields, Obj, skip, value};
 use xjp_plugin_sdk::{Usage, empty_usage};
 
 /// The counts of an OpenAI `usage` object that billing reads, each `None` when absent

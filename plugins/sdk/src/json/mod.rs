@@ -1,12 +1,25 @@
-//! Small JSON helpers: typed lookups that never panic and saturate instead of overflowing.
+//! Reading JSON, in one place: [`from_slice`] reads a body as any serde type, fast and
+//! always with serde_json's result (the `xjp-json-scan` crate); [`read`] and [`parse`] do
+//! the same and report a malformed body as a [`PluginError`]; [`lenient`] has the typed
+//! readers that pick out a few fields and skip the rest; and the helpers below look
+//! values up in a [`Value`] without panicking, saturating instead of overflowing.
+
+pub mod lenient;
 
 pub use serde_json::Value;
+pub use xjp_json_scan::from_slice;
 
 use crate::PluginError;
+use serde::Deserialize;
 
-/// Parses a body as JSON, or reports where it is malformed.
+/// Reads a body as `T` with [`from_slice`], or reports where it is malformed.
+pub fn read<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, PluginError> {
+    from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))
+}
+
+/// Parses a body as a [`Value`], or reports where it is malformed.
 pub fn parse(body: &[u8]) -> Result<Value, PluginError> {
-    crate::scan::from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))
+    read(body)
 }
 
 /// The value at `path` (object keys), if every step exists.
