@@ -13,33 +13,19 @@ use serde::de::MapAccess;
 use stream::AnthropicStream;
 use usage::{UsageFields, UsageObject};
 use xjp_plugin_sdk::json::lenient::{Fields, NonNull, Obj, Str, skip, value};
-use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage};
+use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, Usage};
 
 /// The Anthropic billing provider.
 #[derive(Debug)]
 pub struct Anthropic;
 
-/// Refuses every format but `anthropic-messages`.
-fn check_format(format: ApiFormat) -> PluginResult<()> {
-    match format {
-        ApiFormat::AnthropicMessages => Ok(()),
-        other => Err(PluginError::UnsupportedFormat(other)),
-    }
-}
-
 impl Provider for Anthropic {
+    const DESCRIPTOR: Descriptor = xjp_plugin_sdk::descriptor!("anthropic", &[ApiFormat::AnthropicMessages]);
+
     type Stream = AnthropicStream;
 
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "anthropic".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            formats: vec![ApiFormat::AnthropicMessages],
-        }
-    }
-
     fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
-        check_format(format)?;
+        Self::DESCRIPTOR.check_format(format)?;
         if status >= 400 {
             return Ok(None);
         }
@@ -63,7 +49,7 @@ impl Provider for Anthropic {
     }
 
     fn estimate(format: ApiFormat, request: &[u8], limits: ModelLimits) -> PluginResult<Usage> {
-        check_format(format)?;
+        Self::DESCRIPTOR.check_format(format)?;
         estimate::upper_bound(request, &limits)
     }
 
@@ -101,6 +87,7 @@ impl<'de> Fields<'de> for Message<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xjp_plugin_sdk::PluginError;
 
     #[test]
     fn describes_itself() {

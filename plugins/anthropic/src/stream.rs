@@ -6,13 +6,14 @@
 //! in-band upstream failure. Text, thinking and tool-input deltas are counted in bytes
 //! so that an interrupted stream can be estimated.
 
+use crate::Anthropic;
 use crate::usage::{UsageFields, UsageObject};
 use serde::Deserialize;
 use serde::de::MapAccess;
 use xjp_plugin_sdk::framing::Framer;
 use xjp_plugin_sdk::json::Value;
 use xjp_plugin_sdk::json::lenient::{Fields, Obj, Str, StrLen, skip, value};
-use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};
+use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Provider, StreamError, StreamOutcome, StreamParse};
 
 /// What the events of one stream said so far.
 #[derive(Debug, Default)]
@@ -185,10 +186,7 @@ impl AnthropicStream {
     }
 
     fn check_format(&self) -> PluginResult<()> {
-        match self.format {
-            ApiFormat::AnthropicMessages => Ok(()),
-            other => Err(PluginError::UnsupportedFormat(other)),
-        }
+        Anthropic::DESCRIPTOR.check_format(self.format)
     }
 }
 

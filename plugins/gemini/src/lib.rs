@@ -14,35 +14,21 @@ pub mod usage;
 use chunk::Responses;
 use stream::GeminiStream;
 use usage::UsageFields;
-use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginError, PluginInfo, PluginResult, Provider, Usage};
+use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, Usage};
 
 /// The Gemini billing provider.
 #[derive(Debug)]
 pub struct Gemini;
 
-/// Refuses every format but `gemini-generate`.
-fn check_format(format: ApiFormat) -> PluginResult<()> {
-    match format {
-        ApiFormat::GeminiGenerate => Ok(()),
-        other => Err(PluginError::UnsupportedFormat(other)),
-    }
-}
-
 impl Provider for Gemini {
-    type Stream = GeminiStream;
+    const DESCRIPTOR: Descriptor = xjp_plugin_sdk::descriptor!("gemini", &[ApiFormat::GeminiGenerate]);
 
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "gemini".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            formats: vec![ApiFormat::GeminiGenerate],
-        }
-    }
+    type Stream = GeminiStream;
 
     /// A response is one object; Vertex wraps some (error) bodies in an array, and a
     /// whole buffered stream is an array of chunks, so arrays are folded like a stream.
     fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
-        check_format(format)?;
+        Self::DESCRIPTOR.check_format(format)?;
         if status >= 400 {
             return Ok(None);
         }
@@ -56,7 +42,7 @@ impl Provider for Gemini {
     }
 
     fn estimate(format: ApiFormat, request: &[u8], limits: ModelLimits) -> PluginResult<Usage> {
-        check_format(format)?;
+        Self::DESCRIPTOR.check_format(format)?;
         estimate::upper_bound(request, &limits)
     }
 
@@ -70,6 +56,7 @@ xjp_plugin_sdk::export_provider!(Gemini);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xjp_plugin_sdk::PluginError;
 
     const OK: &[u8] = br#"{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":1,"totalTokenCount":5},"modelVersion":"gemini-2.0-flash"}"#;
 

@@ -5,10 +5,11 @@
 //! is a `GenerateContentResponse` with cumulative `usageMetadata`, the final one carries
 //! a `finishReason`, and an upstream failure arrives as an `{"error": {...}}` element.
 
+use crate::Gemini;
 use crate::chunk::{Response, Responses};
 use crate::usage::UsageFields;
 use xjp_plugin_sdk::framing::{Framer, Framing};
-use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse};
+use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Provider, StreamError, StreamOutcome, StreamParse};
 
 /// What the chunks of one stream said so far.
 #[derive(Debug, Default)]
@@ -53,10 +54,7 @@ impl GeminiStream {
     }
 
     fn check_format(&self) -> PluginResult<()> {
-        match self.format {
-            ApiFormat::GeminiGenerate => Ok(()),
-            other => Err(PluginError::UnsupportedFormat(other)),
-        }
+        Gemini::DESCRIPTOR.check_format(self.format)
     }
 
     /// Complete once a final chunk arrived and, for a JSON array, the array closed.

@@ -4,7 +4,7 @@
 //! and the fault shows on a call, where the host must contain it.
 
 use xjp_plugin_sdk::{
-    ApiFormat, ModelLimits, PluginInfo, PluginResult, Provider, StreamOutcome, StreamParse, Usage, estimate,
+    ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, StreamOutcome, StreamParse, Usage, estimate,
 };
 
 /// The broken provider.
@@ -14,6 +14,15 @@ pub struct Misbehave;
 pub struct MisbehaveStream;
 
 const TRIGGER: &[u8] = b"misbehave";
+
+/// The plugin's name: which way it is broken.
+const NAME: &str = if cfg!(feature = "trap") {
+    "misbehave-trap"
+} else if cfg!(feature = "spin") {
+    "misbehave-spin"
+} else {
+    "misbehave-hog"
+};
 
 fn misbehave(input: &[u8]) -> u64 {
     if !input.windows(TRIGGER.len()).any(|w| w == TRIGGER) {
@@ -50,22 +59,9 @@ impl StreamParse for MisbehaveStream {
 }
 
 impl Provider for Misbehave {
-    type Stream = MisbehaveStream;
+    const DESCRIPTOR: Descriptor = xjp_plugin_sdk::descriptor!(NAME, &[ApiFormat::OpenaiChat]);
 
-    fn info() -> PluginInfo {
-        let name = if cfg!(feature = "trap") {
-            "misbehave-trap"
-        } else if cfg!(feature = "spin") {
-            "misbehave-spin"
-        } else {
-            "misbehave-hog"
-        };
-        PluginInfo {
-            name: name.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            formats: vec![ApiFormat::OpenaiChat],
-        }
-    }
+    type Stream = MisbehaveStream;
 
     fn extract_response(_format: ApiFormat, _status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
         misbehave(body);

@@ -8,22 +8,16 @@
 pub mod chat;
 
 use chat::{ChatStream, OpenAiDialect};
-use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginInfo, PluginResult, Provider, Usage};
+use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, Usage};
 
 /// The OpenAI provider.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenAi;
 
 impl Provider for OpenAi {
-    type Stream = ChatStream<OpenAiDialect>;
+    const DESCRIPTOR: Descriptor = xjp_plugin_sdk::descriptor!("openai", chat::FORMATS);
 
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "openai".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            formats: vec![ApiFormat::OpenaiChat],
-        }
-    }
+    type Stream = ChatStream<OpenAiDialect>;
 
     fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
         chat::extract_response::<OpenAiDialect>(format, status, body)

@@ -9,22 +9,16 @@ pub mod usage;
 pub use usage::OpenRouterDialect;
 
 use xjp_plugin_openai::chat::{self, ChatStream};
-use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginInfo, PluginResult, Provider, Usage};
+use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, Usage};
 
 /// The OpenRouter provider.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenRouter;
 
 impl Provider for OpenRouter {
-    type Stream = ChatStream<OpenRouterDialect>;
+    const DESCRIPTOR: Descriptor = xjp_plugin_sdk::descriptor!("openrouter", chat::FORMATS);
 
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "openrouter".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            formats: vec![ApiFormat::OpenaiChat],
-        }
-    }
+    type Stream = ChatStream<OpenRouterDialect>;
 
     fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
         chat::extract_response::<OpenRouterDialect>(format, status, body)

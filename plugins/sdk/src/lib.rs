@@ -1,12 +1,15 @@
 //! Guest SDK for xjp-gateway billing plugins.
 //!
 //! A provider plugin implements [`Provider`] (and a [`StreamParse`] type for streams)
-//! with plain Rust, then calls [`export_provider!`]. The SDK owns the WIT bindings,
-//! SSE and JSON-array stream framing, exact integer pricing and the default budget
-//! check, so a plugin is mostly its own JSON parsing. Everything here also compiles
+//! with plain Rust, states its name and formats once with [`descriptor!`], then calls
+//! [`export_provider!`]. The SDK owns the WIT bindings, SSE and JSON-array stream
+//! framing, exact integer pricing and the default budget check, so a plugin is mostly
+//! its own JSON parsing. Everything here also compiles
 //! natively, which is how plugin logic is unit-tested and benchmarked.
 
 pub mod budget;
+mod descriptor;
+pub use descriptor::{Descriptor, check_format};
 /// Exact decimal text <-> nano-USD (re-exported from `xjp-money`).
 pub use xjp_money as decimal;
 pub mod estimate;
@@ -44,11 +47,17 @@ pub type PluginResult<T> = Result<T, PluginError>;
 
 /// A provider's billing logic, in plain Rust.
 pub trait Provider: 'static {
+    /// Name, version and the API formats this plugin reads:
+    /// `xjp_plugin_sdk::descriptor!(name, formats)`.
+    const DESCRIPTOR: Descriptor;
+
     /// The stream parser type for this provider.
     type Stream: StreamParse;
 
-    /// Name, version and the API formats this plugin reads.
-    fn info() -> PluginInfo;
+    /// What the `describe` export answers: [`Self::DESCRIPTOR`].
+    fn info() -> PluginInfo {
+        Self::DESCRIPTOR.info()
+    }
 
     /// Usage from a complete response body. An error body yields `Ok(None)`.
     fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>>;

@@ -16,7 +16,7 @@ pub use stream::ChatStream;
 pub use usage::{UsageObject, usage_from_object, usage_from_value};
 
 use xjp_plugin_sdk::json::lenient::Fields;
-use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Usage};
+use xjp_plugin_sdk::{ApiFormat, PluginResult, Usage};
 
 /// What differs between OpenAI and an OpenAI-compatible upstream.
 pub trait Dialect: 'static {
@@ -41,10 +41,10 @@ impl Dialect for OpenAiDialect {
     }
 }
 
+/// The API formats these parsers read: `openai-chat`.
+pub const FORMATS: &[ApiFormat] = &[ApiFormat::OpenaiChat];
+
 /// `Ok(())` for `openai-chat`, the unsupported-format error for anything else.
 pub fn check_format(format: ApiFormat) -> PluginResult<()> {
-    match format {
-        ApiFormat::OpenaiChat => Ok(()),
-        other => Err(PluginError::UnsupportedFormat(other)),
-    }
+    xjp_plugin_sdk::check_format(format, FORMATS)
 }
