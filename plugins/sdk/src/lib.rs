@@ -101,27 +101,14 @@ pub fn price_response<P: Provider>(
     }))
 }
 
-/// Usage with every bucket zero and nothing else set.
+/// Usage with every bucket zero and nothing else set (the gateway's zero, `xjp-usage-shape`).
 pub fn empty_usage() -> Usage {
-    Usage {
-        input_uncached_tokens: 0,
-        cache_read_tokens: 0,
-        cache_write_5m_tokens: 0,
-        cache_write_1h_tokens: 0,
-        output_tokens: 0,
-        reasoning_tokens: 0,
-        fees: Vec::new(),
-        provider_cost_nano_usd: None,
-        served_model: None,
-    }
+    xjp_usage_shape::zero_usage!(Usage)
 }
 
 /// All prompt-side tokens of a usage record (saturating).
 pub fn prompt_tokens(u: &Usage) -> u64 {
-    u.input_uncached_tokens
-        .saturating_add(u.cache_read_tokens)
-        .saturating_add(u.cache_write_5m_tokens)
-        .saturating_add(u.cache_write_1h_tokens)
+    xjp_usage_shape::prompt_tokens!(u)
 }
 
 #[doc(hidden)]
