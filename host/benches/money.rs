@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinSet;
 use uuid::Uuid;
-use xjp_gateway::billing::pending::PendingDebits;
 use xjp_gateway::billing::{Balances, Reservation, Settlement};
 use xjp_gateway::db::credits::{self, CreditKind};
+use xjp_gateway::ledger::PendingDebits;
 use xjp_gateway::ledger::{Ledger, LedgerConfig, TransactionRow};
 
 #[path = "support/mod.rs"]

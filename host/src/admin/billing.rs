@@ -59,7 +59,7 @@ pub async fn credit(gw: &Gateway, tenant: Uuid, kind: CreditKind, req: Request<I
     };
     let status = match inserted {
         CreditInsert::Inserted => {
-            if let Err(e) = gw.balances.credit(tenant, &body.id, amount_nano).await {
+            if let Err(e) = gw.billing.balances.credit(tenant, &body.id, amount_nano).await {
                 // Postgres has it; the live balance catches up when it is next loaded.
                 tracing::warn!(%tenant, error = %e, "credit recorded but not applied to the live balance yet");
             }
@@ -83,11 +83,11 @@ fn money(nano: i64) -> serde_json::Value {
 
 /// `GET /admin/tenants/{id}/balance`: live (Redis) and ledger (Postgres) views.
 pub async fn balance(gw: &Gateway, tenant: Uuid) -> Response<Body> {
-    let ledger = match credits::ledger_balance(&gw.db, tenant).await {
+    let ledger = match crate::ledger::lookup::balance(&gw.db, tenant).await {
         Ok(b) => b,
         Err(e) => return db_error(e),
     };
-    let live = gw.balances.live(tenant).await.ok();
+    let live = gw.billing.balances.live(tenant).await.ok();
     json_response(
         StatusCode::OK,
         &json!({

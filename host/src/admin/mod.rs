@@ -21,7 +21,7 @@ const ADMIN_BODY_LIMIT: usize = 64 << 10;
 
 /// Checks the admin token in constant time (comparing digests, so length leaks nothing).
 pub fn is_admin(gw: &Gateway, headers: &hyper::HeaderMap) -> bool {
-    let Some(expected) = &gw.admin_token else { return false };
+    let Some(expected) = gw.admin_token() else { return false };
     let presented = crate::proxy::authenticate::presented_key(headers, None).unwrap_or_default();
     let a = Sha256::digest(presented.as_bytes());
     let b = Sha256::digest(expected.expose().as_bytes());
@@ -61,7 +61,7 @@ struct NewKey {
 
 /// Routes `/admin/...` and `/internal/...`.
 pub async fn dispatch(gw: &Gateway, req: Request<Incoming>) -> Response<Body> {
-    if gw.admin_token.is_none() {
+    if gw.admin_token().is_none() {
         return error(StatusCode::FORBIDDEN, "admin API disabled: set XJP_ADMIN_TOKEN");
     }
     if !is_admin(gw, req.headers()) {
@@ -171,7 +171,7 @@ async fn list_keys(gw: &Gateway, tenant: Uuid) -> Response<Body> {
 async fn revoke_key(gw: &Gateway, key: Uuid) -> Response<Body> {
     match keys::revoke(&gw.db, key).await {
         Ok(Some(row)) => {
-            gw.keys.clear();
+            gw.proxy.forget_keys();
             json_response(StatusCode::OK, &json!(row))
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "no such key"),

@@ -5,7 +5,7 @@
 //! runs unchanged on Redis Cluster. `redis::Script` uses EVALSHA and reloads the script
 //! on NOSCRIPT, so a flushed script cache is handled transparently.
 
-use super::pending::PendingDebits;
+use crate::ledger::PendingDebits;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::PgPool;
@@ -25,7 +25,7 @@ const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
 /// How long credit markers are kept (a credit is applied right after its insert).
 const CREDIT_MARKER_TTL_SECS: u64 = 24 * 3600;
 /// Credits this recent are marked as counted when an account is loaded.
-const RECENT_CREDIT_WINDOW: &str = "1 hour";
+const RECENT_CREDIT_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Redis or Postgres failed; the request path fails closed on it (503).
 #[derive(Debug, thiserror::Error)]
@@ -197,21 +197,8 @@ impl Balances {
     pub async fn load(&self, tenant: Uuid) -> Result<(), BalanceError> {
         let db_err = |e: sqlx::Error| BalanceError::Database(e.to_string());
         let _exclusive = self.pending.lock(tenant).write().await;
-        let balance: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
-             - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT",
-        )
-        .bind(tenant)
-        .fetch_one(&self.db)
-        .await
-        .map_err(db_err)?;
-        let recent: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - INTERVAL '{RECENT_CREDIT_WINDOW}'"
-        ))
-        .bind(tenant)
-        .fetch_all(&self.db)
-        .await
-        .map_err(db_err)?;
+        let balance = crate::ledger::lookup::balance(&self.db, tenant).await.map_err(db_err)?.balance_nano;
+        let recent = crate::db::credits::recent_ids(&self.db, tenant, RECENT_CREDIT_WINDOW).await.map_err(db_err)?;
         let unrecorded = self.pending.get(tenant);
         let k = keys(tenant);
         let mut invocation = LOAD.key(&k.account);

@@ -1,12 +1,103 @@
 //! Money on the request path: phase 4 ([`reserve`]) holds an upper bound before the
 //! upstream call; phase 7 ([`settle`]) records the transaction durably and turns the hold
 //! into the real debit. Balances live in Redis ([`balance`]); expired holds are swept
-//! ([`sweeper`]).
+//! ([`sweeper`]). [`Billing`] owns the balances, the ledger and their background jobs.
 
 pub mod balance;
-pub mod pending;
+pub mod bill;
+pub mod ending;
+pub mod record;
 pub mod reserve;
 pub mod settle;
 pub mod sweeper;
 
 pub use balance::{BalanceError, Balances, LiveBalance, Reservation, Settlement};
+pub use bill::{Bill, Caller, Hold, Reserved, Routed};
+pub use ending::{Ending, Refusal};
+
+use crate::api::GatewayError;
+use crate::config::FailurePolicy;
+use crate::ledger::{Ledger, LedgerConfig, LedgerError, PendingDebits};
+use sqlx::PgPool;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+
+/// The balances (Redis), the ledger (spool + Postgres) and the jobs that keep them true.
+pub struct Billing {
+    pub balances: Balances,
+    pub ledger: Ledger,
+    /// Settle-and-record tasks (waited for at shutdown, before the ledger flushes).
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Billing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Billing")
+    }
+}
+
+impl Billing {
+    /// Opens the ledger (replaying its spool) and the balance store (connected on first use).
+    pub async fn start(
+        db: PgPool,
+        redis: redis::Client,
+        ledger: LedgerConfig,
+        hold_ttl: Duration,
+    ) -> Result<Arc<Billing>, LedgerError> {
+        let pending = Arc::new(PendingDebits::default());
+        let ledger = Ledger::start(db.clone(), ledger, pending.clone()).await?;
+        let balances = Balances::new(redis, db, pending, hold_ttl);
+        Ok(Arc::new(Billing { balances, ledger, tasks: TaskTracker::new() }))
+    }
+
+    /// Phase 4: estimates, prices and holds for a routed bill (see [`reserve::reserve`]).
+    pub async fn reserve(&self, bill: &mut Bill, body: &[u8], policy: FailurePolicy) -> Result<(), GatewayError> {
+        reserve::reserve(self, bill, body, policy).await
+    }
+
+    /// Phases 7 and 8 for an ended request, in the background: price, record, settle.
+    /// Taking the bill by value is what makes it happen once.
+    pub fn finish(self: &Arc<Self>, bill: Bill, ending: Ending, latency: Duration) {
+        let billing = self.clone();
+        self.tasks.spawn(async move { settle::settle_and_record(&billing, bill, ending, latency).await });
+    }
+
+    /// Starts the hold sweeper and the summary rollup; they stop when billing is dropped.
+    pub fn spawn_jobs(self: &Arc<Self>, sweep_every: Duration, rollup_every: Duration) {
+        every(Arc::downgrade(self), sweep_every, |b| async move {
+            if let Err(e) = sweeper::sweep_once(&b.balances, &b.ledger).await {
+                tracing::debug!(error = %e, "hold sweep skipped");
+            }
+        });
+        every(Arc::downgrade(self), rollup_every, |b| async move {
+            if let Err(e) = b.ledger.rollup().await {
+                tracing::debug!(error = %e, "rollup skipped");
+            }
+        });
+    }
+
+    /// Waits (up to `grace`) for the requests being settled, then flushes the ledger.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("grace period over with settlements still running");
+        }
+        self.ledger.shutdown().await;
+    }
+}
+
+/// Runs `job` every `interval` while billing lives.
+fn every<F, Fut>(billing: Weak<Billing>, interval: Duration, job: F)
+where
+    F: Fn(Arc<Billing>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(billing) = billing.upgrade() else { return };
+            job(billing).await;
+        }
+    });
+}

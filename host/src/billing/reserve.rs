@@ -1,53 +1,38 @@
 //! Phase 4, reserve: the plugin estimates an upper bound of usage and prices it, the host
 //! holds that amount atomically in Redis, then the plugin's budget policy runs.
 
+use super::Billing;
 use super::balance::Reservation;
+use super::bill::{Bill, Hold, Reserved};
 use crate::api::GatewayError;
-use crate::gateway::Gateway;
-use crate::plugins::ApiFormat;
-use crate::plugins::bindings::{BudgetRequest, Decision, DenyReason, Usage};
-use crate::proxy::authenticate::Caller;
-use crate::proxy::route::Routed;
+use crate::config::FailurePolicy;
+use crate::plugins::bindings::{BudgetRequest, Decision, DenyReason};
 
-/// An amount held for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hold {
-    pub amount_nano: i64,
-}
-
-/// The reservation's result: the estimate (kept for billing an interrupted stream) and the
-/// hold (`None` when Redis is down and the gateway is configured to fail open).
-#[derive(Debug, Clone)]
-pub struct Reserved {
-    pub estimate: Usage,
-    pub hold: Option<Hold>,
-}
-
-/// Estimates, prices and holds; refuses with 402 when the balance does not cover it.
+/// Estimates, prices and holds for the routed `bill`; refuses with 402 when the balance
+/// does not cover it. On success the hold is in `bill.reserved`.
 pub async fn reserve(
-    gw: &Gateway,
-    caller: Caller,
-    routed: &Routed,
-    format: ApiFormat,
+    billing: &Billing,
+    bill: &mut Bill,
     body: &[u8],
-    request_id: &str,
-    streaming: bool,
-) -> Result<Reserved, GatewayError> {
+    policy: FailurePolicy,
+) -> Result<(), GatewayError> {
+    let routed = bill.routed.as_ref().ok_or_else(|| GatewayError::Internal("reserve before route".into()))?;
     let plugin = &routed.plugin;
-    let estimate = plugin.estimate(format, body, routed.route.limits).map_err(|e| match e {
+    let estimate = plugin.estimate(bill.format, body, routed.route.limits).map_err(|e| match e {
         crate::plugins::PluginCallError::Plugin(crate::plugins::bindings::PluginError::InvalidRequest(m)) => {
             GatewayError::InvalidRequest(m)
         }
         other => GatewayError::Plugin(other),
     })?;
     let amount = plugin.price(&estimate, &routed.price)?.total.max(0);
-    let settings = gw.settings.load();
-    let reservation = match gw.balances.reserve(caller.tenant_id, request_id, amount).await {
+    let tenant = bill.caller.tenant_id;
+    let reservation = match billing.balances.reserve(tenant, &bill.request_id, amount).await {
         Ok(r) => r,
-        Err(e) if settings.config.billing.redis_failure == crate::config::FailurePolicy::Open => {
+        Err(e) if policy == FailurePolicy::Open => {
             metrics::counter!("xjp_balance_fail_open_total").increment(1);
             tracing::warn!(error = %e, "balance store unavailable; failing open as configured");
-            return Ok(Reserved { estimate, hold: None });
+            bill.reserved = Some(Reserved { estimate, hold: None });
+            return Ok(());
         }
         Err(e) => {
             tracing::error!(error = %e, "balance store unavailable; failing closed");
@@ -63,14 +48,15 @@ pub async fn reserve(
         available_nano_usd: available_before,
         estimated_cost_nano_usd: amount,
         model: routed.route.name.clone(),
-        streaming,
+        streaming: bill.stream,
     };
     let decision = plugin.check(&budget);
     if let Ok(Decision::Allow) = decision {
-        return Ok(Reserved { estimate, hold: Some(Hold { amount_nano: amount }) });
+        bill.reserved = Some(Reserved { estimate, hold: Some(Hold { amount_nano: amount }) });
+        return Ok(());
     }
     // Denied (or the policy failed): give the hold back before refusing.
-    if let Err(e) = gw.balances.settle(caller.tenant_id, request_id, 0, "released", false).await {
+    if let Err(e) = billing.balances.settle(tenant, &bill.request_id, 0, "released", false).await {
         tracing::warn!(error = %e, "could not release a denied hold; the sweeper will");
     }
     Err(match decision {

@@ -11,7 +11,11 @@
 
 pub mod file;
 pub mod openrouter;
+pub mod prices;
+pub mod snapshot;
 pub mod versions;
+
+pub use prices::{Fetch, Prices};
 
 use crate::plugins::bindings::PriceEntry;
 use std::collections::HashMap;
@@ -72,7 +76,7 @@ impl Catalog {
             .or_else(|| self.synced.get(&key).map(|p| (p, PriceSource::Synced)))
             .or_else(|| self.imported.get(&key).map(|p| (p, PriceSource::Imported)))
             .or_else(|| fallback.map(|p| (p, PriceSource::Fallback)))?;
-        Some(ResolvedPrice { version: crate::billing::settle::price_version(entry), entry: entry.clone(), source })
+        Some(ResolvedPrice { version: snapshot::price_version(entry), entry: entry.clone(), source })
     }
 }
 

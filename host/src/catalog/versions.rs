@@ -10,7 +10,7 @@ use sqlx::PgPool;
 /// advisory lock per (provider, model) makes "compare with the latest row, insert if
 /// different" one step, so a change is recorded once, never twice.
 pub async fn record(db: &PgPool, provider: &str, model: &str, price: &ResolvedPrice) -> Result<bool, sqlx::Error> {
-    let snapshot = crate::billing::settle::price_snapshot(&price.entry);
+    let snapshot = super::snapshot::price_snapshot(&price.entry);
     let mut tx = db.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
         .bind(provider)

@@ -18,12 +18,12 @@ pub async fn run(args: &ServeArgs) -> Result<(), String> {
     crate::ops::install_metrics();
     let addr = config.server.listen.parse().map_err(|e| format!("server.listen: {e}"))?;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let gw = Gateway::build(config, Some(args.config.clone()), crate::gateway::process_env())
+    let gw = Gateway::build(config, Some(args.config.clone()), crate::config::process_env())
         .await
         .map_err(|e| e.to_string())?;
     gw.start_background();
     let _plugin_watch = crate::plugins::watch::watch(gw.plugins.clone()).map_err(|e| format!("plugin watch: {e}"))?;
-    let _config_watch = crate::config::watch::watch(&gw).map_err(|e| format!("config watch: {e}"))?;
+    let _config_watch = gw.watch_config().map_err(|e| format!("config watch: {e}"))?;
     let server =
         crate::server::start(gw.clone(), addr, grace).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tracing::info!(addr = %server.addr, "xjp-gateway listening");

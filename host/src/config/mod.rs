@@ -3,6 +3,7 @@
 
 pub mod load;
 pub mod routes;
+pub mod settings;
 pub mod validate;
 pub mod watch;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 pub use load::{ConfigError, load_file, parse};
 pub use routes::{ModelRoute, Provider, RouteTable};
+pub use settings::{EnvLookup, LiveSettings, Settings, process_env};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]

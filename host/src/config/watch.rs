@@ -1,10 +1,12 @@
 //! Config reload without a restart: on SIGHUP and when the file changes (debounced).
-//! A config that fails to parse or validate is logged and the old one keeps serving.
+//! The reload itself is the caller's callback; a config that fails to parse or validate is
+//! logged and the old one keeps serving.
 
-use crate::gateway::Gateway;
+use super::ConfigError;
 use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
-use std::sync::{Arc, Weak};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Keeps the file watch alive.
@@ -18,30 +20,30 @@ impl std::fmt::Debug for ConfigWatcher {
     }
 }
 
-fn reload(gw: &Weak<Gateway>, why: &str) {
-    if let Some(gw) = gw.upgrade() {
-        match gw.reload_config() {
-            Ok(()) => tracing::info!(trigger = why, "config reloaded"),
-            Err(e) => {
-                metrics::counter!("xjp_config_reload_errors_total").increment(1);
-                tracing::error!(trigger = why, error = %e, "config reload failed; keeping the previous config");
-            }
+/// What a reload does: re-read the file and swap it in, or say why not.
+pub type Reload = Arc<dyn Fn() -> Result<(), ConfigError> + Send + Sync>;
+
+fn run(reload: &Reload, why: &str) {
+    match reload() {
+        Ok(()) => tracing::info!(trigger = why, "config reloaded"),
+        Err(e) => {
+            metrics::counter!("xjp_config_reload_errors_total").increment(1);
+            tracing::error!(trigger = why, error = %e, "config reload failed; keeping the previous config");
         }
     }
 }
 
-/// Watches the config file's directory (editors replace files) and listens for SIGHUP.
-pub fn watch(gw: &Arc<Gateway>) -> notify::Result<Option<ConfigWatcher>> {
-    let Some(path) = gw.config_path.clone() else { return Ok(None) };
-    let weak = Arc::downgrade(gw);
+/// Watches `path`'s directory (editors replace files) and listens for SIGHUP; each calls
+/// `reload` (on a blocking thread, never on a request).
+pub fn watch(path: PathBuf, reload: Reload) -> notify::Result<ConfigWatcher> {
     #[cfg(unix)]
     {
-        let weak = weak.clone();
+        let reload = reload.clone();
         tokio::spawn(async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
-                let weak = weak.clone();
-                let _ = tokio::task::spawn_blocking(move || reload(&weak, "SIGHUP")).await;
+                let reload = reload.clone();
+                let _ = tokio::task::spawn_blocking(move || run(&reload, "SIGHUP")).await;
             }
         });
     }
@@ -53,10 +55,10 @@ pub fn watch(gw: &Arc<Gateway>) -> notify::Result<Option<ConfigWatcher>> {
                 .iter()
                 .any(|e| !e.kind.is_access() && e.paths.iter().any(|p| p.file_name() == file_name.as_deref()));
             if touches_config {
-                reload(&weak, "file change");
+                run(&reload, "file change");
             }
         }
     })?;
     debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
-    Ok(Some(ConfigWatcher { _debouncer: debouncer }))
+    Ok(ConfigWatcher { _debouncer: debouncer })
 }

@@ -60,22 +60,12 @@ pub async fn insert(
     Ok(CreditInsert::Existing { kind, amount_nano })
 }
 
-/// Postgres's view of a tenant's money (nano-USD).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct LedgerBalance {
-    pub credits_nano: i64,
-    pub debits_nano: i64,
-    pub balance_nano: i64,
-}
-
-/// Credits, recorded debits and their difference.
-pub async fn ledger_balance(db: &PgPool, tenant: Uuid) -> Result<LedgerBalance, sqlx::Error> {
-    let (credits_nano, debits_nano): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT, \
-                (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT",
-    )
-    .bind(tenant)
-    .fetch_one(db)
-    .await?;
-    Ok(LedgerBalance { credits_nano, debits_nano, balance_nano: credits_nano - debits_nano })
+/// Ids of the tenant's credits inserted within `window` (marked as counted when a balance
+/// is loaded, so their own credit call does not apply them twice).
+pub async fn recent_ids(db: &PgPool, tenant: Uuid, window: std::time::Duration) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - make_interval(secs => $2)")
+        .bind(tenant)
+        .bind(window.as_secs_f64())
+        .fetch_all(db)
+        .await
 }

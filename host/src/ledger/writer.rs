@@ -1,9 +1,9 @@
 //! The batch writer: queue -> spool (durable, acknowledged) -> Postgres (idempotent).
 
 use super::insert::insert_batch;
+use super::pending::PendingDebits;
 use super::row::TransactionRow;
 use super::spool::Spool;
-use crate::billing::pending::PendingDebits;
 use parking_lot::Mutex;
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -67,6 +67,7 @@ pub struct Ledger {
     tx: Mutex<Option<mpsc::Sender<Submit>>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pending: Arc<PendingDebits>,
+    db: PgPool,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -102,7 +103,7 @@ impl Ledger {
         }
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let mut writer = Writer {
-            db,
+            db: db.clone(),
             spool: Arc::new(std::sync::Mutex::new(spool)),
             config,
             pending: pending.clone(),
@@ -117,7 +118,7 @@ impl Ledger {
             writer.replay().await;
         }
         let task = tokio::spawn(writer.run(rx));
-        Ok(Ledger { tx: Mutex::new(Some(tx)), task: Mutex::new(Some(task)), pending })
+        Ok(Ledger { tx: Mutex::new(Some(tx)), task: Mutex::new(Some(task)), pending, db })
     }
 
     /// Queues a row; resolves once it is durable (in the spool). Then the debit it records
@@ -150,6 +151,20 @@ impl Ledger {
     /// Unrecorded debits (shared with the balance store).
     pub fn pending(&self) -> &Arc<PendingDebits> {
         &self.pending
+    }
+
+    /// The ids among `request_ids` that already have a row, with the row's cost.
+    pub async fn recorded_costs(
+        &self,
+        tenant: Uuid,
+        request_ids: &[String],
+    ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        super::lookup::recorded_costs(&self.db, tenant, request_ids).await
+    }
+
+    /// Folds recorded rows into the daily summary until none is left.
+    pub async fn rollup(&self) -> Result<(), sqlx::Error> {
+        super::rollup::rollup_all(&self.db).await
     }
 
     /// Stops accepting rows and waits until every queued row is in the spool and, if

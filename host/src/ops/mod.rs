@@ -41,7 +41,7 @@ pub async fn readyz(gw: &Gateway) -> Response<Body> {
     let limit = Duration::from_secs(2);
     let postgres = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&gw.db)).await.is_ok_and(|r| r.is_ok());
     // The balance store's own connection: the one requests use, not a new one per probe.
-    let redis = tokio::time::timeout(limit, gw.balances.ping()).await.unwrap_or(false);
+    let redis = tokio::time::timeout(limit, gw.billing.balances.ping()).await.unwrap_or(false);
     let set = gw.plugins.current();
     let settings = gw.settings.load();
     let missing: Vec<&str> =
@@ -53,8 +53,7 @@ pub async fn readyz(gw: &Gateway) -> Response<Body> {
 
 /// `GET /v1/models`: configured public models in the OpenAI list format (needs a key).
 pub async fn models(gw: &Gateway, req: &Request<hyper::body::Incoming>) -> Response<Body> {
-    let key = crate::proxy::authenticate::presented_key(req.headers(), req.uri().query());
-    if let Err(e) = gw.keys.authenticate(&gw.db, key).await {
+    if let Err(e) = gw.proxy.authenticate(req.headers(), req.uri().query()).await {
         return e.to_response(crate::plugins::ApiFormat::OpenaiChat);
     }
     let settings = gw.settings.load();

@@ -1,20 +1,13 @@
 //! Phase 2, authenticate: the presented key, a short-TTL cache in front of Postgres.
 
 use crate::api::GatewayError;
+use crate::billing::Caller;
 use crate::db::keys::{self, KeyIdentity};
 use hyper::HeaderMap;
 use parking_lot::Mutex;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
-
-/// Who is calling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    pub key_id: Uuid,
-    pub tenant_id: Uuid,
-}
 
 /// The key a client presented: `Authorization: Bearer`, `x-api-key` (Anthropic clients),
 /// `x-goog-api-key` or the `key` query parameter (Gemini clients).

@@ -1,68 +1,113 @@
 //! The proxy request path, one module per phase, in order: [`accept`], [`authenticate`],
-//! [`route`], (reserve: the money issue), [`upstream`], [`respond`] / [`stream`],
-//! and [`outcome`] (settle and record hand-off).
+//! then in a task of its own ([`exchange`]): [`route`], reserve (`billing`), [`upstream`],
+//! [`respond`] / [`stream`]; the [`context`] hands the request to billing (settle, record)
+//! exactly once whichever way it ends. [`Proxy`] owns what these phases use.
 
 pub mod accept;
 pub mod authenticate;
-pub mod outcome;
+pub mod context;
+pub mod endpoint;
+pub mod exchange;
 pub mod respond;
 pub mod route;
 pub mod sse_events;
 pub mod stream;
 pub mod upstream;
 
-use crate::api::request::ClientRequest;
-use crate::api::{Body, GatewayError};
-use crate::gateway::Gateway;
-use crate::plugins::ApiFormat;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use outcome::Outcome;
-use std::sync::Arc;
-use std::time::Instant;
-use tracing::Instrument;
+pub use endpoint::Endpoint;
 
-/// Which client API a request came in on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `POST /v1/chat/completions`
-    OpenAiChat,
-    /// `POST /v1/messages`
-    AnthropicMessages,
-    /// `POST /v1beta/models/{model}:generateContent` or `:streamGenerateContent`
-    Gemini { model: String, stream: bool },
+use crate::api::request::ClientRequest;
+use crate::api::{Body, ErrorClass, GatewayError};
+use crate::billing::{Bill, Billing, Caller};
+use crate::catalog::Prices;
+use crate::config::LiveSettings;
+use crate::plugins::PluginRegistry;
+use authenticate::KeyCache;
+use context::RequestCtx;
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Request, Response};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use upstream::UpstreamClient;
+
+/// What the proxy phases use: settings, prices, plugins and billing below them, and their
+/// own key cache, upstream client, drain slots and tasks.
+pub struct Proxy {
+    settings: LiveSettings,
+    prices: Arc<Prices>,
+    plugins: Arc<PluginRegistry>,
+    billing: Arc<Billing>,
+    db: PgPool,
+    keys: KeyCache,
+    upstream: Arc<UpstreamClient>,
+    /// Background reads of answers whose client left (bounded).
+    drains: Arc<Semaphore>,
+    /// Request tasks, stream relays and drains (waited for at shutdown).
+    tasks: TaskTracker,
 }
 
-impl Endpoint {
-    /// The API format of the endpoint (and of its errors).
-    pub fn format(&self) -> ApiFormat {
-        match self {
-            Endpoint::OpenAiChat => ApiFormat::OpenaiChat,
-            Endpoint::AnthropicMessages => ApiFormat::AnthropicMessages,
-            Endpoint::Gemini { .. } => ApiFormat::GeminiGenerate,
-        }
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Proxy")
+    }
+}
+
+/// What the proxy is built from.
+pub struct Parts {
+    pub settings: LiveSettings,
+    pub prices: Arc<Prices>,
+    pub plugins: Arc<PluginRegistry>,
+    pub billing: Arc<Billing>,
+    pub db: PgPool,
+    pub upstream: Arc<UpstreamClient>,
+}
+
+impl Proxy {
+    /// A proxy over `parts`, with the key cache and drain limit of the current settings.
+    pub fn new(parts: Parts) -> Arc<Proxy> {
+        let config = &parts.settings.load().config;
+        let keys = KeyCache::new(Duration::from_millis(config.auth.key_cache_ttl_ms));
+        let drains = Arc::new(Semaphore::new(config.streaming.max_drains));
+        let Parts { settings, prices, plugins, billing, db, upstream } = parts;
+        Arc::new(Proxy { settings, prices, plugins, billing, db, keys, upstream, drains, tasks: TaskTracker::new() })
     }
 
-    fn label(&self) -> &'static str {
-        match self {
-            Endpoint::OpenAiChat => "chat_completions",
-            Endpoint::AnthropicMessages => "messages",
-            Endpoint::Gemini { .. } => "generate_content",
+    /// Phase 2 for any endpoint that takes an API key.
+    pub async fn authenticate(&self, headers: &HeaderMap, query: Option<&str>) -> Result<Caller, GatewayError> {
+        self.keys.authenticate(&self.db, authenticate::presented_key(headers, query)).await
+    }
+
+    /// Forgets cached key lookups (after an admin revoked a key on this instance).
+    pub fn forget_keys(&self) {
+        self.keys.clear();
+    }
+
+    /// Waits (up to `grace`) for request tasks, stream relays and drains to finish.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!("grace period over with requests or stream relays still running");
         }
     }
 }
 
 /// Handles one proxied request end to end; errors come back in the endpoint's format.
-pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, endpoint: Endpoint) -> Response<Body> {
+pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, endpoint: Endpoint) -> Response<Body> {
     let started = Instant::now();
     let format = endpoint.format();
+    let label = endpoint.label();
     let (parts, body) = req.into_parts();
     let request_id = accept::request_id(&parts.headers);
-    let span = tracing::info_span!("request", request_id = %request_id, endpoint = endpoint.label());
-    let result = proxy(&gw, &parts, body, &endpoint, &request_id, started).instrument(span).await;
+    let span = tracing::info_span!("request", request_id = %request_id, endpoint = label);
+    let result =
+        accept_and_run(proxy, parts, body, endpoint, &request_id, started, span.clone()).instrument(span).await;
     let mut resp = result.unwrap_or_else(|e| {
         metrics::counter!("xjp_errors_total", "class" => e.class().as_str()).increment(1);
-        if e.class() == crate::api::ErrorClass::Internal {
+        if e.class() == ErrorClass::Internal {
             tracing::error!(request_id = %request_id, error = %e, "request failed");
         } else {
             tracing::debug!(request_id = %request_id, error = %e, "request refused");
@@ -73,175 +118,47 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, endpoint: Endpoint
         resp.headers_mut().insert("x-request-id", v);
     }
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("xjp_requests_total", "endpoint" => endpoint.label(), "status" => status).increment(1);
-    metrics::histogram!("xjp_request_duration_seconds", "endpoint" => endpoint.label())
-        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("xjp_requests_total", "endpoint" => label, "status" => status).increment(1);
+    metrics::histogram!("xjp_request_duration_seconds", "endpoint" => label).record(started.elapsed().as_secs_f64());
     resp
 }
 
-/// What the error path needs to record a refused request.
-struct Refusal<'a> {
-    caller: authenticate::Caller,
-    model: &'a str,
-    routed: Option<&'a route::Routed>,
-}
-
-async fn proxy(
-    gw: &Arc<Gateway>,
-    parts: &hyper::http::request::Parts,
+/// Accept and authenticate on the connection; the rest in a request task that outlives it.
+async fn accept_and_run(
+    proxy: Arc<Proxy>,
+    parts: hyper::http::request::Parts,
     body: Incoming,
-    endpoint: &Endpoint,
+    endpoint: Endpoint,
     request_id: &str,
     started: Instant,
+    span: tracing::Span,
 ) -> Result<Response<Body>, GatewayError> {
-    let started_at = std::time::SystemTime::now();
-    let format = endpoint.format();
-    let caller = gw
-        .keys
-        .authenticate(&gw.db, authenticate::presented_key(&parts.headers, parts.uri.query()))
-        .instrument(tracing::info_span!("authenticate"))
-        .await?;
-    let settings = gw.settings.load_full();
-    let raw = accept::read_body(&parts.headers, body, settings.config.server.body_limit_bytes).await?;
-    let mut client = ClientRequest::parse(&raw)?;
-    let (model, streaming) = match endpoint {
+    let started_at = SystemTime::now();
+    let caller =
+        proxy.authenticate(&parts.headers, parts.uri.query()).instrument(tracing::info_span!("authenticate")).await?;
+    let limit = proxy.settings.load().config.server.body_limit_bytes;
+    let raw = accept::read_body(&parts.headers, body, limit).await?;
+    let client = ClientRequest::parse(&raw)?;
+    let (model, stream) = match &endpoint {
         Endpoint::Gemini { model, stream } => (model.clone(), *stream),
         _ => {
             (client.model().ok_or_else(|| GatewayError::InvalidRequest("`model` is required".into()))?, client.stream())
         }
     };
-    let client_request_id = accept::client_request_id(&parts.headers);
-    let refuse = |e: GatewayError, r: Refusal<'_>| {
-        let rejection = crate::billing::settle::Rejection {
-            caller: r.caller,
-            client_request_id: client_request_id.clone(),
-            format,
-            model: r.model,
-            routed: r.routed,
-            started_at,
-        };
-        crate::billing::settle::record_rejection(gw, rejection, &e);
-        e
-    };
-    let plugins = gw.plugins.current();
-    let routed = {
-        let _span = tracing::info_span!("route", model = %model).entered();
-        route::resolve(&settings.routes, &gw.catalog.load(), &plugins, format, &model)
-    }
-    .map_err(|e| refuse(e, Refusal { caller, model: &model, routed: None }))?;
-    let reserved = crate::billing::reserve::reserve(gw, caller, &routed, format, &raw, request_id, streaming)
-        .instrument(tracing::info_span!("reserve"))
-        .await
-        .map_err(|e| match e {
-            GatewayError::DuplicateRequest | GatewayError::InvalidRequest(_) => e,
-            e => refuse(e, Refusal { caller, model: &model, routed: Some(&routed) }),
-        })?;
-    let provider = routed.route.provider.clone();
-    let upstream_model = routed.route.upstream_model.clone();
-    let mut hide_usage_chunk = false;
-    let mut sse = true;
-    let (path, upstream_body) = match endpoint {
-        Endpoint::OpenAiChat => {
-            client.set_model(&upstream_model);
-            if streaming {
-                hide_usage_chunk = !client.ensure_include_usage();
-            }
-            ("/v1/chat/completions".to_string(), client.into_body(raw))
-        }
-        Endpoint::AnthropicMessages => {
-            client.set_model(&upstream_model);
-            ("/v1/messages".to_string(), client.into_body(raw))
-        }
-        Endpoint::Gemini { stream, .. } => {
-            let action = if *stream { "streamGenerateContent" } else { "generateContent" };
-            let query = upstream::forwardable_query(parts.uri.query());
-            sse = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
-            let mut path = format!("{}/models/{}:{action}", provider.gemini_path_prefix, upstream_model);
-            if let Some(q) = query {
-                path = format!("{path}?{q}");
-            }
-            (path, raw)
-        }
-    };
-    let mut done = Outcome {
+    let bill = Bill {
         request_id: request_id.to_string(),
-        client_request_id,
+        client_request_id: accept::client_request_id(&parts.headers),
         caller,
-        routed,
-        format,
+        format: endpoint.format(),
         model_requested: model,
+        stream,
         started_at,
-        reserved,
-        upstream_status: 0,
-        stream: streaming,
-        usage: None,
-        cost: None,
-        complete: false,
-        client_disconnected: false,
-        upstream_error: None,
-        plugin_error: None,
-        output_text_bytes: 0,
-        latency: std::time::Duration::ZERO,
+        routed: None,
+        reserved: None,
     };
-    let req = match upstream::build_request(&provider, &path, &parts.headers, request_id, upstream_body) {
-        Ok(r) => r,
-        Err(e) => return Err(fail(gw, done, e, started)),
-    };
-    let upstream_started = Instant::now();
-    let resp = match gw.upstream.send(&provider, req).instrument(tracing::info_span!("upstream")).await {
-        Ok(r) => r,
-        Err(e) => return Err(fail(gw, done, e, started)),
-    };
-    metrics::histogram!("xjp_upstream_headers_seconds", "provider" => provider.name.clone())
-        .record(upstream_started.elapsed().as_secs_f64());
-    done.upstream_status = resp.status().as_u16();
-    let status = resp.status();
-    if respond::is_error_status(status) {
-        let body = respond::read_all(resp.into_body(), provider.between_chunks_timeout).await.unwrap_or_default();
-        done.usage = done.routed.plugin.extract_response(format, status.as_u16(), &body).unwrap_or(None);
-        let e = if status.is_redirection() {
-            GatewayError::UpstreamProtocol(format!(
-                "provider `{}` redirected; redirects are not followed",
-                provider.name
-            ))
-        } else {
-            GatewayError::UpstreamStatus { status, body }
-        };
-        return Err(fail(gw, done, e, started));
-    }
-    if streaming {
-        let opts = stream::RelayOptions {
-            format,
-            between_chunks: provider.between_chunks_timeout,
-            hide_usage_chunk,
-            sse,
-            drain_timeout: std::time::Duration::from_secs(settings.config.streaming.drain_timeout_secs),
-            drains: gw.drains.clone(),
-        };
-        done.latency = started.elapsed();
-        return Ok(stream::relay(gw, resp, done, opts));
-    }
-    let (head, body) = resp.into_parts();
-    let body = match respond::read_all(body, provider.between_chunks_timeout).await {
-        Ok(b) => b,
-        Err(e) => return Err(fail(gw, done, e, started)),
-    };
-    let (resp, priced) = respond::respond(head, body, &done.routed.plugin, format, &done.routed.price);
-    match priced {
-        Ok(Some(p)) => (done.usage, done.cost) = (Some(p.usage), Some(p.cost)),
-        Ok(None) => {}
-        Err(e) => done.plugin_error = Some(e),
-    }
-    done.complete = true;
-    done.latency = started.elapsed();
-    crate::billing::settle::complete(gw, done);
-    Ok(resp)
-}
-
-/// The upstream part failed after the hold: settle (usually releasing it) and return the error.
-fn fail(gw: &Arc<Gateway>, mut done: Outcome, e: GatewayError, started: Instant) -> GatewayError {
-    done.upstream_error = Some(e.to_string());
-    done.latency = started.elapsed();
-    crate::billing::settle::complete(gw, done);
-    e
+    let ctx = RequestCtx::new(proxy.billing.clone(), bill, started);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let accepted = exchange::Accepted { parts, raw, client, endpoint };
+    proxy.tasks.spawn(exchange::run(proxy.clone(), ctx, accepted, reply).instrument(span));
+    answer.await.unwrap_or_else(|_| Err(GatewayError::Internal("the request task stopped without an answer".into())))
 }

@@ -2,23 +2,11 @@
 //! An unknown, unpriced or unservable model is refused here, before any money moves.
 
 use crate::api::GatewayError;
-use crate::catalog::{Catalog, PriceSource};
+use crate::billing::Routed;
+use crate::catalog::Catalog;
 use crate::config::AuthStyle;
-use crate::config::{ModelRoute, RouteTable};
-use crate::plugins::bindings::PriceEntry;
-use crate::plugins::{ApiFormat, Plugin, PluginSet};
-use std::sync::Arc;
-
-/// A request's route, resolved against one config and one plugin set.
-#[derive(Debug, Clone)]
-pub struct Routed {
-    pub route: Arc<ModelRoute>,
-    pub plugin: Arc<Plugin>,
-    pub price: PriceEntry,
-    /// Content version of `price` (recorded with the transaction).
-    pub price_version: String,
-    pub price_source: PriceSource,
-}
+use crate::config::RouteTable;
+use crate::plugins::{ApiFormat, PluginSet};
 
 /// Resolves `model` for a client speaking `format`.
 pub fn resolve(

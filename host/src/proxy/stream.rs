@@ -4,13 +4,14 @@
 //! upstream is still read in the background (bounded in time and in number of drains)
 //! so that the provider's usage is known.
 
-use super::outcome::Outcome;
+use super::context::RequestCtx;
 use super::sse_events::{RawEvents, is_usage_only_chunk};
 use super::upstream::forwardable_response_header;
 use crate::api::Body;
 use crate::api::error::error_body;
-use crate::gateway::Gateway;
-use crate::plugins::{ApiFormat, PluginStream};
+use crate::billing::Ending;
+use crate::plugins::bindings::Usage;
+use crate::plugins::{ApiFormat, PluginCallError, PluginStream};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Response;
@@ -18,6 +19,7 @@ use hyper::body::{Frame, Incoming};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
 
 /// How a relay should behave.
 pub struct RelayOptions {
@@ -31,13 +33,23 @@ pub struct RelayOptions {
     pub drains: Arc<Semaphore>,
 }
 
-const DRAIN_LIMIT: &str = "client disconnected and the drain limit was reached";
+/// Why a relay or an exchange stopped reading after the client left.
+pub const DRAIN_LIMIT: &str = "client disconnected and the drain limit was reached";
+/// Why a drain stopped.
+pub const DRAIN_TIMEOUT: &str = "drain time limit reached after client disconnect";
 
 type Tx = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
+/// What the relay saw, beyond what the stream parser reports.
+#[derive(Debug, Default)]
+struct Seen {
+    plugin_error: Option<PluginCallError>,
+    client_gone: bool,
+}
+
 /// Starts relaying an upstream streaming response; returns the client response at once.
-/// `outcome` is completed (usage filled in) and handed to billing when the relay ends.
-pub fn relay(gw: &Arc<Gateway>, upstream: Response<Incoming>, mut done: Outcome, opts: RelayOptions) -> Response<Body> {
+/// The relay runs in `tasks` and ends `ctx` with the stream's usage when it stops.
+pub fn relay(tasks: &TaskTracker, upstream: Response<Incoming>, ctx: RequestCtx, opts: RelayOptions) -> Response<Body> {
     let (parts, upstream_body) = upstream.into_parts();
     let (tx, rx) = mpsc::channel(8);
     let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed_unsync();
@@ -48,35 +60,41 @@ pub fn relay(gw: &Arc<Gateway>, upstream: Response<Incoming>, mut done: Outcome,
             resp.headers_mut().append(name.clone(), value.clone());
         }
     }
-    let started = Instant::now();
-    let gw2 = gw.clone();
-    gw.tasks.spawn(async move {
+    let status = parts.status.as_u16();
+    tasks.spawn(async move {
         metrics::gauge!("xjp_active_streams").increment(1.0);
-        let parser = PluginStream::open(done.routed.plugin.clone(), opts.format);
-        let mut relay =
-            Relay { tx: Some(tx), parser: parser.map_err(|e| done.plugin_error = Some(e)).ok(), drain: None };
-        let end = relay.run(upstream_body, &opts, &mut done).await;
+        let mut seen = Seen::default();
+        let plugin = ctx.routed().map(|r| r.plugin.clone()).expect("a relayed request is routed");
+        let parser = PluginStream::open(plugin, opts.format).map_err(|e| seen.plugin_error = Some(e)).ok();
+        let mut relay = Relay { tx: Some(tx), parser, drain: None, request_id: ctx.bill().request_id.clone() };
+        let end = relay.run(upstream_body, &opts, &mut seen).await;
+        let (mut usage, mut complete, mut output_text_bytes, mut error) = (None::<Usage>, false, 0, None);
         if let Some(mut parser) = relay.parser.take() {
             match parser.finish() {
                 Ok(o) => {
-                    done.usage = o.usage;
-                    done.complete = o.complete && end.is_none();
-                    done.output_text_bytes = o.output_text_bytes;
+                    (usage, output_text_bytes) = (o.usage, o.output_text_bytes);
+                    complete = o.complete && end.is_none();
                     if let Some(e) = o.error {
-                        done.upstream_error.get_or_insert(format!("in-band error: {}", e.message));
+                        error.get_or_insert(format!("in-band error: {}", e.message));
                     }
                 }
-                Err(e) => done.plugin_error = Some(e),
+                Err(e) => seen.plugin_error = Some(e),
             }
         }
         if let Some(reason) = end {
-            done.upstream_error.get_or_insert(reason.clone());
+            error.get_or_insert(reason.clone());
             relay.send_error(&opts, &reason).await;
         }
-        done.latency += started.elapsed();
         drop(relay);
         metrics::gauge!("xjp_active_streams").decrement(1.0);
-        crate::billing::settle::complete(&gw2, done);
+        let ending = match seen.plugin_error {
+            Some(e) => Ending::PluginFailed { status, usage, output_text_bytes, error: e },
+            None if error.is_some() || (seen.client_gone && !complete) => {
+                Ending::Interrupted { status, usage, output_text_bytes, error }
+            }
+            None => Ending::Answered { status, usage, cost: None, client_gone: seen.client_gone },
+        };
+        ctx.finish(ending);
     });
     resp
 }
@@ -86,11 +104,12 @@ struct Relay {
     parser: Option<PluginStream>,
     /// Held while draining after the client left.
     drain: Option<(OwnedSemaphorePermit, Instant)>,
+    request_id: String,
 }
 
 impl Relay {
     /// Pumps the upstream; returns why it stopped early, or `None` at a clean end.
-    async fn run(&mut self, mut upstream: Incoming, opts: &RelayOptions, done: &mut Outcome) -> Option<String> {
+    async fn run(&mut self, mut upstream: Incoming, opts: &RelayOptions, seen: &mut Seen) -> Option<String> {
         let mut events = (opts.hide_usage_chunk && opts.sse).then(RawEvents::new);
         loop {
             let wait = match &self.drain {
@@ -99,7 +118,7 @@ impl Relay {
             };
             let frame = match tokio::time::timeout(wait, upstream.frame()).await {
                 Err(_) if self.drain.is_some() => {
-                    return Some("drain time limit reached after client disconnect".into());
+                    return Some(DRAIN_TIMEOUT.into());
                 }
                 Err(_) => return Some("upstream stream stalled (between-chunk timeout)".into()),
                 Ok(None) => break,
@@ -110,7 +129,7 @@ impl Relay {
             if let Some(parser) = self.parser.as_mut()
                 && let Err(e) = parser.push(&data)
             {
-                done.plugin_error = Some(e);
+                seen.plugin_error = Some(e);
                 self.parser = None;
             }
             if self.tx.is_none() {
@@ -119,20 +138,20 @@ impl Relay {
             match events.as_mut() {
                 Some(ev) => {
                     for event in ev.push(&data) {
-                        if !is_usage_only_chunk(&event) && self.forward(event, opts, done).await.is_none() {
+                        if !is_usage_only_chunk(&event) && self.forward(event, opts, seen).await.is_none() {
                             return Some(DRAIN_LIMIT.into());
                         }
                     }
                 }
                 None => {
-                    if self.forward(data, opts, done).await.is_none() {
+                    if self.forward(data, opts, seen).await.is_none() {
                         return Some(DRAIN_LIMIT.into());
                     }
                 }
             }
         }
         if let Some(rest) = events.as_mut().map(RawEvents::finish).filter(|r| !r.is_empty())
-            && self.forward(rest, opts, done).await.is_none()
+            && self.forward(rest, opts, seen).await.is_none()
         {
             return Some(DRAIN_LIMIT.into());
         }
@@ -141,13 +160,13 @@ impl Relay {
 
     /// Sends to the client; on failure the client is gone and a bounded drain starts.
     /// `None` means stop reading (no drain slot left).
-    async fn forward(&mut self, data: Bytes, opts: &RelayOptions, done: &mut Outcome) -> Option<()> {
+    async fn forward(&mut self, data: Bytes, opts: &RelayOptions, seen: &mut Seen) -> Option<()> {
         let Some(tx) = &self.tx else { return Some(()) };
         if tx.send(Ok(Frame::data(data))).await.is_ok() {
             return Some(());
         }
         self.tx = None;
-        done.client_disconnected = true;
+        seen.client_gone = true;
         metrics::counter!("xjp_client_disconnects_total").increment(1);
         match opts.drains.clone().try_acquire_owned() {
             Ok(permit) => {
@@ -156,7 +175,7 @@ impl Relay {
             }
             Err(_) => {
                 // Too many drains already: stop reading; billing estimates from what was seen.
-                tracing::warn!(request_id = %done.request_id, "drain limit reached; not reading the rest of the stream");
+                tracing::warn!(request_id = %self.request_id, "drain limit reached; not reading the rest of the stream");
                 None
             }
         }

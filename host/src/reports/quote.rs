@@ -49,7 +49,7 @@ fn ok_status() -> u16 {
     200
 }
 
-fn find_route<'a>(gw: &'a crate::gateway::Settings, req: &QuoteRequest) -> Option<&'a Arc<ModelRoute>> {
+fn find_route<'a>(gw: &'a crate::config::Settings, req: &QuoteRequest) -> Option<&'a Arc<ModelRoute>> {
     let by_name = gw.routes.route(&req.model).filter(|r| req.provider.as_ref().is_none_or(|p| *p == r.provider.name));
     by_name.or_else(|| {
         gw.routes

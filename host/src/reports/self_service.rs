@@ -11,19 +11,18 @@ use serde_json::json;
 
 /// Routes `GET /v1/billing/{balance,usage,transactions}`.
 pub async fn dispatch(gw: &Gateway, req: &Request<Incoming>) -> Response<Body> {
-    let key = crate::proxy::authenticate::presented_key(req.headers(), None);
-    let caller = match gw.keys.authenticate(&gw.db, key).await {
+    let caller = match gw.proxy.authenticate(req.headers(), None).await {
         Ok(c) => c,
         Err(e) => return e.to_response(ApiFormat::OpenaiChat),
     };
     let tenant = caller.tenant_id;
     match req.uri().path() {
         "/v1/billing/balance" => {
-            let ledger = match crate::db::credits::ledger_balance(&gw.db, tenant).await {
+            let ledger = match crate::ledger::lookup::balance(&gw.db, tenant).await {
                 Ok(b) => b,
                 Err(e) => return crate::admin::db_error(e),
             };
-            let live = gw.balances.live(tenant).await.ok().filter(|l| l.loaded);
+            let live = gw.billing.balances.live(tenant).await.ok().filter(|l| l.loaded);
             json_response(
                 StatusCode::OK,
                 &json!({

@@ -71,11 +71,7 @@ pub async fn start(gw: Arc<Gateway>, addr: SocketAddr, grace: Duration) -> std::
         if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
             tracing::warn!(?grace, "grace period over with connections still open");
         }
-        gw.tasks.close();
-        if tokio::time::timeout(grace, gw.tasks.wait()).await.is_err() {
-            tracing::warn!("grace period over with stream relays still running");
-        }
-        gw.ledger.shutdown().await;
+        gw.shutdown(grace).await;
     });
     Ok(RunningServer { addr, stop, handle })
 }

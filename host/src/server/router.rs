@@ -16,11 +16,11 @@ pub async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Respon
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let resp = match (&method, path.as_str()) {
-        (&Method::POST, "/v1/chat/completions") => proxy::handle(gw, req, Endpoint::OpenAiChat).await,
-        (&Method::POST, "/v1/messages") => proxy::handle(gw, req, Endpoint::AnthropicMessages).await,
+        (&Method::POST, "/v1/chat/completions") => proxy::handle(gw.proxy.clone(), req, Endpoint::OpenAiChat).await,
+        (&Method::POST, "/v1/messages") => proxy::handle(gw.proxy.clone(), req, Endpoint::AnthropicMessages).await,
         (&Method::POST, p) if gemini_endpoint(p).is_some() => {
             let endpoint = gemini_endpoint(p).expect("checked");
-            proxy::handle(gw, req, endpoint).await
+            proxy::handle(gw.proxy.clone(), req, endpoint).await
         }
         (&Method::GET, "/v1/models") => ops::models(&gw, &req).await,
         (&Method::GET, p) if p.starts_with("/v1/billing/") => crate::reports::self_service::dispatch(&gw, &req).await,

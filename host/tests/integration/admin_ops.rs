@@ -110,7 +110,7 @@ async fn ops_endpoints() {
 async fn config_reload_adds_a_model_and_keeps_the_old_config_on_error() {
     let mock = mock().await;
     let gw = TestGateway::start(&mock.base_url()).await;
-    let _watch = xjp_gateway::config::watch::watch(&gw.gw).unwrap();
+    let _watch = gw.gw.watch_config().unwrap();
     let path = gw.dir.path().join("gateway.toml");
     let original = std::fs::read_to_string(&path).unwrap();
     let chat = |model: &'static str| {

@@ -5,10 +5,12 @@
 mod common;
 
 mod admin_ops;
+mod architecture;
 mod billing_api;
 mod graceful_shutdown;
 mod money_concurrency;
 mod money_disconnect;
+mod money_endings;
 mod money_idempotency;
 mod money_outages;
 mod openapi;

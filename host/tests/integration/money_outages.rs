@@ -87,7 +87,7 @@ async fn redis_flushed_during_load_rebuilds_without_overspend() {
     let b = wait_rows(&gw.gw.db, gw.tenant, 150, Duration::from_secs(20)).await;
     assert_eq!(b.served, admitted as i64);
     assert!(b.cost_nano <= b.credits_nano, "overspent after flushes: {b:?}");
-    let loads = gw.gw.balances.live(gw.tenant).await.unwrap();
+    let loads = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
     assert!(loads.loaded, "the account was rebuilt");
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }

@@ -71,7 +71,7 @@ openrouter_sync = {{ provider = "openrouter", url = "{}/api/v1/models", interval
         mock.base_url()
     );
     let gw = TestGateway::start_with(&mock.base_url(), Options { extra_toml: extra, ..Options::default() }).await;
-    if let Err(e) = gw.gw.sync_prices().await {
+    if let Err(e) = gw.gw.catalog.sync_prices().await {
         panic!("sync: {e}");
     }
     let mut synced = false;
@@ -100,11 +100,11 @@ openrouter_sync = {{ provider = "openrouter", url = "{}/api/v1/models", interval
 
     // A failed sync keeps the last good prices.
     mock.set_scenario(OPENROUTER_MODELS_KEY, Scenario::json(500, "{}"));
-    assert!(gw.gw.sync_prices().await.is_err());
+    assert!(gw.gw.catalog.sync_prices().await.is_err());
     assert_eq!(quote(&gw, "or-synced").await["price_source"], "synced");
 
     // Versions: recorded per model, a new one on a price change.
-    gw.gw.record_price_versions().await;
+    gw.gw.catalog.record_price_versions().await;
     let history = |model: &'static str| {
         let db = gw.gw.db.clone();
         async move {
@@ -125,8 +125,8 @@ openrouter_sync = {{ provider = "openrouter", url = "{}/api/v1/models", interval
     )
     .unwrap();
     gw.gw.reload_config().unwrap();
-    gw.gw.record_price_versions().await;
-    gw.gw.record_price_versions().await;
+    gw.gw.catalog.record_price_versions().await;
+    gw.gw.catalog.record_price_versions().await;
     let after = history("deepseek/deepseek-r1").await;
     assert_eq!(after.len(), 2, "one new version for one change");
     assert_ne!(after[0], after[1]);
@@ -147,7 +147,7 @@ async fn transactions_carry_the_version_and_the_served_model() {
     .await;
     assert_eq!(r.status, 200);
     wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(10)).await;
-    gw.gw.record_price_versions().await;
+    gw.gw.catalog.record_price_versions().await;
     let (requested, served, version, cost, input, output): (String, Option<String>, String, i64, i64, i64) = sqlx::query_as(
         "SELECT model_requested, model_served, price_version, cost_nano, input_uncached_tokens, output_tokens FROM billing_transactions",
     )
@@ -172,7 +172,7 @@ async fn concurrent_records_of_one_change_write_one_history_row() {
     let mock = mock().await;
     let gw = TestGateway::start(&mock.base_url()).await;
     let entry = xjp_gateway::plugins::convert::zero_price();
-    let version = xjp_gateway::billing::settle::price_version(&entry);
+    let version = xjp_gateway::catalog::snapshot::price_version(&entry);
     let price = ResolvedPrice { entry, source: PriceSource::Config, version };
     for round in 0..10 {
         let model = format!("concurrent/model-{round}");

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
-use xjp_gateway::gateway::{EnvLookup, Gateway};
+use xjp_gateway::config::EnvLookup;
+use xjp_gateway::gateway::Gateway;
 use xjp_gateway::server::RunningServer;
 
 /// The shared Postgres server's maintenance database (tests create their own databases).

@@ -62,7 +62,7 @@ pub async fn assert_books_balance(gw: &Gateway, db: &sqlx::PgPool, tenant: Uuid)
     let start = Instant::now();
     loop {
         let b = books(db, tenant).await;
-        let live = gw.balances.live(tenant).await.unwrap();
+        let live = gw.billing.balances.live(tenant).await.unwrap();
         if live.held_nano == 0 && live.available_nano == b.credits_nano - b.cost_nano {
             assert!(live.available_nano >= 0, "balance below zero: {live:?}");
             return;
@@ -92,3 +92,30 @@ impl Drop for ChildGuard {
 
 /// Its API format.
 pub const FORMAT: ApiFormat = ApiFormat::OpenaiChat;
+
+/// What Redis says about one request: its settlement record (`settled:<cost>` or
+/// `released:0`), and whether a hold is still open for it.
+pub async fn settlement(tenant: Uuid, request_id: &str) -> (Option<String>, bool) {
+    let client = redis::Client::open(super::harness::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let state: Option<String> =
+        redis::cmd("GET").arg(format!("xjp:{{{tenant}}}:req:{request_id}")).query_async(&mut conn).await.unwrap();
+    let held: bool = redis::cmd("HEXISTS")
+        .arg(format!("xjp:{{{tenant}}}:holds"))
+        .arg(request_id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    (state, held)
+}
+
+/// The rows recorded for a client request id: (request id, status, cost).
+pub async fn rows_for(db: &sqlx::PgPool, client_request_id: &str) -> Vec<(String, String, i64)> {
+    sqlx::query_as(
+        "SELECT request_id, status, cost_nano FROM billing_transactions WHERE client_request_id = $1 ORDER BY seq",
+    )
+    .bind(client_request_id)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}

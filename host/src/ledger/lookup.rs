@@ -1,0 +1,40 @@
+//! Reads of the ledger that money decisions rest on: a tenant's balance as Postgres knows
+//! it, and which requests already have a row (and at what cost).
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Postgres's view of a tenant's money (nano-USD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerBalance {
+    pub credits_nano: i64,
+    pub debits_nano: i64,
+    pub balance_nano: i64,
+}
+
+/// Credits, recorded debits and their difference.
+pub async fn balance(db: &PgPool, tenant: Uuid) -> Result<LedgerBalance, sqlx::Error> {
+    let (credits_nano, debits_nano): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT, \
+                (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT",
+    )
+    .bind(tenant)
+    .fetch_one(db)
+    .await?;
+    Ok(LedgerBalance { credits_nano, debits_nano, balance_nano: credits_nano - debits_nano })
+}
+
+/// The ids among `request_ids` that have a row, with the row's cost.
+pub async fn recorded_costs(
+    db: &PgPool,
+    tenant: Uuid,
+    request_ids: &[String],
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT request_id, cost_nano FROM billing_transactions WHERE tenant_id = $1 AND request_id = ANY($2)",
+    )
+    .bind(tenant)
+    .bind(request_ids)
+    .fetch_all(db)
+    .await
+}

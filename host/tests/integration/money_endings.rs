@@ -1,0 +1,171 @@
+//! Every way a request can end leaves exactly one ledger row and (when money was held)
+//! exactly one Redis settlement: an answer, a stream, a refusal, an upstream error, an
+//! unreadable answer, a client that left mid-call, and a request task that panicked.
+
+use crate::common;
+
+use common::harness::TestGateway;
+use common::money::{CHAT, assert_books_balance, rows_for, settlement, wait_rows};
+use common::scenarios::{mock, pair_for};
+use http_body_util::Full;
+use std::time::Duration;
+use xjp_gateway::billing::{Bill, Caller, Ending};
+use xjp_gateway::config::FailurePolicy;
+use xjp_gateway::plugins::ApiFormat;
+use xjp_gateway::proxy::context::RequestCtx;
+
+const MODEL: &str = "gpt-4o-mini-2024-07-18";
+
+/// Sends `body` as request `id` and returns the status.
+async fn send(gw: &TestGateway, id: &str, body: &str) -> u16 {
+    let auth = format!("Bearer {}", gw.key);
+    let h = [("authorization", auth.as_str()), ("x-request-id", id), ("content-type", "application/json")];
+    common::http::send("POST", &format!("{}/v1/chat/completions", gw.url), &h, body.to_string()).await.status
+}
+
+/// One row for `id` with `status`, and Redis settled it once with the row's cost.
+async fn one_row_one_settlement(gw: &TestGateway, id: &str, status: &str) -> i64 {
+    let db = &gw.gw.db;
+    let start = std::time::Instant::now();
+    let rows = loop {
+        let rows = rows_for(db, id).await;
+        if !rows.is_empty() || start.elapsed() > Duration::from_secs(15) {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rows.len(), 1, "{id}: exactly one row, got {rows:?}");
+    let (request_id, got, cost) = rows[0].clone();
+    assert_eq!(got, status, "{id}");
+    assert_eq!(request_id, id, "{id}: the row carries the request id");
+    let (state, held) = settlement(gw.tenant, id).await;
+    let label = if cost > 0 { "settled" } else { "released" };
+    assert_eq!(state, Some(format!("{label}:{cost}")), "{id}: one settlement with the row's cost");
+    assert!(!held, "{id}: no hold left open");
+    cost
+}
+
+#[tokio::test]
+async fn each_ending_is_one_row_and_one_settlement() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+
+    assert_eq!(send(&gw, "end-ok", &CHAT).await, 200);
+    assert!(one_row_one_settlement(&gw, "end-ok", "ok").await > 0);
+
+    let stream = CHAT.replacen("\"max_tokens\"", "\"stream\":true,\"max_tokens\"", 1);
+    assert_eq!(send(&gw, "end-stream", &stream).await, 200);
+    assert!(one_row_one_settlement(&gw, "end-stream", "ok").await > 0);
+
+    mock.set_scenario(MODEL, xjp_mock_upstream::Scenario::json(500, r#"{"error":{"message":"boom"}}"#));
+    assert_eq!(send(&gw, "end-upstream", &CHAT).await, 500);
+    assert_eq!(one_row_one_settlement(&gw, "end-upstream", "upstream_error").await, 0);
+
+    mock.set_scenario(MODEL, xjp_mock_upstream::Scenario::json(200, "this is not JSON"));
+    assert_eq!(send(&gw, "end-plugin", &CHAT).await, 200, "the answer still reaches the client");
+    assert!(one_row_one_settlement(&gw, "end-plugin", "plugin_error").await > 0, "an estimate, never zero");
+
+    mock.set_scenario(MODEL, xjp_mock_upstream::Scenario::json(200, r#"{"choices":[]}"#));
+    assert_eq!(send(&gw, "end-no-usage", &CHAT).await, 200);
+    assert_eq!(one_row_one_settlement(&gw, "end-no-usage", "no_usage").await, 0);
+
+    // A refusal holds nothing: one row under its own id, nothing settled in Redis.
+    let unknown = CHAT.replacen("gpt-4o-mini", "no-such-model", 1);
+    assert_eq!(send(&gw, "end-refused", &unknown).await, 404);
+    let rows = wait_rows(&gw.gw.db, gw.tenant, 6, Duration::from_secs(15)).await;
+    assert_eq!(rows.rows, 6);
+    let refused = rows_for(&gw.gw.db, "end-refused").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!((refused[0].1.as_str(), refused[0].2), ("routing_error", 0));
+    assert_ne!(refused[0].0, "end-refused", "a refusal keeps the client's id free");
+    assert_eq!(settlement(gw.tenant, "end-refused").await, (None, false));
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
+
+/// The issue's case: the client disconnects while a non-streaming request waits on a slow
+/// upstream. The provider's real usage is billed and debited, exactly once.
+#[tokio::test]
+async fn a_client_that_leaves_during_a_slow_call_is_billed_the_real_usage() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_first_byte_delay(Duration::from_millis(1500)));
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let req = hyper::Request::post(format!("{}/v1/chat/completions", gw.url))
+        .header("authorization", format!("Bearer {}", gw.key))
+        .header("x-request-id", "leaves-while-waiting")
+        .body(Full::new(bytes::Bytes::from(CHAT.clone())))
+        .unwrap();
+    let pending = tokio::spawn(async move { client.request(req).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pending.abort(); // the client hangs up while the provider is still working
+    assert!(pending.await.unwrap_err().is_cancelled());
+
+    let cost = one_row_one_settlement(&gw, "leaves-while-waiting", "client_disconnected").await;
+    let (input, output, estimated): (i64, i64, bool) = sqlx::query_as(
+        "SELECT input_uncached_tokens, output_tokens, estimated FROM billing_transactions WHERE request_id = 'leaves-while-waiting'",
+    )
+    .fetch_one(&gw.gw.db)
+    .await
+    .unwrap();
+    assert_eq!((input, output, estimated), (412, 187, false), "the provider's own usage, not an estimate");
+    assert!(cost > 0);
+    assert_eq!(mock.requests().len(), 1, "one upstream call");
+    // The same id again is a duplicate, not a second charge.
+    assert_eq!(send(&gw, "leaves-while-waiting", &CHAT).await, 409);
+    assert_eq!(rows_for(&gw.gw.db, "leaves-while-waiting").await.len(), 1);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
+
+/// A request task that panics (or is dropped) after its hold still ends in one row and one
+/// settlement: the context's drop bills the hold's estimate, flagged for review.
+#[tokio::test]
+async fn a_request_task_that_panics_is_settled_by_its_context() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let settings = gw.gw.settings.load_full();
+    let format = ApiFormat::OpenaiChat;
+    let routed = xjp_gateway::proxy::route::resolve(
+        &settings.routes,
+        &gw.gw.catalog.load(),
+        &gw.gw.plugins.current(),
+        format,
+        "gpt-4o-mini",
+    )
+    .unwrap();
+    let key_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant_id = $1")
+        .bind(gw.tenant)
+        .fetch_one(&gw.gw.db)
+        .await
+        .unwrap();
+    let bill = Bill {
+        request_id: "task-panicked".into(),
+        client_request_id: Some("task-panicked".into()),
+        caller: Caller { key_id, tenant_id: gw.tenant },
+        format,
+        model_requested: "gpt-4o-mini".into(),
+        stream: false,
+        started_at: std::time::SystemTime::now(),
+        routed: Some(routed),
+        reserved: None,
+    };
+    let mut ctx = RequestCtx::new(gw.gw.billing.clone(), bill, std::time::Instant::now());
+    gw.gw.billing.reserve(ctx.bill_mut(), CHAT.as_bytes(), FailurePolicy::Closed).await.unwrap();
+    let hold = ctx.bill().hold().unwrap().amount_nano;
+    let task = tokio::spawn(async move {
+        let _ctx = ctx;
+        panic!("a bug in a phase");
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    let cost = one_row_one_settlement(&gw, "task-panicked", "interrupted").await;
+    assert!(cost > 0 && cost <= hold, "billed within the hold: {cost} of {hold}");
+    let (estimated, review): (bool, bool) =
+        sqlx::query_as("SELECT estimated, needs_review FROM billing_transactions WHERE request_id = 'task-panicked'")
+            .fetch_one(&gw.gw.db)
+            .await
+            .unwrap();
+    assert!(estimated && review);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    // An explicit ending is final: finishing consumes the context, so nothing settles twice.
+    let _: fn(RequestCtx, Ending) = RequestCtx::finish;
+}
