@@ -14,29 +14,15 @@ pub fn zero_price() -> PriceEntry {
 
 /// All prompt-side tokens (saturating).
 pub fn prompt_tokens(u: &Usage) -> u64 {
-    u.input_uncached_tokens
-        .saturating_add(u.cache_read_tokens)
-        .saturating_add(u.cache_write_5m_tokens)
-        .saturating_add(u.cache_write_1h_tokens)
+    xjp_usage_shape::prompt_tokens!(u)
 }
 
 /// Usage as the stable JSON object of `plugin check --json` and the APIs: `input_tokens`
 /// is every prompt-side token; `cache_write_tokens` is the 5-minute bucket;
-/// `reasoning_tokens` is part of `output_tokens`.
+/// `reasoning_tokens` is part of `output_tokens`. The plugin SDK prints the same
+/// (`xjp-usage-shape` defines it for both).
 pub fn usage_json(u: &Usage) -> Value {
-    let fees: serde_json::Map<String, Value> = u.fees.iter().map(|f| (f.name.clone(), Value::from(f.count))).collect();
-    json!({
-        "input_tokens": prompt_tokens(u),
-        "input_uncached_tokens": u.input_uncached_tokens,
-        "cache_read_tokens": u.cache_read_tokens,
-        "cache_write_tokens": u.cache_write_5m_tokens,
-        "cache_write_1h_tokens": u.cache_write_1h_tokens,
-        "output_tokens": u.output_tokens,
-        "reasoning_tokens": u.reasoning_tokens,
-        "provider_cost_usd": u.provider_cost_nano_usd.map(xjp_money::nano_to_usd),
-        "fees": fees,
-        "served_model": u.served_model,
-    })
+    xjp_usage_shape::usage_json!(u)
 }
 
 /// A plugin's self-description as JSON.
@@ -58,4 +44,10 @@ pub fn plugin_error_json(e: &PluginError) -> Value {
         PluginError::Other(m) => ("other", m.clone()),
     };
     json!({ "kind": kind, "message": message })
+}
+
+/// Usage with every bucket zero (a request that consumed nothing billable); the SDK's
+/// `empty_usage` is the same value (`xjp-usage-shape`).
+pub fn zero_usage() -> Usage {
+    xjp_usage_shape::zero_usage!(Usage)
 }
