@@ -94,8 +94,16 @@ impl Plugin {
         self.price_response(format, 500, br#"{"error":{"message":"self-test"}}"#, &zero)
             .or_else(ignore_plugin_error)
             .map_err(|e| format!("price-response: {e}"))?;
-        let mut stream = super::stream::PluginStream::open(self.clone(), format).map_err(|e| format!("stream: {e}"))?;
-        stream.finish().map_err(|e| format!("stream finish: {e}"))?;
+        // A stream parser opened and finished on one instance (what `PluginStream` does per stream).
+        self.call(|s, e| {
+            let parser = e.xjp_billing_usage_extract().stream_parser();
+            let handle = parser.call_constructor(&mut *s, format)?;
+            let outcome = parser.call_finish(&mut *s, handle)?;
+            handle.resource_drop(&mut *s)?;
+            Ok(outcome)
+        })
+        .map_err(|e| format!("stream: {e}"))?
+        .map_err(|e| format!("stream finish: {}", PluginCallError::Plugin(e)))?;
         Ok(())
     }
 
