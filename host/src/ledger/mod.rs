@@ -6,6 +6,7 @@
 pub mod insert;
 pub mod lookup;
 pub mod pending;
+pub mod queries;
 pub mod rollup;
 pub mod row;
 pub mod spool;
