@@ -1,10 +1,14 @@
 //! Reading JSON, in one place: [`from_slice`] reads a body as any serde type, fast and
 //! always with serde_json's result (the `xjp-json-scan` crate); [`read`] and [`parse`] do
 //! the same and report a malformed body as a [`PluginError`]; [`lenient`] has the typed
-//! readers that pick out a few fields and skip the rest; and the helpers below look
-//! values up in a [`Value`] without panicking, saturating instead of overflowing.
+//! readers that pick out a few fields and skip the rest; [`parse_unique`] parses a request
+//! and refuses a key repeated in one object; and the helpers below look values up in a
+//! [`Value`] without panicking, saturating instead of overflowing.
 
 pub mod lenient;
+mod unique;
+
+pub use unique::{parse_unique, quoted};
 
 pub use serde_json::Value;
 pub use xjp_json_scan::from_slice;
