@@ -94,12 +94,12 @@ impl Gateway {
         let plugins = PluginRegistry::new(engine, config.plugins.dir.clone(), Some(cache_dir));
         let registry = plugins.clone();
         tokio::task::spawn_blocking(move || registry.reload()).await.map_err(|e| StartError::Plugins(e.to_string()))?;
-        let b = &config.billing;
-        let (ledger, hold_ttl) = (LedgerConfig::new(b.spool_dir.clone()), Duration::from_secs(b.hold_ttl_secs));
-        let billing =
-            Billing::start(db.clone(), redis, ledger, hold_ttl).await.map_err(|e| StartError::Ledger(e.to_string()))?;
+        let ledger = LedgerConfig::new(config.billing.spool_dir.clone());
         let admin_token = env("XJP_ADMIN_TOKEN").filter(|t| !t.is_empty()).map(Secret::new);
         let settings: LiveSettings = Arc::new(ArcSwap::from_pointee(Settings::new(config, &env)));
+        let billing = Billing::start(db.clone(), redis, ledger, settings.clone())
+            .await
+            .map_err(|e| StartError::Ledger(e.to_string()))?;
         let upstream = Arc::new(UpstreamClient::new());
         let catalog =
             Prices::new(settings.clone(), db.clone(), fetch_with(upstream.clone())).map_err(StartError::Catalog)?;

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod error;
+pub mod output_cap;
 pub mod request;
 pub mod respond;
 

@@ -2,6 +2,7 @@
 //! OpenAI usage opt-in. Every other top-level value passes through byte for byte.
 
 use super::error::GatewayError;
+use super::output_cap::CapRule;
 use crate::plugins::ApiFormat;
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
@@ -60,6 +61,29 @@ impl ClientRequest {
         self.fields.insert("stream_options".into(), raw);
         self.changed = true;
         false
+    }
+
+    /// Caps the output limit (see [`output_cap`](super::output_cap)); returns the cap. The
+    /// body always changes, so duplicate top-level keys never reach the provider.
+    pub fn cap_output(&mut self, rule: &CapRule<'_>) -> Result<u64, GatewayError> {
+        let keys: &[&str] = match rule.format {
+            ApiFormat::OpenaiChat => &["max_completion_tokens", "max_tokens"],
+            ApiFormat::AnthropicMessages => &["max_tokens"],
+            ApiFormat::GeminiGenerate => &["generationConfig", "generation_config"],
+        };
+        let mut view = serde_json::Map::new();
+        for key in keys {
+            if let Some(raw) = self.fields.get(*key) {
+                let value = serde_json::from_str(raw.get()).map_err(|e| GatewayError::MalformedJson(e.to_string()))?;
+                view.insert((*key).to_string(), value);
+            }
+        }
+        let cap = super::output_cap::cap(&mut view, rule)?;
+        for (key, value) in view {
+            self.fields.insert(key, RawValue::from_string(value.to_string()).expect("valid JSON"));
+        }
+        self.changed = true;
+        Ok(cap)
     }
 
     /// The body to send upstream: the original bytes when nothing changed.

@@ -3,6 +3,7 @@
 
 use super::bill::Bill;
 use crate::api::{ErrorClass, GatewayError};
+use crate::config::{BillingConfig, UnknownUsage};
 use crate::plugins::PluginCallError;
 use crate::plugins::bindings::{Cost, PluginError, Usage};
 use crate::plugins::convert::{prompt_tokens, zero_usage};
@@ -99,9 +100,26 @@ fn estimated_usage(bill: &Bill, usage: Option<Usage>, output_text_bytes: u64) ->
     u
 }
 
+/// Usage for an answer whose real usage is unknown, by the operator's policy: the hold's
+/// upper bound (keeping what the provider did report about the model and its own cost), or
+/// the estimate from what was seen.
+fn unknown_usage(bill: &Bill, usage: Option<Usage>, output_text_bytes: u64, policy: UnknownUsage) -> Usage {
+    match (policy, &bill.reserved) {
+        (UnknownUsage::Hold, Some(reserved)) => {
+            let mut held = reserved.estimate.clone();
+            if let Some(reported) = usage {
+                held.served_model = reported.served_model;
+                held.provider_cost_nano_usd = reported.provider_cost_nano_usd;
+            }
+            held
+        }
+        _ => estimated_usage(bill, usage, output_text_bytes),
+    }
+}
+
 impl Verdict {
-    /// The verdict on a request that was served (not refused).
-    pub fn of(bill: &Bill, ending: Ending) -> Verdict {
+    /// The verdict on an ended request, under the operator's policies for unknown usage.
+    pub fn of(bill: &Bill, ending: Ending, policy: &BillingConfig) -> Verdict {
         let v = |usage, status, http_status, estimated, needs_review, error| Verdict {
             usage,
             status,
@@ -123,18 +141,23 @@ impl Verdict {
                 cost,
                 ..v(usage, if client_gone { "client_disconnected" } else { "ok" }, status, false, false, None)
             },
-            // A whole 2xx answer without usage: not billed, flagged for an operator to look at.
-            Ending::Answered { status, usage: None, .. } => v(zero_usage(), "no_usage", status, false, true, None),
+            // A whole 2xx answer without readable usage reached the client: never free.
+            Ending::Answered { status, usage: None, .. } => {
+                let usage = unknown_usage(bill, None, 0, policy.unreadable_usage);
+                v(usage, "no_usage", status, true, true, None)
+            }
             Ending::Interrupted { status, usage, output_text_bytes, error } => {
-                v(estimated_usage(bill, usage, output_text_bytes), "interrupted", status, true, false, upstream(error))
+                let usage = unknown_usage(bill, usage, output_text_bytes, policy.interrupted_usage);
+                v(usage, "interrupted", status, true, false, upstream(error))
             }
             Ending::PluginFailed { status, usage, output_text_bytes, error } => {
                 let e = Some((error.class().to_string(), error.to_string()));
-                v(estimated_usage(bill, usage, output_text_bytes), "plugin_error", status, true, true, e)
+                let usage = unknown_usage(bill, usage, output_text_bytes, policy.unreadable_usage);
+                v(usage, "plugin_error", status, true, true, e)
             }
             Ending::Lost => {
                 let e = Some(("internal".into(), "the request ended without an outcome (its task stopped)".into()));
-                v(estimated_usage(bill, None, 0), "interrupted", 0, true, true, e)
+                v(unknown_usage(bill, None, 0, UnknownUsage::Hold), "interrupted", 0, true, true, e)
             }
         }
     }

@@ -16,7 +16,7 @@ pub use bill::{Bill, Caller, Hold, Reserved, Routed};
 pub use ending::{Ending, Refusal};
 
 use crate::api::GatewayError;
-use crate::config::FailurePolicy;
+use crate::config::LiveSettings;
 use crate::ledger::{Ledger, LedgerConfig, LedgerError, PendingDebits};
 use sqlx::PgPool;
 use std::sync::{Arc, Weak};
@@ -27,6 +27,8 @@ use tokio_util::task::TaskTracker;
 pub struct Billing {
     pub balances: Balances,
     pub ledger: Ledger,
+    /// The `[billing]` policies are read from here at each use (reloadable).
+    settings: LiveSettings,
     /// Settle-and-record tasks (waited for at shutdown, before the ledger flushes).
     tasks: TaskTracker,
 }
@@ -43,16 +45,18 @@ impl Billing {
         db: PgPool,
         redis: redis::Client,
         ledger: LedgerConfig,
-        hold_ttl: Duration,
+        settings: LiveSettings,
     ) -> Result<Arc<Billing>, LedgerError> {
+        let hold_ttl = Duration::from_secs(settings.load().config.billing.hold_ttl_secs);
         let pending = Arc::new(PendingDebits::default());
         let ledger = Ledger::start(db.clone(), ledger, pending.clone()).await?;
         let balances = Balances::new(redis, db, pending, hold_ttl);
-        Ok(Arc::new(Billing { balances, ledger, tasks: TaskTracker::new() }))
+        Ok(Arc::new(Billing { balances, ledger, settings, tasks: TaskTracker::new() }))
     }
 
     /// Phase 4: estimates, prices and holds for a routed bill (see [`reserve::reserve`]).
-    pub async fn reserve(&self, bill: &mut Bill, body: &[u8], policy: FailurePolicy) -> Result<(), GatewayError> {
+    pub async fn reserve(&self, bill: &mut Bill, body: &[u8]) -> Result<(), GatewayError> {
+        let policy = self.settings.load().config.billing.redis_failure;
         reserve::reserve(self, bill, body, policy).await
     }
 

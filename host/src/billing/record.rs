@@ -21,6 +21,8 @@ pub struct Charged {
     pub cost_nano: i64,
     /// Pricing failed and `cost_nano` is the hold: the row is an estimate for review.
     pub pricing_failed: bool,
+    /// The provider billed more than the hold (debited, flagged for review).
+    pub over_hold: bool,
     /// `None` for refusals (they never reached a provider).
     pub latency: Option<Duration>,
 }
@@ -58,7 +60,7 @@ pub fn row(bill: &Bill, verdict: &Verdict, charged: Charged) -> TransactionRow {
         price_version: routed.map(|r| r.price_version.clone()),
         price_snapshot: routed.map(|r| price_snapshot(&r.price)),
         estimated: verdict.estimated || charged.pricing_failed,
-        needs_review: verdict.needs_review || charged.pricing_failed,
+        needs_review: verdict.needs_review || charged.pricing_failed || charged.over_hold,
         latency_ms: charged.latency.and_then(|l| i32::try_from(l.as_millis()).ok()),
         created_at_us: micros(bill.started_at),
     }

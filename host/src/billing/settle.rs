@@ -13,8 +13,8 @@ use uuid::Uuid;
 /// Prices, records and settles one ended request.
 pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: Ending, latency: Duration) {
     if let Ending::Refused(refusal) = ending {
-        let verdict = Verdict::of(&bill, Ending::Refused(refusal));
-        let r = row(&bill, &verdict, Charged { cost_nano: 0, pricing_failed: false, latency: None });
+        let verdict = Verdict::of(&bill, Ending::Refused(refusal), &billing.settings.load().config.billing);
+        let r = row(&bill, &verdict, Charged { cost_nano: 0, pricing_failed: false, over_hold: false, latency: None });
         if let Err(e) = billing.ledger.record_final(r).await {
             tracing::error!(error = %e, "ledger refused a rejection row");
         }
@@ -22,7 +22,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
         settle(billing, bill.caller.tenant_id, &bill.request_id, bill.hold(), 0).await;
         return;
     }
-    let mut verdict = Verdict::of(&bill, ending);
+    let mut verdict = Verdict::of(&bill, ending, &billing.settings.load().config.billing);
     let hold = bill.hold();
     // Price is a function of (usage, price): the cost priced with the extraction holds
     // whenever the verdict bills the usage exactly as extracted.
@@ -40,7 +40,16 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
             (hold.map(|h| h.amount_nano).unwrap_or(0), true)
         }
     };
-    let r = row(&bill, &verdict, Charged { cost_nano, pricing_failed, latency: Some(latency) });
+    // The output cap keeps token costs within the hold; what the provider still bills
+    // beyond it (per-call fees the estimate could not bound) is debited and flagged.
+    let over_hold = hold.map_or(0, |h| cost_nano.saturating_sub(h.amount_nano)).max(0);
+    if over_hold > 0 {
+        metrics::counter!("xjp_billed_over_hold_total").increment(1);
+        metrics::counter!("xjp_billed_over_hold_nano_usd_total").increment(over_hold as u64);
+        tracing::warn!(request_id = %bill.request_id, over_hold, "billed more than the hold; flagged for review");
+    }
+    let charged = Charged { cost_nano, pricing_failed, over_hold: over_hold > 0, latency: Some(latency) };
+    let r = row(&bill, &verdict, charged);
     metrics::counter!("xjp_billed_nano_usd_total").increment(cost_nano as u64);
     if let Err(e) = billing.ledger.record(r).await {
         tracing::error!(request_id = %bill.request_id, error = %e, "ledger refused the row");

@@ -142,6 +142,18 @@ pub enum FailurePolicy {
     Open,
 }
 
+/// How an answer whose real usage is unknown is billed: a 2xx without readable usage, a
+/// failed plugin, a broken or abandoned answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownUsage {
+    /// The hold: the request's reserved upper bound (the default: protects the operator).
+    Hold,
+    /// What was seen: reported usage, the prompt bound / 4 and streamed text / 4. Output
+    /// the provider does not show (hidden reasoning) is not counted.
+    Estimate,
+}
+
 /// `[billing]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -153,6 +165,10 @@ pub struct BillingConfig {
     pub spool_dir: PathBuf,
     pub sweep_interval_ms: u64,
     pub rollup_interval_ms: u64,
+    /// A 2xx answer whose usage cannot be read, or a plugin that failed on it.
+    pub unreadable_usage: UnknownUsage,
+    /// An answer that broke off (stream cut or stalled, client gone past the drain bounds).
+    pub interrupted_usage: UnknownUsage,
 }
 
 impl Default for BillingConfig {
@@ -163,6 +179,8 @@ impl Default for BillingConfig {
             spool_dir: "spool".into(),
             sweep_interval_ms: 2_000,
             rollup_interval_ms: 5_000,
+            unreadable_usage: UnknownUsage::Hold,
+            interrupted_usage: UnknownUsage::Hold,
         }
     }
 }
@@ -233,6 +251,11 @@ pub struct ProviderConfig {
     /// Gemini only: path style, `ai-studio` (`/v1beta/models/...`) or a Vertex prefix.
     #[serde(default)]
     pub gemini_path_prefix: Option<String>,
+    /// OpenAI format only: the field the gateway adds when a request sets no output limit,
+    /// `max_completion_tokens` (OpenAI's, the default) or `max_tokens` (OpenRouter and most
+    /// OpenAI-compatible servers).
+    #[serde(default)]
+    pub output_limit_field: Option<String>,
 }
 
 fn default_connect_ms() -> u64 {

@@ -45,6 +45,8 @@ pub struct Provider {
     pub between_chunks_timeout: Duration,
     pub default_headers: BTreeMap<String, String>,
     pub gemini_path_prefix: String,
+    /// OpenAI format: the output-limit field added when a request sets none.
+    pub output_limit_field: String,
 }
 
 /// A public model and where it goes.
@@ -96,6 +98,7 @@ impl RouteTable {
                     between_chunks_timeout: Duration::from_millis(p.between_chunks_timeout_ms),
                     default_headers: p.default_headers.clone(),
                     gemini_path_prefix: p.gemini_path_prefix.clone().unwrap_or_else(|| "/v1beta".into()),
+                    output_limit_field: p.output_limit_field.clone().unwrap_or_else(|| "max_completion_tokens".into()),
                 };
                 (name.clone(), Arc::new(provider))
             })

@@ -44,6 +44,11 @@ impl Config {
             if p.credential_env.is_none() && p.auth != super::AuthStyle::None {
                 errors.push(format!("{key}.credential_env: required unless auth = \"none\""));
             }
+            if let Some(field) = &p.output_limit_field
+                && !matches!(field.as_str(), "max_completion_tokens" | "max_tokens")
+            {
+                errors.push(format!("{key}.output_limit_field: `{field}` is not max_completion_tokens or max_tokens"));
+            }
             for (field, v) in [
                 ("connect_timeout_ms", p.connect_timeout_ms),
                 ("first_byte_timeout_ms", p.first_byte_timeout_ms),

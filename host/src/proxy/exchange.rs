@@ -6,6 +6,7 @@
 use super::context::RequestCtx;
 use super::stream::{DRAIN_LIMIT, DRAIN_TIMEOUT, RelayOptions};
 use super::{Endpoint, Proxy, respond, route, stream, upstream};
+use crate::api::output_cap::CapRule;
 use crate::api::request::ClientRequest;
 use crate::api::{Body, GatewayError};
 use crate::billing::{Ending, Routed};
@@ -26,7 +27,6 @@ pub type Reply = oneshot::Sender<Result<Response<Body>, GatewayError>>;
 #[derive(Debug)]
 pub struct Accepted {
     pub parts: Parts,
-    pub raw: Bytes,
     pub client: ClientRequest,
     pub endpoint: Endpoint,
 }
@@ -62,14 +62,18 @@ pub async fn run(proxy: Arc<Proxy>, mut ctx: RequestCtx, req: Accepted, mut repl
         Ok(routed) => ctx.bill_mut().routed = Some(routed),
         Err(e) => return drop(reply.send(Err(ctx.refuse(e)))),
     }
-    let policy = settings.config.billing.redis_failure;
+    let routed = ctx.routed().expect("routed above").clone();
+    let prepared = match prepare(req.client, &req.endpoint, &req.parts, &routed) {
+        Ok(p) => p,
+        Err(e) => return drop(reply.send(Err(ctx.refuse(e)))),
+    };
+    // The estimate reads the body the provider will get: its output limit is the hold's.
     let billing = ctx.billing().clone();
-    if let Err(e) = billing.reserve(ctx.bill_mut(), &req.raw, policy).instrument(tracing::info_span!("reserve")).await {
+    let reserve = billing.reserve(ctx.bill_mut(), &prepared.body);
+    if let Err(e) = reserve.instrument(tracing::info_span!("reserve")).await {
         return drop(reply.send(Err(ctx.refuse(e))));
     }
     let streaming = ctx.bill().stream;
-    let routed = ctx.routed().expect("routed above").clone();
-    let prepared = prepare(req.client, req.raw, &req.endpoint, &req.parts, &routed);
     let drain_timeout = Duration::from_secs(settings.config.streaming.drain_timeout_secs);
     let work = exchange(&proxy, &routed, &req.parts.headers, &ctx.bill().request_id, &prepared, streaming);
     match bounded(work, &mut reply, &proxy.drains, drain_timeout).await {
@@ -113,35 +117,44 @@ async fn bounded(
     tokio::time::timeout(limit, work).await.unwrap_or(Answer::Abandoned(DRAIN_TIMEOUT))
 }
 
-/// The upstream path and body for the client's request.
-fn prepare(mut client: ClientRequest, raw: Bytes, endpoint: &Endpoint, parts: &Parts, routed: &Routed) -> Prepared {
-    let upstream_model = &routed.route.upstream_model;
+/// The upstream path and body for the client's request: the upstream model, the output
+/// limit capped (see `api::output_cap`), OpenAI streams asked for their usage.
+fn prepare(
+    mut client: ClientRequest,
+    endpoint: &Endpoint,
+    parts: &Parts,
+    routed: &Routed,
+) -> Result<Prepared, GatewayError> {
+    let route = &routed.route;
+    let rule =
+        CapRule { format: endpoint.format(), openai_field: &route.provider.output_limit_field, limits: route.limits };
+    client.cap_output(&rule)?;
     let mut prepared = Prepared { path: String::new(), body: Bytes::new(), hide_usage_chunk: false, sse: true };
     match endpoint {
         Endpoint::OpenAiChat => {
-            client.set_model(upstream_model);
+            client.set_model(&route.upstream_model);
             if client.stream() {
                 prepared.hide_usage_chunk = !client.ensure_include_usage();
             }
-            (prepared.path, prepared.body) = ("/v1/chat/completions".into(), client.into_body(raw));
+            prepared.path = "/v1/chat/completions".into();
         }
         Endpoint::AnthropicMessages => {
-            client.set_model(upstream_model);
-            (prepared.path, prepared.body) = ("/v1/messages".into(), client.into_body(raw));
+            client.set_model(&route.upstream_model);
+            prepared.path = "/v1/messages".into();
         }
         Endpoint::Gemini { stream, .. } => {
             let action = if *stream { "streamGenerateContent" } else { "generateContent" };
             let query = upstream::forwardable_query(parts.uri.query());
             prepared.sse = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
-            let prefix = &routed.route.provider.gemini_path_prefix;
-            prepared.path = format!("{prefix}/models/{upstream_model}:{action}");
+            let (prefix, model) = (&route.provider.gemini_path_prefix, &route.upstream_model);
+            prepared.path = format!("{prefix}/models/{model}:{action}");
             if let Some(q) = query {
                 prepared.path = format!("{}?{q}", prepared.path);
             }
-            prepared.body = raw;
         }
     }
-    prepared
+    prepared.body = client.into_body(Bytes::new());
+    Ok(prepared)
 }
 
 /// Phases 5 and 6: the upstream call and, for a whole answer, its usage priced.

@@ -158,7 +158,7 @@ async fn accept_and_run(
     };
     let ctx = RequestCtx::new(proxy.billing.clone(), bill, started);
     let (reply, answer) = tokio::sync::oneshot::channel();
-    let accepted = exchange::Accepted { parts, raw, client, endpoint };
+    let accepted = exchange::Accepted { parts, client, endpoint };
     proxy.tasks.spawn(exchange::run(proxy.clone(), ctx, accepted, reply).instrument(span));
     answer.await.unwrap_or_else(|_| Err(GatewayError::Internal("the request task stopped without an answer".into())))
 }

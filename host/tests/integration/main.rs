@@ -13,6 +13,7 @@ mod money_disconnect;
 mod money_endings;
 mod money_idempotency;
 mod money_outages;
+mod money_overdraft;
 mod openapi;
 mod plugin_faults;
 mod plugin_golden;

@@ -4,9 +4,10 @@
 
 use crate::common;
 
-use common::harness::{Options, PROVIDER_KEY, TestDb, TestGateway, config_toml_with, redis_url};
+use common::harness::{Options, TestDb, TestGateway};
 use common::http::post;
-use common::money::{CHAT, ChildGuard, assert_books_balance, books, hold_for, wait_rows};
+use common::money::{CHAT, assert_books_balance, books, hold_for, wait_rows};
+use common::process::GatewayProcess;
 use common::scenarios::{mock, pair_for};
 use std::time::Duration;
 
@@ -72,36 +73,10 @@ async fn two_gateway_processes_share_the_balance() {
     xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "k-holds", kind, K * hold, None).await.unwrap();
 
     let mut procs = Vec::new();
-    let mut urls = Vec::new();
-    let mut dirs = Vec::new();
     for _ in 0..2 {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gateway.toml");
-        let plugins = common::root().join("target/plugins").display().to_string();
-        let cache = common::root().join("target/plugin-cache").display().to_string();
-        std::fs::write(&path, config_toml_with(&mock.base_url(), &plugins, &cache, &Options::default())).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_xjp-gateway"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("TEST_DATABASE_URL", &db.url)
-            .env("TEST_REDIS_URL", redis_url())
-            .env("MOCK_PROVIDER_KEY", PROVIDER_KEY)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut child = ChildGuard(child);
-        let stdout = child.0.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-            line
-        })
-        .await
-        .unwrap();
-        urls.push(line.trim().trim_start_matches("xjp-gateway listening on ").to_string());
-        procs.push(child);
-        dirs.push(dir);
+        procs.push(GatewayProcess::start(&mock.base_url(), &db.url, &Options::default()).await);
     }
+    let urls: Vec<String> = procs.iter().map(|p| p.url.clone()).collect();
     let calls: Vec<_> = (0..REQUESTS)
         .map(|i| {
             tokio::spawn({
@@ -122,9 +97,8 @@ async fn two_gateway_processes_share_the_balance() {
     let b = wait_rows(&gw.gw.db, gw.tenant, REQUESTS as i64, Duration::from_secs(20)).await;
     assert_eq!(b.served, K);
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
-    for mut p in procs {
-        let _ = std::process::Command::new("kill").args(["-TERM", &p.0.id().to_string()]).status();
-        let _ = tokio::task::spawn_blocking(move || p.0.wait()).await;
+    for p in procs {
+        p.stop().await;
     }
     let final_books = books(&gw.gw.db, gw.tenant).await;
     assert_eq!(final_books.rows, REQUESTS as i64, "no row twice, none lost");

@@ -10,7 +10,6 @@ use common::scenarios::{mock, pair_for};
 use http_body_util::Full;
 use std::time::Duration;
 use xjp_gateway::billing::{Bill, Caller, Ending};
-use xjp_gateway::config::FailurePolicy;
 use xjp_gateway::plugins::ApiFormat;
 use xjp_gateway::proxy::context::RequestCtx;
 
@@ -67,7 +66,9 @@ async fn each_ending_is_one_row_and_one_settlement() {
 
     mock.set_scenario(MODEL, xjp_mock_upstream::Scenario::json(200, r#"{"choices":[]}"#));
     assert_eq!(send(&gw, "end-no-usage", &CHAT).await, 200);
-    assert_eq!(one_row_one_settlement(&gw, "end-no-usage", "no_usage").await, 0);
+    let hold = common::money::hold_for(&gw.gw, "gpt-4o-mini", &CHAT);
+    let no_usage = one_row_one_settlement(&gw, "end-no-usage", "no_usage").await;
+    assert_eq!(no_usage, hold, "an answer that reached the client is billed the hold, never free");
 
     // A refusal holds nothing: one row under its own id, nothing settled in Redis.
     let unknown = CHAT.replacen("gpt-4o-mini", "no-such-model", 1);
@@ -150,7 +151,7 @@ async fn a_request_task_that_panics_is_settled_by_its_context() {
         reserved: None,
     };
     let mut ctx = RequestCtx::new(gw.gw.billing.clone(), bill, std::time::Instant::now());
-    gw.gw.billing.reserve(ctx.bill_mut(), CHAT.as_bytes(), FailurePolicy::Closed).await.unwrap();
+    gw.gw.billing.reserve(ctx.bill_mut(), CHAT.as_bytes()).await.unwrap();
     let hold = ctx.bill().hold().unwrap().amount_nano;
     let task = tokio::spawn(async move {
         let _ctx = ctx;

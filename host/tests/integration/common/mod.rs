@@ -4,6 +4,7 @@
 pub mod harness;
 pub mod http;
 pub mod money;
+pub mod process;
 pub mod scenarios;
 pub mod schema;
 pub mod services;

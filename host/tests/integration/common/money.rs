@@ -5,13 +5,26 @@ use uuid::Uuid;
 use xjp_gateway::gateway::Gateway;
 use xjp_gateway::plugins::ApiFormat;
 
-/// The hold the gateway takes for `body` on `model` (plugin estimate priced with the route).
+/// The hold the gateway takes for `body` on `model`: the plugin's estimate of the body the
+/// provider gets (output limit capped, upstream model), priced with the route.
 pub fn hold_for(gw: &Gateway, model: &str, body: &str) -> i64 {
     let settings = gw.settings.load();
     let route = settings.routes.route(model).unwrap();
     let plugins = gw.plugins.current();
     let plugin = plugins.get(&route.provider.plugin).unwrap();
-    let usage = plugin.estimate(route.provider.api, body.as_bytes(), route.limits).unwrap();
+    let format = route.provider.api;
+    let mut request = xjp_gateway::api::request::ClientRequest::parse(body.as_bytes()).unwrap();
+    let rule = xjp_gateway::api::output_cap::CapRule {
+        format,
+        openai_field: &route.provider.output_limit_field,
+        limits: route.limits,
+    };
+    request.cap_output(&rule).unwrap();
+    if format != ApiFormat::GeminiGenerate {
+        request.set_model(&route.upstream_model);
+    }
+    let upstream = request.into_body(bytes::Bytes::new());
+    let usage = plugin.estimate(format, &upstream, route.limits).unwrap();
     plugin.price(&usage, route.price.as_ref().unwrap()).unwrap().total
 }
 

@@ -1,0 +1,109 @@
+//! The hold is a hard cap. Requests with no output limit, or with limits of odd types, from
+//! two gateway processes against a small balance: every request the provider gets carries an
+//! output limit no larger than what was reserved, odd types are refused with a 400 before any
+//! money moves, and the tenant never goes below zero (Redis equals Postgres to the nano-USD).
+
+use crate::common;
+
+use common::harness::{Options, TestDb, TestGateway};
+use common::money::{assert_books_balance, books, wait_rows};
+use common::process::GatewayProcess;
+use common::scenarios::mock;
+use std::time::Duration;
+use xjp_mock_upstream::Scenario;
+
+const MODEL: &str = "gemini-2.5-flash";
+/// The test route's default output limit (config default).
+const DEFAULT_MAX_OUTPUT: u64 = 4_096;
+const REQUESTS: usize = 60;
+
+/// A provider that writes as long an answer as it is allowed: exactly the output limit.
+fn long_answer() -> String {
+    format!(
+        r#"{{"candidates":[{{"content":{{"role":"model","parts":[{{"text":"..."}}]}},"finishReason":"MAX_TOKENS","index":0}}],
+"usageMetadata":{{"promptTokenCount":9,"candidatesTokenCount":{DEFAULT_MAX_OUTPUT},"totalTokenCount":{}}},"modelVersion":"{MODEL}"}}"#,
+        DEFAULT_MAX_OUTPUT + 9
+    )
+}
+
+const UNCAPPED: &str = r#"{"contents":[{"role":"user","parts":[{"text":"Write as much as you can."}]}]}"#;
+
+async fn generate(url: &str, key: &str, body: &str) -> u16 {
+    let h = [("x-goog-api-key", key), ("content-type", "application/json")];
+    common::http::send("POST", &format!("{url}/v1beta/models/{MODEL}:generateContent"), &h, body.to_string())
+        .await
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uncapped_and_odd_requests_never_overdraw() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, Scenario::json(200, long_answer()).with_first_byte_delay(Duration::from_millis(800)));
+    let db = TestDb::create().await;
+    let options = Options { database_url: Some(db.url.clone()), initial_balance_nano: 0, ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+
+    // Odd limits are refused before any money moves or any upstream call.
+    for odd in [
+        r#"{"contents":[],"generationConfig":{"maxOutputTokens":"60000"}}"#,
+        r#"{"contents":[],"generationConfig":{"maxOutputTokens":1.5}}"#,
+        r#"{"contents":[],"generationConfig":{"maxOutputTokens":-1}}"#,
+        r#"{"contents":[],"generationConfig":{"maxOutputTokens":5},"generation_config":{"max_output_tokens":99999}}"#,
+        r#"{"contents":[],"generationConfig":{"maxOutputTokens":5,"max_output_tokens":99999}}"#,
+    ] {
+        assert_eq!(generate(&gw.url, &gw.key, odd).await, 400, "{odd}");
+    }
+    assert!(mock.take_requests().is_empty(), "nothing odd reached the provider");
+
+    // A balance of about five and a half uncapped requests at the model's default limit.
+    let one = {
+        let kind = xjp_gateway::db::credits::CreditKind::TopUp;
+        xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "probe", kind, 1_000_000_000, None).await.unwrap();
+        assert_eq!(generate(&gw.url, &gw.key, UNCAPPED).await, 200);
+        wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await.cost_nano
+    };
+    assert!(one > 0);
+    let kind = xjp_gateway::db::credits::CreditKind::Adjustment;
+    let topped = books(&gw.gw.db, gw.tenant).await;
+    let target = one * 11 / 2;
+    let adjust = target - (topped.credits_nano - topped.cost_nano);
+    xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "to-5.5", kind, adjust, None).await.unwrap();
+    gw.gw.billing.balances.credit(gw.tenant, "to-5.5", adjust).await.unwrap();
+    mock.take_requests();
+
+    let mut procs = Vec::new();
+    for _ in 0..2 {
+        procs.push(GatewayProcess::start(&mock.base_url(), &db.url, &Options::default()).await);
+    }
+    let calls: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            let (url, key) = (procs[i % 2].url.clone(), gw.key.clone());
+            tokio::spawn(async move { generate(&url, &key, UNCAPPED).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            200 => admitted += 1,
+            402 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!((1..=5).contains(&admitted), "about five fit, {admitted} admitted");
+    for r in mock.take_requests() {
+        let body = r.body_json().unwrap();
+        assert_eq!(
+            body["generationConfig"]["maxOutputTokens"],
+            serde_json::json!(DEFAULT_MAX_OUTPUT),
+            "every forwarded request carries the reserved output limit"
+        );
+    }
+    let b = wait_rows(&gw.gw.db, gw.tenant, 1 + REQUESTS as i64, Duration::from_secs(30)).await;
+    assert!(b.cost_nano <= b.credits_nano, "spent more than credited: {b:?}");
+    let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
+    assert!(live.available_nano >= 0, "below zero: {live:?}");
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    for p in procs {
+        p.stop().await;
+    }
+}
