@@ -1,8 +1,8 @@
 //! Billing plugin for the Anthropic Messages API (`POST /v1/messages`), plain and streamed.
 //!
 //! Usage comes from `usage` (see [`usage`]), streams from SSE events (see [`stream`]),
-//! request bounds from `max_tokens` and cache markers (see [`estimate`]). Pricing and the
-//! budget check are the SDK defaults.
+//! request bounds, and the requests refused because nothing bounds them, from the
+//! request body (see [`estimate`]). Pricing and the budget check are the SDK defaults.
 
 pub mod estimate;
 
