@@ -1,12 +1,15 @@
 //! Admin money endpoints: top-ups and adjustments (idempotent by id), balances, a
 //! tenant's transactions.
 
-use super::{db_error, error, json_body};
-use crate::api::{Body, json_response};
+use super::{json_body, known_tenant};
+use crate::api::respond::{ok, reply};
+use crate::api::{ApiError, ApiResult};
 use crate::db::credits::{self, CreditInsert, CreditKind};
 use crate::gateway::Gateway;
+use crate::ledger::queries::transactions;
+use crate::reports::money;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -33,31 +36,17 @@ fn amount(c: &NewCredit) -> Result<i64, &'static str> {
 }
 
 /// `POST /admin/tenants/{id}/topups` and `.../adjustments`.
-pub async fn credit(gw: &Gateway, tenant: Uuid, kind: CreditKind, req: Request<Incoming>) -> Response<Body> {
-    let body: NewCredit = match json_body(req).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
-    let amount_nano = match amount(&body) {
-        Ok(a) => a,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
-    };
+pub async fn credit(gw: &Gateway, tenant: Uuid, kind: CreditKind, req: Request<Incoming>) -> ApiResult {
+    let body: NewCredit = json_body(req).await?;
+    let amount_nano = amount(&body).map_err(|m| ApiError::BadRequest(m.into()))?;
     if body.id.trim().is_empty() || body.id.len() > 200 {
-        return error(StatusCode::BAD_REQUEST, "`id` must be 1 to 200 characters");
+        return Err(ApiError::BadRequest("`id` must be 1 to 200 characters".into()));
     }
     if kind == CreditKind::TopUp && amount_nano <= 0 {
-        return error(StatusCode::BAD_REQUEST, "a top-up must be positive (use an adjustment to deduct)");
+        return Err(ApiError::BadRequest("a top-up must be positive (use an adjustment to deduct)".into()));
     }
-    match crate::db::tenants::get(&gw.db, tenant).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no such tenant"),
-        Err(e) => return db_error(e),
-    }
-    let inserted = match credits::insert(&gw.db, tenant, &body.id, kind, amount_nano, body.note.as_deref()).await {
-        Ok(i) => i,
-        Err(e) => return db_error(e),
-    };
-    let status = match inserted {
+    known_tenant(gw, tenant).await?;
+    let status = match credits::insert(&gw.db, tenant, &body.id, kind, amount_nano, body.note.as_deref()).await? {
         CreditInsert::Inserted => {
             if let Err(e) = gw.billing.balances.credit(tenant, &body.id, amount_nano).await {
                 // Postgres has it; the live balance catches up when it is next loaded.
@@ -67,53 +56,33 @@ pub async fn credit(gw: &Gateway, tenant: Uuid, kind: CreditKind, req: Request<I
         }
         CreditInsert::Existing { amount_nano: existing, .. } if existing == amount_nano => StatusCode::OK,
         CreditInsert::Existing { .. } => {
-            return error(StatusCode::CONFLICT, "this credit id was already used with a different amount");
+            return Err(ApiError::Conflict("this credit id was already used with a different amount".into()));
         }
     };
-    json_response(
+    reply(
         status,
         &json!({ "tenant_id": tenant, "id": body.id, "amount_nano": amount_nano, "amount_usd": nano_to_usd(amount_nano),
                  "duplicate": status == StatusCode::OK }),
     )
 }
 
-fn money(nano: i64) -> serde_json::Value {
-    json!({ "usd": nano_to_usd(nano), "nano": nano })
-}
-
 /// `GET /admin/tenants/{id}/balance`: live (Redis) and ledger (Postgres) views.
-pub async fn balance(gw: &Gateway, tenant: Uuid) -> Response<Body> {
-    let ledger = match crate::ledger::lookup::balance(&gw.db, tenant).await {
-        Ok(b) => b,
-        Err(e) => return db_error(e),
-    };
+pub async fn balance(gw: &Gateway, tenant: Uuid) -> ApiResult {
+    let ledger = crate::ledger::lookup::balance(&gw.db, tenant).await?;
     let live = gw.billing.balances.live(tenant).await.ok();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "tenant_id": tenant,
-            "live": live.map(|l| json!({ "loaded": l.loaded, "available": money(l.available_nano), "held": money(l.held_nano) })),
-            "ledger": { "credits": money(ledger.credits_nano), "debits": money(ledger.debits_nano), "balance": money(ledger.balance_nano) },
-        }),
-    )
+    ok(&json!({
+        "tenant_id": tenant,
+        "live": live.map(|l| json!({ "loaded": l.loaded, "available": money(l.available_nano), "held": money(l.held_nano) })),
+        "ledger": { "credits": money(ledger.credits_nano), "debits": money(ledger.debits_nano), "balance": money(ledger.balance_nano) },
+    }))
 }
 
 /// `GET /admin/tenants/{id}/transactions?limit=N`: newest first.
-pub async fn transactions(gw: &Gateway, tenant: Uuid, query: Option<&str>) -> Response<Body> {
+pub async fn transactions(gw: &Gateway, tenant: Uuid, query: Option<&str>) -> ApiResult {
     let limit: i64 = query
         .and_then(|q| crate::proxy::authenticate::query_param(q, "limit"))
         .and_then(|l| l.parse().ok())
         .unwrap_or(100)
         .clamp(1, 1000);
-    let rows: Result<Vec<serde_json::Value>, _> = sqlx::query_scalar(
-        "SELECT to_jsonb(t) - 'rolled_up' FROM billing_transactions t WHERE tenant_id = $1 ORDER BY created_at DESC, seq DESC LIMIT $2",
-    )
-    .bind(tenant)
-    .bind(limit)
-    .fetch_all(&gw.db)
-    .await;
-    match rows {
-        Ok(rows) => json_response(StatusCode::OK, &json!({ "data": rows })),
-        Err(e) => db_error(e),
-    }
+    ok(&json!({ "data": transactions::latest(&gw.db, tenant, limit).await? }))
 }

@@ -1,6 +1,7 @@
 //! Operations endpoints: health, readiness, Prometheus metrics, the public model list.
 
-use crate::api::{Body, full, json_response};
+use crate::api::respond::{ok, respond};
+use crate::api::{ApiResult, Body, full, json_response};
 use crate::gateway::Gateway;
 use hyper::{Request, Response, StatusCode};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -53,9 +54,11 @@ pub async fn readyz(gw: &Gateway) -> Response<Body> {
 
 /// `GET /v1/models`: configured public models in the OpenAI list format (needs a key).
 pub async fn models(gw: &Gateway, req: &Request<hyper::body::Incoming>) -> Response<Body> {
-    if let Err(e) = gw.proxy.authenticate(req.headers(), req.uri().query()).await {
-        return e.to_response(crate::plugins::ApiFormat::OpenaiChat);
-    }
+    respond(list_models(gw, req).await)
+}
+
+async fn list_models(gw: &Gateway, req: &Request<hyper::body::Incoming>) -> ApiResult {
+    gw.proxy.authenticate(req.headers(), req.uri().query()).await?;
     let settings = gw.settings.load();
     let data: Vec<_> = settings
         .routes
@@ -64,5 +67,5 @@ pub async fn models(gw: &Gateway, req: &Request<hyper::body::Incoming>) -> Respo
         .filter_map(|name| settings.routes.route(name))
         .map(|r| json!({ "id": r.name, "object": "model", "created": 0, "owned_by": r.provider.name }))
         .collect();
-    json_response(StatusCode::OK, &json!({ "object": "list", "data": data }))
+    ok(&json!({ "object": "list", "data": data }))
 }

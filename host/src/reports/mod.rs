@@ -9,8 +9,8 @@ pub mod self_service;
 pub mod summary;
 pub mod transactions;
 
-use crate::api::{Body, json_response};
-use hyper::{Response, StatusCode};
+use crate::api::Body;
+use hyper::Response;
 use serde_json::json;
 
 /// The OpenAPI document of the billing and admin endpoints.
@@ -21,14 +21,6 @@ pub fn openapi() -> Response<Body> {
     let mut resp = Response::new(crate::api::full(OPENAPI));
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     resp
-}
-
-/// A 4xx with a clear JSON error.
-pub fn bad_request(message: impl Into<String>) -> Response<Body> {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        &json!({ "error": { "message": message.into(), "type": "invalid_request_error" } }),
-    )
 }
 
 /// Money as both a decimal string and integer nano-USD.

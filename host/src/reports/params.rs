@@ -1,5 +1,6 @@
 //! Query-string parsing for the billing endpoints: typed, with errors that name the parameter.
 
+use crate::api::ApiError;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -15,6 +16,12 @@ pub type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ParamError(pub String);
+
+impl From<ParamError> for ApiError {
+    fn from(e: ParamError) -> ApiError {
+        ApiError::BadRequest(e.0)
+    }
+}
 
 impl Params {
     /// Parses a query string.

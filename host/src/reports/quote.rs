@@ -2,14 +2,14 @@
 //! (JSON or stream) parsed by the provider's plugin; with the provider's own reported cost
 //! when it sent one (OpenRouter `usage.cost`) and the difference (reconciliation).
 
-use super::{bad_request, money};
-use crate::api::{Body, json_response};
+use super::money;
+use crate::api::respond::ok;
+use crate::api::{ApiError, ApiResult, GatewayError};
 use crate::config::ModelRoute;
 use crate::gateway::Gateway;
 use crate::plugins::bindings::{Fee, Usage};
 use crate::plugins::convert::{plugin_error_json, usage_json};
 use crate::plugins::{ApiFormat, PluginCallError, PluginStream};
-use hyper::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -74,29 +74,22 @@ fn usage_from(input: UsageInput) -> Usage {
     }
 }
 
-fn plugin_failure(e: PluginCallError) -> Response<Body> {
+/// 422 with the plugin's error as `detail`.
+fn plugin_failure(e: PluginCallError) -> ApiError {
     let detail = match &e {
         PluginCallError::Plugin(p) => plugin_error_json(p),
         other => json!({ "kind": other.class(), "message": other.to_string() }),
     };
-    json_response(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &json!({ "error": { "message": e.to_string(), "type": "plugin_error", "detail": detail } }),
-    )
+    ApiError::Unprocessable { message: e.to_string(), detail }
 }
 
 /// Handles the quote.
-pub async fn handle(gw: &Gateway, body: bytes::Bytes) -> Response<Body> {
-    let req: QuoteRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return bad_request(format!("invalid quote request: {e}")),
-    };
+pub async fn handle(gw: &Gateway, body: bytes::Bytes) -> ApiResult {
+    let req: QuoteRequest =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid quote request: {e}")))?;
     let settings = gw.settings.load();
     let Some(route) = find_route(&settings, &req) else {
-        return json_response(
-            StatusCode::NOT_FOUND,
-            &json!({ "error": { "message": format!("no configured model `{}`", req.model), "type": "not_found" } }),
-        );
+        return Err(ApiError::NotFound(format!("no configured model `{}`", req.model)));
     };
     let catalog = gw.catalog.load();
     let resolved = catalog.resolve(
@@ -106,15 +99,12 @@ pub async fn handle(gw: &Gateway, body: bytes::Bytes) -> Response<Body> {
         route.fallback_price.as_ref(),
     );
     let Some(resolved) = resolved else {
-        return bad_request(format!("model `{}` has no price", route.name));
+        return Err(ApiError::BadRequest(format!("model `{}` has no price", route.name)));
     };
     let price = resolved.entry.clone();
     let plugins = gw.plugins.current();
     let Some(plugin) = plugins.get(&route.provider.plugin).cloned() else {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({ "error": { "message": "plugin not loaded", "type": "unavailable" } }),
-        );
+        return Err(GatewayError::PluginMissing(route.provider.plugin.clone()).into());
     };
     let format: ApiFormat = route.provider.api;
     let usage = match (req.usage, req.response) {
@@ -124,48 +114,38 @@ pub async fn handle(gw: &Gateway, body: bytes::Bytes) -> Response<Body> {
                 s.push(text.as_bytes())?;
                 s.finish()
             });
-            match parsed {
-                Ok(o) => match o.usage {
-                    Some(u) => u,
-                    None => return bad_request("the stream reports no usage"),
-                },
-                Err(e) => return plugin_failure(e),
-            }
+            parsed
+                .map_err(plugin_failure)?
+                .usage
+                .ok_or_else(|| ApiError::BadRequest("the stream reports no usage".into()))?
         }
-        (None, Some(text)) => match plugin.extract_response(format, req.status, text.as_bytes()) {
-            Ok(Some(u)) => u,
-            Ok(None) => return bad_request("the response reports no usage (an error body?)"),
-            Err(e) => return plugin_failure(e),
-        },
-        _ => return bad_request("give exactly one of `usage` or `response`"),
+        (None, Some(text)) => plugin
+            .extract_response(format, req.status, text.as_bytes())
+            .map_err(plugin_failure)?
+            .ok_or_else(|| ApiError::BadRequest("the response reports no usage (an error body?)".into()))?,
+        _ => return Err(ApiError::BadRequest("give exactly one of `usage` or `response`".into())),
     };
-    let cost = match plugin.price(&usage, &price) {
-        Ok(c) => c,
-        Err(e) => return plugin_failure(e),
-    };
+    let cost = plugin.price(&usage, &price).map_err(plugin_failure)?;
     let reconciliation = usage.provider_cost_nano_usd.map(|reported| {
         json!({ "provider_cost": money(reported), "computed": money(cost.total), "difference": money(cost.total - reported) })
     });
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "model": route.name,
-            "provider": route.provider.name,
-            "upstream_model": route.upstream_model,
-            "usage": usage_json(&usage),
-            "cost": {
-                "input_uncached": money(cost.input_uncached),
-                "cache_read": money(cost.cache_read),
-                "cache_write_5m": money(cost.cache_write_5m),
-                "cache_write_1h": money(cost.cache_write_1h),
-                "output": money(cost.output),
-                "fees": money(cost.fees),
-                "total": money(cost.total),
-                "long_context_applied": cost.long_context_applied,
-            },
-            "price_version": resolved.version,
-            "price_source": resolved.source.as_str(),
-            "reconciliation": reconciliation,
-        }),
-    )
+    ok(&json!({
+        "model": route.name,
+        "provider": route.provider.name,
+        "upstream_model": route.upstream_model,
+        "usage": usage_json(&usage),
+        "cost": {
+            "input_uncached": money(cost.input_uncached),
+            "cache_read": money(cost.cache_read),
+            "cache_write_5m": money(cost.cache_write_5m),
+            "cache_write_1h": money(cost.cache_write_1h),
+            "output": money(cost.output),
+            "fees": money(cost.fees),
+            "total": money(cost.total),
+            "long_context_applied": cost.long_context_applied,
+        },
+        "price_version": resolved.version,
+        "price_source": resolved.source.as_str(),
+        "reconciliation": reconciliation,
+    }))
 }

@@ -1,7 +1,6 @@
 //! Method + path -> handler. The only place that knows the URL space.
 
-use crate::api::error::error_body;
-use crate::api::{Body, GatewayError, json_response};
+use crate::api::{Body, GatewayError};
 use crate::gateway::Gateway;
 use crate::plugins::ApiFormat;
 use crate::proxy::{self, Endpoint};
@@ -55,8 +54,7 @@ fn not_found(method: &Method, path: &str) -> Response<Body> {
     } else {
         ApiFormat::OpenaiChat
     };
-    let e = GatewayError::NotFound { method: method.to_string(), path: path.to_string() };
-    json_response(e.status(), &error_body(format, e.status(), &e.to_string(), None))
+    GatewayError::NotFound { method: method.to_string(), path: path.to_string() }.to_response(format)
 }
 
 #[cfg(test)]

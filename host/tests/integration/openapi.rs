@@ -19,6 +19,10 @@ async fn live_responses_match_the_document() {
     assert_eq!(doc["openapi"], "3.1.0");
     // A schema that cannot fail is worthless: a wrong body is caught.
     assert!(!check(&json!({ "usd": 1 }), &doc["components"]["schemas"]["Money"], &doc, "$").is_empty());
+    let error_schema = &doc["components"]["schemas"]["Error"];
+    let without_param = json!({ "error": { "message": "m", "type": "invalid_request_error", "code": null } });
+    assert!(!check(&without_param, error_schema, &doc, "$").is_empty());
+    let mut error_statuses = std::collections::BTreeSet::new();
 
     let admin = format!("Bearer {ADMIN_TOKEN}");
     let user = format!("Bearer {}", gw.key);
@@ -30,8 +34,18 @@ async fn live_responses_match_the_document() {
             (r.status, r.json())
         }
     };
-    let check_call = |template: &'static str, method: &'static str, (status, body): (u16, Value)| {
+    // Every error body, whatever the document says for its status, is the one `Error` shape.
+    let mut check_call = |template: &'static str, method: &'static str, (status, body): (u16, Value)| {
         assert_matches(&doc, template, method, status, &body);
+        if status >= 400 {
+            let errors = check(&body, error_schema, &doc, "$");
+            assert!(
+                errors.is_empty(),
+                "{method} {template} -> {status} is not an Error:\n{}\n{body}",
+                errors.join("\n")
+            );
+            error_statuses.insert(status);
+        }
         body
     };
 
@@ -161,6 +175,30 @@ async fn live_responses_match_the_document() {
         "get",
         call("GET", "/v1/billing/transactions".into(), &user, String::new()).await,
     );
+
+    // Refusals: no or a wrong credential, an id that is not a UUID, an unknown key.
+    let refused = call("GET", "/v1/billing/balance".into(), "Bearer nope", String::new()).await;
+    assert_eq!(refused.0, 401);
+    check_call("/v1/billing/balance", "get", refused);
+    let refused = call("GET", "/internal/billing/transactions".into(), &user, String::new()).await;
+    assert_eq!(refused.0, 403);
+    check_call("/internal/billing/transactions", "get", refused);
+    let refused = call("GET", format!("/admin/tenants/{t}/balance"), &user, String::new()).await;
+    assert_eq!(refused.0, 403);
+    check_call("/admin/tenants/{tenant_id}/balance", "get", refused);
+    let refused = call("GET", "/admin/tenants/not-a-uuid/keys".into(), &admin, String::new()).await;
+    assert_eq!(refused.0, 400);
+    check_call("/admin/tenants/{tenant_id}/keys", "get", refused);
+    let refused = call("POST", format!("/admin/keys/{}/revoke", uuid::Uuid::now_v7()), &admin, String::new()).await;
+    assert_eq!(refused.0, 404);
+    check_call("/admin/keys/{key_id}/revoke", "post", refused);
+    let refused = call("GET", "/v1/billing/transactions?cursor=bogus".into(), &user, String::new()).await;
+    assert_eq!(refused.0, 400);
+    check_call("/v1/billing/transactions", "get", refused);
+
+    for status in [400, 401, 403, 404, 409] {
+        assert!(error_statuses.contains(&status), "no live {status} was checked against `Error`: {error_statuses:?}");
+    }
 }
 
 async fn post_chat(gw: &TestGateway) -> u16 {
