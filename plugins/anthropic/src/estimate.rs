@@ -252,18 +252,13 @@ fn tools(body: &Value, prompt: &mut PromptBound) -> PluginResult<ServerTools> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xjp_plugin_sdk::testing::assert_refused;
     use xjp_plugin_sdk::{Fee, prompt_tokens};
 
     const LIMITS: ModelLimits = ModelLimits { default_max_output_tokens: 4096, max_output_tokens: 64_000 };
 
     fn refused(body: &str, needle: &str) {
-        match upper_bound(body.as_bytes(), &LIMITS) {
-            Err(PluginError::InvalidRequest(m)) => {
-                assert!(m.contains(needle), "{m:?} lacks {needle:?}");
-                assert!(m.len() < 300, "{m}");
-            }
-            other => panic!("{body:.200}: {other:?}"),
-        }
+        assert_refused(upper_bound(body.as_bytes(), &LIMITS), needle, body);
     }
 
     fn est(body: &str) -> Usage {

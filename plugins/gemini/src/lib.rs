@@ -2,8 +2,9 @@
 //! AI Studio (`generativelanguage.googleapis.com`) and Vertex AI.
 //!
 //! Usage comes from `usageMetadata` (see [`usage`]), streams in SSE or JSON-array framing
-//! (see [`stream`]), request bounds from `maxOutputTokens` (see [`estimate`]). Pricing and
-//! the budget check are the SDK defaults.
+//! (see [`stream`]), request bounds, and the requests refused because nothing bounds them,
+//! from the request body (see [`estimate`]). Pricing and the budget check are the SDK
+//! defaults.
 
 pub mod chunk;
 pub mod estimate;

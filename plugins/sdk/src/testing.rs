@@ -127,3 +127,16 @@ pub fn run_golden<P: Provider>(dir: impl AsRef<Path>) -> usize {
     }
     cases.len()
 }
+
+/// Asserts that an estimate refused its request with [`crate::PluginError::InvalidRequest`]
+/// whose message holds `needle` and is short (a client's long string is never repeated
+/// whole). `what` names the request in the panic message.
+pub fn assert_refused<T: std::fmt::Debug>(result: crate::PluginResult<T>, needle: &str, what: &str) {
+    match result {
+        Err(crate::PluginError::InvalidRequest(m)) => {
+            assert!(m.contains(needle), "{what:.200}: {m:?} lacks {needle:?}");
+            assert!(m.len() < 300, "{what:.200}: message too long: {m}");
+        }
+        other => panic!("{what:.200}: expected a refusal, got {other:?}"),
+    }
+}

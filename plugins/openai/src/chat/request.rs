@@ -199,6 +199,7 @@ fn web_search(body: &Value, model: &str) -> PluginResult<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xjp_plugin_sdk::testing::assert_refused;
 
     const LIMITS: ModelLimits = ModelLimits { default_max_output_tokens: 4096, max_output_tokens: 16384 };
 
@@ -207,13 +208,7 @@ mod tests {
     }
 
     fn refused(body: &str, needle: &str) {
-        match est(body) {
-            Err(PluginError::InvalidRequest(m)) => {
-                assert!(m.contains(needle), "{m:?} lacks {needle:?}");
-                assert!(m.len() < 300, "{m}");
-            }
-            other => panic!("{body:.200}: {other:?}"),
-        }
+        assert_refused(est(body), needle, body);
     }
 
     fn user(content: &str) -> String {
