@@ -19,6 +19,7 @@ static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/load.lua")));
 static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/credit.lua")));
 static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
+static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 
 /// How long a finished request's state (its idempotency record) is kept in Redis.
 const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -289,7 +290,8 @@ impl Balances {
         Ok(out)
     }
 
-    /// Drops the holds of `request_ids` that are still expired. Returns how many.
+    /// Drops the holds of `request_ids` that are still expired; their ids stay refused.
+    /// Returns how many.
     pub async fn release_expired(&self, tenant: Uuid, request_ids: &[String]) -> Result<u64, BalanceError> {
         if request_ids.is_empty() {
             return Ok(0);
@@ -297,11 +299,30 @@ impl Balances {
         let k = keys(tenant);
         let mut conn = self.conn().await?;
         let mut invocation = SWEEP.key(&k.account);
-        invocation.key(&k.holds).key(&k.expiry);
+        invocation.key(&k.holds).key(&k.expiry).arg(REQUEST_STATE_TTL_SECS);
+        for rid in request_ids {
+            invocation.key(request_key(tenant, rid)).arg(rid);
+        }
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Extends the holds of requests still running by a hold TTL from now. Returns how many.
+    pub async fn renew(&self, tenant: Uuid, request_ids: &[String]) -> Result<u64, BalanceError> {
+        if request_ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn().await?;
+        let mut invocation = RENEW.key(keys(tenant).expiry);
+        invocation.arg(self.hold_ttl.as_millis() as u64);
         for rid in request_ids {
             invocation.arg(rid);
         }
         Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// The hold TTL.
+    pub fn hold_ttl(&self) -> Duration {
+        self.hold_ttl
     }
 
     /// Redis answers.

@@ -8,6 +8,7 @@ pub mod bill;
 pub mod ending;
 pub mod record;
 pub mod reserve;
+pub mod running;
 pub mod settle;
 pub mod sweeper;
 
@@ -27,6 +28,8 @@ use tokio_util::task::TaskTracker;
 pub struct Billing {
     pub balances: Balances,
     pub ledger: Ledger,
+    /// Holds of requests running here, renewed while they run.
+    pub running: running::RunningHolds,
     /// The `[billing]` policies are read from here at each use (reloadable).
     settings: LiveSettings,
     /// Settle-and-record tasks (waited for at shutdown, before the ledger flushes).
@@ -51,13 +54,18 @@ impl Billing {
         let pending = Arc::new(PendingDebits::default());
         let ledger = Ledger::start(db.clone(), ledger, pending.clone()).await?;
         let balances = Balances::new(redis, db, pending, hold_ttl);
-        Ok(Arc::new(Billing { balances, ledger, settings, tasks: TaskTracker::new() }))
+        let running = running::RunningHolds::default();
+        Ok(Arc::new(Billing { balances, ledger, running, settings, tasks: TaskTracker::new() }))
     }
 
     /// Phase 4: estimates, prices and holds for a routed bill (see [`reserve::reserve`]).
     pub async fn reserve(&self, bill: &mut Bill, body: &[u8]) -> Result<(), GatewayError> {
         let policy = self.settings.load().config.billing.redis_failure;
-        reserve::reserve(self, bill, body, policy).await
+        reserve::reserve(self, bill, body, policy).await?;
+        if bill.hold().is_some() {
+            self.running.add(bill.caller.tenant_id, &bill.request_id);
+        }
+        Ok(())
     }
 
     /// Phases 7 and 8 for an ended request, in the background: price, record, settle.
@@ -67,8 +75,11 @@ impl Billing {
         self.tasks.spawn(async move { settle::settle_and_record(&billing, bill, ending, latency).await });
     }
 
-    /// Starts the hold sweeper and the summary rollup; they stop when billing is dropped.
+    /// Starts the hold renewal, the hold sweeper and the summary rollup; they stop when
+    /// billing is dropped.
     pub fn spawn_jobs(self: &Arc<Self>, sweep_every: Duration, rollup_every: Duration) {
+        let renew_every = (self.balances.hold_ttl() / 3).max(Duration::from_millis(100));
+        every(Arc::downgrade(self), renew_every, |b| async move { b.running.renew(&b.balances).await });
         every(Arc::downgrade(self), sweep_every, |b| async move {
             if let Err(e) = sweeper::sweep_once(&b.balances, &b.ledger).await {
                 tracing::debug!(error = %e, "hold sweep skipped");

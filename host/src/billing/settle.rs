@@ -20,6 +20,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
         }
         // A refusal normally holds nothing; if it did, the hold goes back.
         settle(billing, bill.caller.tenant_id, &bill.request_id, bill.hold(), 0).await;
+        billing.running.remove(bill.caller.tenant_id, &bill.request_id);
         return;
     }
     let mut verdict = Verdict::of(&bill, ending, &billing.settings.load().config.billing);
@@ -56,6 +57,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
     }
     let tenant = bill.caller.tenant_id;
     let settled = settle(billing, tenant, &bill.request_id, hold, cost_nano).await;
+    billing.running.remove(tenant, &bill.request_id);
     billing.ledger.confirm(tenant, &bill.request_id, settled.then_some(cost_nano)).await;
 }
 

@@ -124,11 +124,22 @@ impl Default for AuthConfig {
 pub struct StreamingConfig {
     pub drain_timeout_secs: u64,
     pub max_drains: usize,
+    /// The longest a stream may run in total; then it ends (an error event in the client's
+    /// format) and is billed as interrupted.
+    pub max_duration_secs: u64,
+    /// A client that does not take a chunk within this time is treated as gone (a stalled
+    /// reader): the upstream is drained within the drain bounds and billed.
+    pub client_write_timeout_secs: u64,
 }
 
 impl Default for StreamingConfig {
     fn default() -> Self {
-        StreamingConfig { drain_timeout_secs: 120, max_drains: 256 }
+        StreamingConfig {
+            drain_timeout_secs: 120,
+            max_drains: 256,
+            max_duration_secs: 1800,
+            client_write_timeout_secs: 60,
+        }
     }
 }
 

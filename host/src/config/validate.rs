@@ -27,6 +27,11 @@ impl Config {
                     .into(),
             );
         }
+        if self.streaming.max_duration_secs == 0 || self.streaming.client_write_timeout_secs == 0 {
+            errors.push(
+                "streaming.max_duration_secs, streaming.client_write_timeout_secs: must be greater than 0".into(),
+            );
+        }
         for (name, p) in &self.providers {
             let key = format!("providers.{name}");
             let url_ok = p.base_url.parse::<hyper::Uri>().ok().is_some_and(|u| {

@@ -43,6 +43,11 @@ impl RequestCtx {
         self.bill().routed.as_ref()
     }
 
+    /// When the request arrived.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// The billing this context settles with.
     pub fn billing(&self) -> &Arc<Billing> {
         &self.billing

@@ -4,7 +4,7 @@
 //! the drain bounds (a drain slot, the drain time limit), like a stream's.
 
 use super::context::RequestCtx;
-use super::stream::{DRAIN_LIMIT, DRAIN_TIMEOUT, RelayOptions};
+use super::stream::{DRAIN_LIMIT, DRAIN_TIMEOUT, RelayOptions, SHUTTING_DOWN};
 use super::{Endpoint, Proxy, respond, route, stream, upstream};
 use crate::api::output_cap::CapRule;
 use crate::api::request::ClientRequest;
@@ -18,6 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Where the client's answer goes (dropped by the connection when the client leaves).
@@ -76,7 +77,7 @@ pub async fn run(proxy: Arc<Proxy>, mut ctx: RequestCtx, req: Accepted, mut repl
     let streaming = ctx.bill().stream;
     let drain_timeout = Duration::from_secs(settings.config.streaming.drain_timeout_secs);
     let work = exchange(&proxy, &routed, &req.parts.headers, &ctx.bill().request_id, &prepared, streaming);
-    match bounded(work, &mut reply, &proxy.drains, drain_timeout).await {
+    match bounded(work, &mut reply, &proxy.drains, drain_timeout, &proxy.cancel).await {
         Answer::Whole(resp, ending) => {
             let client_gone = reply.send(resp).is_err();
             ctx.finish(if client_gone { ending.client_left() } else { ending });
@@ -89,6 +90,9 @@ pub async fn run(proxy: Arc<Proxy>, mut ctx: RequestCtx, req: Accepted, mut repl
                 sse: prepared.sse,
                 drain_timeout,
                 drains: proxy.drains.clone(),
+                deadline: ctx.started() + Duration::from_secs(settings.config.streaming.max_duration_secs),
+                write_timeout: Duration::from_secs(settings.config.streaming.client_write_timeout_secs),
+                cancel: proxy.cancel.clone(),
             };
             let _ = reply.send(Ok(stream::relay(&proxy.tasks, resp, ctx, opts)));
         }
@@ -99,22 +103,27 @@ pub async fn run(proxy: Arc<Proxy>, mut ctx: RequestCtx, req: Accepted, mut repl
 }
 
 /// Waits for `work`; if the client leaves first, keeps waiting only within a drain slot
-/// and the drain time limit.
+/// and the drain time limit; a shutdown past its grace period ends the wait.
 async fn bounded(
     work: impl Future<Output = Answer>,
     reply: &mut Reply,
     drains: &Arc<Semaphore>,
     limit: Duration,
+    cancel: &CancellationToken,
 ) -> Answer {
     tokio::pin!(work);
     tokio::select! {
         biased;
         answer = &mut work => return answer,
+        () = cancel.cancelled() => return Answer::Abandoned(SHUTTING_DOWN),
         () = reply.closed() => {}
     }
     metrics::counter!("xjp_client_disconnects_total").increment(1);
     let Ok(_slot) = drains.clone().try_acquire_owned() else { return Answer::Abandoned(DRAIN_LIMIT) };
-    tokio::time::timeout(limit, work).await.unwrap_or(Answer::Abandoned(DRAIN_TIMEOUT))
+    tokio::select! {
+        answer = tokio::time::timeout(limit, work) => answer.unwrap_or(Answer::Abandoned(DRAIN_TIMEOUT)),
+        () = cancel.cancelled() => Answer::Abandoned(SHUTTING_DOWN),
+    }
 }
 
 /// The upstream path and body for the client's request: the upstream model, the output

@@ -30,6 +30,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use upstream::UpstreamClient;
@@ -48,6 +49,8 @@ pub struct Proxy {
     drains: Arc<Semaphore>,
     /// Request tasks, stream relays and drains (waited for at shutdown).
     tasks: TaskTracker,
+    /// Cancelled when the shutdown grace period is over: what still runs ends and is billed.
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -73,7 +76,8 @@ impl Proxy {
         let keys = KeyCache::new(Duration::from_millis(config.auth.key_cache_ttl_ms));
         let drains = Arc::new(Semaphore::new(config.streaming.max_drains));
         let Parts { settings, prices, plugins, billing, db, upstream } = parts;
-        Arc::new(Proxy { settings, prices, plugins, billing, db, keys, upstream, drains, tasks: TaskTracker::new() })
+        let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());
+        Arc::new(Proxy { settings, prices, plugins, billing, db, keys, upstream, drains, tasks, cancel })
     }
 
     /// Phase 2 for any endpoint that takes an API key.
@@ -86,11 +90,17 @@ impl Proxy {
         self.keys.clear();
     }
 
-    /// Waits (up to `grace`) for request tasks, stream relays and drains to finish.
+    /// Waits (up to `grace`) for request tasks, stream relays and drains to finish; what
+    /// still runs then is cancelled, ends as interrupted and is billed.
     pub async fn shutdown(&self, grace: Duration) {
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
-            tracing::warn!("grace period over with requests or stream relays still running");
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_ok() {
+            return;
+        }
+        tracing::warn!(running = self.tasks.len(), "grace period over; ending the requests still running");
+        self.cancel.cancel();
+        if tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await.is_err() {
+            tracing::error!(running = self.tasks.len(), "requests did not end after cancellation");
         }
     }
 }

@@ -31,12 +31,22 @@ pub struct RelayOptions {
     pub sse: bool,
     pub drain_timeout: Duration,
     pub drains: Arc<Semaphore>,
+    /// The stream ends here whatever happens (`[streaming] max_duration_secs`).
+    pub deadline: Instant,
+    /// A client that takes no chunk within this is treated as gone.
+    pub write_timeout: Duration,
+    /// Cancelled when the gateway's shutdown grace period is over.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Why a relay or an exchange stopped reading after the client left.
 pub const DRAIN_LIMIT: &str = "client disconnected and the drain limit was reached";
 /// Why a drain stopped.
 pub const DRAIN_TIMEOUT: &str = "drain time limit reached after client disconnect";
+/// Why a stream that ran too long stopped.
+const STREAM_DEADLINE: &str = "stream time limit reached";
+/// Why a request still running when the shutdown grace period ended stopped.
+pub const SHUTTING_DOWN: &str = "the gateway is shutting down";
 
 type Tx = mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 
@@ -112,11 +122,21 @@ impl Relay {
     async fn run(&mut self, mut upstream: Incoming, opts: &RelayOptions, seen: &mut Seen) -> Option<String> {
         let mut events = (opts.hide_usage_chunk && opts.sse).then(RawEvents::new);
         loop {
+            let now = Instant::now();
+            if now >= opts.deadline {
+                return Some(STREAM_DEADLINE.into());
+            }
             let wait = match &self.drain {
-                Some((_, deadline)) => deadline.saturating_duration_since(Instant::now()).min(opts.between_chunks),
+                Some((_, deadline)) => deadline.saturating_duration_since(now).min(opts.between_chunks),
                 None => opts.between_chunks,
             };
-            let frame = match tokio::time::timeout(wait, upstream.frame()).await {
+            let wait = wait.min(opts.deadline - now);
+            let next = tokio::select! {
+                next = tokio::time::timeout(wait, upstream.frame()) => next,
+                () = opts.cancel.cancelled() => return Some(SHUTTING_DOWN.into()),
+            };
+            let frame = match next {
+                Err(_) if Instant::now() >= opts.deadline => return Some(STREAM_DEADLINE.into()),
                 Err(_) if self.drain.is_some() => {
                     return Some(DRAIN_TIMEOUT.into());
                 }
@@ -162,7 +182,8 @@ impl Relay {
     /// `None` means stop reading (no drain slot left).
     async fn forward(&mut self, data: Bytes, opts: &RelayOptions, seen: &mut Seen) -> Option<()> {
         let Some(tx) = &self.tx else { return Some(()) };
-        if tx.send(Ok(Frame::data(data))).await.is_ok() {
+        // A client that does not read (a stalled reader) counts as gone after the write timeout.
+        if let Ok(Ok(())) = tokio::time::timeout(opts.write_timeout, tx.send(Ok(Frame::data(data)))).await {
             return Some(());
         }
         self.tx = None;
@@ -186,7 +207,8 @@ impl Relay {
         let Some(tx) = self.tx.take() else { return };
         if !opts.sse {
             // A JSON-array stream cannot carry an error mid-element: abort the body.
-            let _ = tx.send(Err(std::io::Error::other(reason.to_string()))).await;
+            let _ =
+                tokio::time::timeout(opts.write_timeout, tx.send(Err(std::io::Error::other(reason.to_string())))).await;
             return;
         }
         let status = hyper::StatusCode::BAD_GATEWAY;
@@ -195,6 +217,6 @@ impl Relay {
             ApiFormat::AnthropicMessages => format!("event: error\ndata: {body}\n\n"),
             _ => format!("data: {body}\n\n"),
         };
-        let _ = tx.send(Ok(Frame::data(Bytes::from(event)))).await;
+        let _ = tokio::time::timeout(opts.write_timeout, tx.send(Ok(Frame::data(Bytes::from(event))))).await;
     }
 }

@@ -11,6 +11,7 @@ mod graceful_shutdown;
 mod money_concurrency;
 mod money_disconnect;
 mod money_endings;
+mod money_holds;
 mod money_idempotency;
 mod money_outages;
 mod money_overdraft;

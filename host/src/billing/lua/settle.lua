@@ -4,7 +4,8 @@
 -- Returns {code, available}: 1 settled now, 2 already settled (nothing changed),
 -- -2 account not loaded (rebuild, then retry).
 local state = redis.call('GET', KEYS[4])
-if state then
+-- A hold the sweeper released ('swept:0') still owes its debit: settle it now.
+if state and string.sub(state, 1, 6) ~= 'swept:' then
   return {2, tonumber(redis.call('HGET', KEYS[1], 'available') or '0')}
 end
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then

@@ -1,11 +1,14 @@
 -- Drop the holds of requests that never settled (their gateway died), if still expired.
--- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset. ARGV: request ids.
--- The request state is NOT set: if the request does settle later, it is debited then.
+-- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset, KEYS[3 + i] the
+-- request-state key of ARGV[1 + i]. ARGV[1] state ttl (s), ARGV[2..] request ids.
+-- The request state becomes 'swept:0', so the id stays refused (a new reservation sees it
+-- as finished); if the request does settle later, settle.lua debits it then.
 -- Returns how many holds were released.
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local released = 0
-for _, rid in ipairs(ARGV) do
+for i = 2, #ARGV do
+  local rid = ARGV[i]
   local expiry = redis.call('ZSCORE', KEYS[3], rid)
   if expiry and tonumber(expiry) <= now_ms then
     local held = redis.call('HGET', KEYS[2], rid)
@@ -14,6 +17,7 @@ for _, rid in ipairs(ARGV) do
       redis.call('HINCRBY', KEYS[1], 'held', -tonumber(held))
       redis.call('HINCRBY', KEYS[1], 'available', tonumber(held))
       released = released + 1
+      redis.call('SET', KEYS[2 + i], 'swept:0', 'NX', 'EX', tonumber(ARGV[1]))
     end
     redis.call('ZREM', KEYS[3], rid)
   end

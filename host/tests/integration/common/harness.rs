@@ -73,6 +73,8 @@ pub struct Options {
     pub initial_balance_nano: i64,
     /// Appended to the generated config (e.g. a `[catalog]` table).
     pub extra_toml: String,
+    pub shutdown_grace_secs: u64,
+    pub stream_max_secs: u64,
 }
 
 impl Default for Options {
@@ -85,6 +87,8 @@ impl Default for Options {
             redis_url: None,
             initial_balance_nano: TEST_BALANCE_NANO,
             extra_toml: String::new(),
+            shutdown_grace_secs: 10,
+            stream_max_secs: 1800,
         }
     }
 }
@@ -98,12 +102,13 @@ pub fn config_toml(base: &str, plugin_dir: &str, cache_dir: &str) -> String {
 pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Options) -> String {
     let (ttl, hold, sweep) = (o.key_cache_ttl_ms, o.hold_ttl_secs, o.sweep_interval_ms);
     let extra = &o.extra_toml;
+    let (grace, stream_max) = (o.shutdown_grace_secs, o.stream_max_secs);
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 body_limit_bytes = 65536
-shutdown_grace_secs = 10
+shutdown_grace_secs = {grace}
 
 [database]
 url_env = "TEST_DATABASE_URL"
@@ -127,6 +132,7 @@ rollup_interval_ms = 500
 [streaming]
 drain_timeout_secs = 10
 max_drains = 8
+max_duration_secs = {stream_max}
 
 [providers.openai]
 base_url = "{base}"

@@ -23,6 +23,9 @@ pub fn hold_for(gw: &Gateway, model: &str, body: &str) -> i64 {
     if format != ApiFormat::GeminiGenerate {
         request.set_model(&route.upstream_model);
     }
+    if format == ApiFormat::OpenaiChat && request.stream() {
+        request.ensure_include_usage();
+    }
     let upstream = request.into_body(bytes::Bytes::new());
     let usage = plugin.estimate(format, &upstream, route.limits).unwrap();
     plugin.price(&usage, route.price.as_ref().unwrap()).unwrap().total

@@ -1,0 +1,124 @@
+//! A hold lives as long as its request: running requests renew their holds past
+//! `hold_ttl_secs`, a swept request id stays refused, streams end at their time limit, and a
+//! stream still running when the shutdown grace period ends is recorded and debited.
+
+use crate::common;
+
+use common::harness::{Options, TestDb, TestGateway};
+use common::money::{CHAT, assert_books_balance, hold_for, rows_for, settlement};
+use common::process::GatewayProcess;
+use common::scenarios::{mock, pair_for};
+use std::time::{Duration, Instant};
+
+const MODEL: &str = "gpt-4o-mini-2024-07-18";
+
+fn streaming(body: &str) -> String {
+    body.replacen("\"max_tokens\"", "\"stream\":true,\"max_tokens\"", 1)
+}
+
+async fn send(url: &str, key: &str, id: &str, body: &str) -> common::http::Reply {
+    let auth = format!("Bearer {key}");
+    let h = [("authorization", auth.as_str()), ("x-request-id", id), ("content-type", "application/json")];
+    common::http::send("POST", &format!("{url}/v1/chat/completions"), &h, body.to_string()).await
+}
+
+/// Waits for the one row of `id`.
+async fn row(db: &sqlx::PgPool, id: &str) -> (String, String, i64) {
+    let start = Instant::now();
+    loop {
+        let rows = rows_for(db, id).await;
+        if let [only] = rows.as_slice() {
+            return only.clone();
+        }
+        assert!(rows.len() < 2, "{id}: {rows:?}");
+        assert!(start.elapsed() < Duration::from_secs(20), "{id}: no row");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stream_longer_than_the_hold_ttl_keeps_its_hold() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(200)));
+    let options = Options { hold_ttl_secs: 1, sweep_interval_ms: 100, ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let (url, key) = (gw.url.clone(), gw.key.clone());
+    let body = streaming(&CHAT);
+    let stream = tokio::spawn(async move { send(&url, &key, "long-stream", &body).await });
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!stream.is_finished(), "the stream outlives the hold TTL");
+    let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
+    assert!(live.held_nano > 0, "the hold was renewed, not swept: {live:?}");
+    assert_eq!(settlement(gw.tenant, "long-stream").await, (None, true));
+    assert_eq!(send(&gw.url, &gw.key, "long-stream", &CHAT).await.status, 409, "the id is taken while it runs");
+    let reply = stream.await.unwrap();
+    assert_eq!(reply.status, 200);
+    let (_, status, cost) = row(&gw.gw.db, "long-stream").await;
+    assert_eq!(status, "ok");
+    assert_eq!(settlement(gw.tenant, "long-stream").await, (Some(format!("settled:{cost}")), false));
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
+
+#[tokio::test]
+async fn a_swept_request_id_stays_refused_and_still_settles() {
+    let mock = mock().await;
+    let options = Options { hold_ttl_secs: 1, sweep_interval_ms: 100, ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    // A gateway that died after its reservation: the hold expires and is swept.
+    let balances = &gw.gw.billing.balances;
+    balances.load(gw.tenant).await.unwrap();
+    let before = balances.live(gw.tenant).await.unwrap();
+    balances.reserve(gw.tenant, "orphan", 5_000).await.unwrap();
+    let start = Instant::now();
+    while balances.live(gw.tenant).await.unwrap().held_nano > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never swept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(settlement(gw.tenant, "orphan").await, (Some("swept:0".into()), false));
+    assert_eq!(send(&gw.url, &gw.key, "orphan", &CHAT).await.status, 409, "a swept id is not reusable");
+    // The dying gateway's settlement arrives late: it is debited once, then never again.
+    balances.settle(gw.tenant, "orphan", 1_234, "settled", true).await.unwrap();
+    balances.settle(gw.tenant, "orphan", 1_234, "settled", true).await.unwrap();
+    let after = balances.live(gw.tenant).await.unwrap();
+    assert_eq!(after.available_nano, before.available_nano - 1_234);
+    assert_eq!(settlement(gw.tenant, "orphan").await, (Some("settled:1234".into()), false));
+}
+
+#[tokio::test]
+async fn a_stream_past_its_time_limit_ends_and_is_billed() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(300)));
+    let gw = TestGateway::start_with(&mock.base_url(), Options { stream_max_secs: 1, ..Options::default() }).await;
+    let reply = send(&gw.url, &gw.key, "too-long", &streaming(&CHAT)).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.text().contains("stream time limit reached"), "the client is told: {}", reply.text());
+    let (_, status, cost) = row(&gw.gw.db, "too-long").await;
+    assert_eq!(status, "interrupted");
+    assert_eq!(cost, hold_for(&gw.gw, "gpt-4o-mini", &streaming(&CHAT)), "billed the hold (the default policy)");
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
+
+#[tokio::test]
+async fn a_stream_running_past_the_shutdown_grace_is_recorded_and_debited() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
+    let db = TestDb::create().await;
+    let options = Options { database_url: Some(db.url.clone()), ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let process =
+        GatewayProcess::start(&mock.base_url(), &db.url, &Options { shutdown_grace_secs: 1, ..Options::default() })
+            .await;
+    let (url, key) = (process.url.clone(), gw.key.clone());
+    let body = streaming(&CHAT);
+    let stream = tokio::spawn(async move { send(&url, &key, "at-shutdown", &body).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stopped = Instant::now();
+    process.stop().await;
+    assert!(stopped.elapsed() < Duration::from_secs(8), "shutdown took {:?}", stopped.elapsed());
+    let _ = stream.await;
+    let (_, status, cost) = row(&gw.gw.db, "at-shutdown").await;
+    assert_eq!(status, "interrupted");
+    assert!(cost > 0, "the stream cut by shutdown is billed");
+    assert_eq!(settlement(gw.tenant, "at-shutdown").await, (Some(format!("settled:{cost}")), false));
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
