@@ -113,9 +113,11 @@ async fn bounded(
     tokio::time::timeout(limit, work).await.unwrap_or(Answer::Abandoned(DRAIN_TIMEOUT))
 }
 
-/// The upstream path and body for the client's request.
+/// The upstream path (and the query the provider's allow-list admits) and body for the
+/// client's request.
 fn prepare(mut client: ClientRequest, raw: Bytes, endpoint: &Endpoint, parts: &Parts, routed: &Routed) -> Prepared {
     let upstream_model = &routed.route.upstream_model;
+    let query = upstream::forwarded_query(&routed.route.provider, parts.uri.query());
     let mut prepared = Prepared { path: String::new(), body: Bytes::new(), hide_usage_chunk: false, sse: true };
     match endpoint {
         Endpoint::OpenAiChat => {
@@ -131,15 +133,14 @@ fn prepare(mut client: ClientRequest, raw: Bytes, endpoint: &Endpoint, parts: &P
         }
         Endpoint::Gemini { stream, .. } => {
             let action = if *stream { "streamGenerateContent" } else { "generateContent" };
-            let query = upstream::forwardable_query(parts.uri.query());
             prepared.sse = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
             let prefix = &routed.route.provider.gemini_path_prefix;
             prepared.path = format!("{prefix}/models/{upstream_model}:{action}");
-            if let Some(q) = query {
-                prepared.path = format!("{}?{q}", prepared.path);
-            }
             prepared.body = raw;
         }
+    }
+    if let Some(q) = query {
+        prepared.path = format!("{}?{q}", prepared.path);
     }
     prepared
 }
@@ -172,7 +173,8 @@ async fn exchange(
         .record(started.elapsed().as_secs_f64());
     let status = resp.status();
     if respond::is_error_status(status) {
-        let body = respond::read_all(resp.into_body(), provider.between_chunks_timeout).await.unwrap_or_default();
+        let (head, body) = resp.into_parts();
+        let body = respond::read_all(body, provider.between_chunks_timeout).await.unwrap_or_default();
         let usage = routed.plugin.extract_response(format, status.as_u16(), &body).unwrap_or(None);
         let e = if status.is_redirection() {
             GatewayError::UpstreamProtocol(format!(
@@ -180,7 +182,7 @@ async fn exchange(
                 provider.name
             ))
         } else {
-            GatewayError::UpstreamStatus { status, body }
+            GatewayError::UpstreamStatus { status, body, headers: Box::new(head.headers) }
         };
         return failed(e, status.as_u16(), usage);
     }
