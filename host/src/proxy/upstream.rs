@@ -92,7 +92,8 @@ impl UpstreamClient {
             Err(_) => Err(GatewayError::UpstreamTimeout("no response headers within the first-byte timeout")),
             Ok(Ok(mut resp)) => {
                 let upstream = std::mem::take(resp.headers_mut());
-                *resp.headers_mut() = allowed_headers(&provider.forwarding.response_headers, &upstream, provider);
+                *resp.headers_mut() =
+                    allowed_headers(&provider.forwarding.response_headers, &upstream, provider, "response headers");
                 Ok(resp)
             }
             Ok(Err(e)) if e.is_connect() => {
@@ -125,7 +126,7 @@ pub fn build_request(
         .body(Full::new(body))
         .map_err(|e| GatewayError::Internal(format!("bad upstream URL {uri}: {e}")))?;
     let headers = req.headers_mut();
-    *headers = allowed_headers(&provider.forwarding.request_headers, client_headers, provider);
+    *headers = allowed_headers(&provider.forwarding.request_headers, client_headers, provider, "client headers");
     for (name, value) in &provider.default_headers {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
             headers.entry(n).or_insert(v);
@@ -156,27 +157,28 @@ pub fn build_request(
 /// spelling of a name slips past; the first admitted value of a name is kept, later ones
 /// are dropped; the kept pairs are re-encoded canonically.
 pub fn forwarded_query(provider: &Provider, query: Option<&str>) -> Option<String> {
-    let mut kept: Vec<(String, String)> = Vec::new();
+    let (mut kept, mut dropped): (Vec<(String, String)>, Vec<String>) = Default::default();
     for (name, value) in query_pairs(query?) {
         let admitted = provider.forwarding.query.get(&name).is_some_and(|values| values.admits(&value));
         if admitted && !kept.iter().any(|(n, _)| *n == name) {
             kept.push((name, value));
         } else {
-            not_forwarded(provider, "client query parameter", &name);
+            dropped.push(name);
         }
     }
+    not_forwarded(provider, "client query parameters", &dropped);
     let pairs: Vec<String> = kept.iter().map(|(n, v)| format!("{}={}", encode(n), encode(v))).collect();
     (!pairs.is_empty()).then(|| pairs.join("&"))
 }
 
 /// The headers of `from` that `list` admits. A name restricted to values is read as a
 /// comma-separated list: its admitted items, each once, become one header.
-fn allowed_headers(list: &AllowList, from: &HeaderMap, provider: &Provider) -> HeaderMap {
-    let mut kept = HeaderMap::new();
+fn allowed_headers(list: &AllowList, from: &HeaderMap, provider: &Provider, what: &str) -> HeaderMap {
+    let (mut kept, mut dropped) = (HeaderMap::new(), Vec::new());
     for name in from.keys() {
         let values = from.get_all(name);
         match list.get(name.as_str()) {
-            None => not_forwarded(provider, "header", name.as_str()),
+            None => dropped.push(name.to_string()),
             Some(Values::Any) => {
                 for v in values {
                     kept.append(name.clone(), v.clone());
@@ -184,22 +186,22 @@ fn allowed_headers(list: &AllowList, from: &HeaderMap, provider: &Provider) -> H
             }
             Some(only) => {
                 let mut items: Vec<&str> = Vec::new();
-                let mut dropped = false;
+                let mut refused = false;
                 for value in values {
                     let Ok(text) = value.to_str() else {
-                        dropped = true;
+                        refused = true;
                         continue;
                     };
                     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
                         if !only.admits(item) {
-                            dropped = true;
+                            refused = true;
                         } else if !items.contains(&item) {
                             items.push(item);
                         }
                     }
                 }
-                if dropped {
-                    not_forwarded(provider, "header value of", name.as_str());
+                if refused {
+                    dropped.push(format!("{name} (some values)"));
                 }
                 if !items.is_empty()
                     && let Ok(v) = HeaderValue::try_from(items.join(","))
@@ -209,13 +211,16 @@ fn allowed_headers(list: &AllowList, from: &HeaderMap, provider: &Provider) -> H
             }
         }
     }
+    not_forwarded(provider, what, &dropped);
     kept
 }
 
-/// Logs (debug) what was dropped: its kind and name, never a value.
-fn not_forwarded(provider: &Provider, what: &str, name: &str) {
-    let name: String = name.chars().take(64).collect();
-    tracing::debug!(provider = %provider.name, name = ?name, "{what} not on the allow-list, dropped");
+/// Logs (debug) what was dropped, by name (each cut to 64 characters), never a value.
+fn not_forwarded(provider: &Provider, what: &str, names: &[String]) {
+    if !names.is_empty() {
+        let names: Vec<String> = names.iter().map(|n| n.chars().take(64).collect()).collect();
+        tracing::debug!(provider = %provider.name, ?names, "{what} not on the allow-list, dropped");
+    }
 }
 
 /// Percent-encodes everything but the unreserved characters (RFC 3986).
@@ -299,12 +304,12 @@ mod tests {
         h.append("x-open", HeaderValue::from_static("2"));
         h.append("openai-organization", HeaderValue::from_static("org"));
         h.append("authorization", HeaderValue::from_static("Bearer XJP_x"));
-        let kept = allowed_headers(&p.forwarding.request_headers, &h, &p);
+        let kept = allowed_headers(&p.forwarding.request_headers, &h, &p, "test");
         assert_eq!(kept.get("anthropic-beta").unwrap(), "a,b");
         assert_eq!(kept.get_all("x-open").iter().count(), 2);
         assert_eq!(kept.len(), 3);
         let mut h = HeaderMap::new();
         h.insert("anthropic-beta", HeaderValue::from_static("context-1m-2025-08-07"));
-        assert!(allowed_headers(&p.forwarding.request_headers, &h, &p).is_empty());
+        assert!(allowed_headers(&p.forwarding.request_headers, &h, &p, "test").is_empty());
     }
 }
