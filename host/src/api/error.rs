@@ -69,9 +69,9 @@ pub enum GatewayError {
     #[error("a request with this Idempotency-Key / X-Request-Id is in progress or already done")]
     DuplicateRequest,
     /// The provider answered with an error status; its body is passed on when it already
-    /// has the client's error shape.
+    /// has the client's error shape, and the headers its allow-list admits (`retry-after`).
     #[error("upstream returned {status}")]
-    UpstreamStatus { status: StatusCode, body: bytes::Bytes },
+    UpstreamStatus { status: StatusCode, body: bytes::Bytes, headers: Box<hyper::HeaderMap> },
     #[error("upstream unreachable: {0}")]
     UpstreamConnect(String),
     #[error("upstream timed out ({0})")]
@@ -145,12 +145,16 @@ impl GatewayError {
     /// The response in the client's API format.
     pub fn to_response(&self, format: ApiFormat) -> hyper::Response<Body> {
         let status = self.status();
-        if let GatewayError::UpstreamStatus { body, .. } = self
-            && let Some(passed) = pass_through(format, body)
-        {
-            return json_response(status, &passed);
+        let GatewayError::UpstreamStatus { body, headers, .. } = self else {
+            return json_response(status, &error_body(format, status, &self.to_string(), self.details()));
+        };
+        let passed = pass_through(format, body);
+        let mut resp =
+            json_response(status, &passed.unwrap_or_else(|| error_body(format, status, &self.to_string(), None)));
+        for (name, value) in headers.iter().filter(|(name, _)| *name != hyper::header::CONTENT_TYPE) {
+            resp.headers_mut().append(name.clone(), value.clone());
         }
-        json_response(status, &error_body(format, status, &self.to_string(), self.details()))
+        resp
     }
 }
 
@@ -261,7 +265,10 @@ mod tests {
     #[test]
     fn upstream_error_passes_through_only_in_shape() {
         let body = bytes::Bytes::from_static(br#"{"error":{"message":"rate limited","type":"rate_limit_error"}}"#);
-        let e = GatewayError::UpstreamStatus { status: StatusCode::TOO_MANY_REQUESTS, body };
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("retry-after", hyper::header::HeaderValue::from_static("7"));
+        let e =
+            GatewayError::UpstreamStatus { status: StatusCode::TOO_MANY_REQUESTS, body, headers: Box::new(headers) };
         assert!(
             pass_through(
                 ApiFormat::OpenaiChat,
@@ -273,5 +280,8 @@ mod tests {
             .is_some()
         );
         assert!(pass_through(ApiFormat::AnthropicMessages, b"<html>bad gateway</html>").is_none());
+        let resp = e.to_response(ApiFormat::AnthropicMessages);
+        assert_eq!(resp.headers()["retry-after"], "7");
+        assert_eq!(resp.headers()["content-type"], "application/json");
     }
 }

@@ -1,6 +1,7 @@
 //! `gateway.toml`: typed with `deny_unknown_fields`, validated with messages that name the
 //! bad key, secrets only from environment variables, reloaded without a restart.
 
+pub mod forwarding;
 pub mod load;
 pub mod routes;
 pub mod settings;
@@ -256,9 +257,19 @@ pub struct ProviderConfig {
     pub first_byte_timeout_ms: u64,
     #[serde(default = "default_between_chunks_ms")]
     pub between_chunks_timeout_ms: u64,
-    /// Headers added when the client did not send them (e.g. `anthropic-version`).
+    /// Headers the gateway sends (e.g. `anthropic-version`); a client's value replaces one
+    /// only when its name is on `forward_headers`.
     #[serde(default)]
     pub default_headers: BTreeMap<String, String>,
+    /// Client request headers the provider may get (`name` or `name=value`); replaces the
+    /// format's default list (`forwarding::default_request_headers`).
+    pub forward_headers: Option<Vec<String>>,
+    /// Client query parameters the provider may get (`name` or `name=value`, compared
+    /// percent-decoded); replaces the format's default list (`forwarding::default_query`).
+    pub forward_query: Option<Vec<String>>,
+    /// Provider response headers the client may get (names); replaces
+    /// `forwarding::DEFAULT_RESPONSE_HEADERS`.
+    pub forward_response_headers: Option<Vec<String>>,
     /// Gemini only: path style, `ai-studio` (`/v1beta/models/...`) or a Vertex prefix.
     #[serde(default)]
     pub gemini_path_prefix: Option<String>,

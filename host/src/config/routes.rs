@@ -1,5 +1,6 @@
 //! The compiled routing table: public model name or alias -> provider + upstream model + price.
 
+use super::forwarding::Forwarding;
 use super::{AuthStyle, Config, PriceConfig};
 use crate::plugins::ApiFormat;
 use crate::plugins::bindings::{FeeRate, LongContextTier, ModelLimits, PriceEntry, TokenRates};
@@ -47,6 +48,8 @@ pub struct Provider {
     pub gemini_path_prefix: String,
     /// OpenAI format: the output-limit field added when a request sets none.
     pub output_limit_field: String,
+    /// What the client may send this provider and get back from it.
+    pub forwarding: Forwarding,
 }
 
 /// A public model and where it goes.
@@ -85,10 +88,11 @@ impl RouteTable {
             .iter()
             .map(|(name, p)| {
                 let credential = p.credential_env.as_deref().and_then(env).filter(|v| !v.is_empty()).map(Secret);
+                let api = p.api.parse().unwrap_or(ApiFormat::OpenaiChat);
                 let provider = Provider {
                     name: name.clone(),
                     base_url: p.base_url.trim_end_matches('/').to_string(),
-                    api: p.api.parse().unwrap_or(ApiFormat::OpenaiChat),
+                    api,
                     credential_env: p.credential_env.clone(),
                     credential,
                     auth: p.auth,
@@ -99,6 +103,7 @@ impl RouteTable {
                     default_headers: p.default_headers.clone(),
                     gemini_path_prefix: p.gemini_path_prefix.clone().unwrap_or_else(|| "/v1beta".into()),
                     output_limit_field: p.output_limit_field.clone().unwrap_or_else(|| "max_completion_tokens".into()),
+                    forwarding: p.forwarding(api).0,
                 };
                 (name.clone(), Arc::new(provider))
             })

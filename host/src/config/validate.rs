@@ -40,8 +40,9 @@ impl Config {
             if !url_ok {
                 errors.push(format!("{key}.base_url: `{}` is not an http(s) URL without a query", p.base_url));
             }
-            if let Err(e) = p.api.parse::<ApiFormat>() {
-                errors.push(format!("{key}.api: {e}"));
+            match p.api.parse::<ApiFormat>() {
+                Ok(api) => errors.extend(p.forwarding(api).1.into_iter().map(|e| format!("{key}.{e}"))),
+                Err(e) => errors.push(format!("{key}.api: {e}")),
             }
             if p.plugin.trim().is_empty() {
                 errors.push(format!("{key}.plugin: must name a plugin file (without .wasm)"));

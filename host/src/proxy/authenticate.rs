@@ -25,10 +25,12 @@ pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String>
 
 /// A query parameter's (percent-decoded) value.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    url_pairs(query).find(|(k, _)| k == name).map(|(_, v)| v)
+    query_pairs(query).find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+/// Every `name=value` pair of a query, both percent-decoded and `+` read as a space (how
+/// the key is found here, and how the upstream phase decides what it forwards).
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k), percent_decode(v))

@@ -126,8 +126,9 @@ async fn bounded(
     }
 }
 
-/// The upstream path and body for the client's request: the upstream model, the output
-/// limit capped (see `api::output_cap`), OpenAI streams asked for their usage.
+/// The upstream path (and the query the provider's allow-list admits) and body for the
+/// client's request: the upstream model, the output limit capped (see `api::output_cap`),
+/// OpenAI streams asked for their usage.
 fn prepare(
     mut client: ClientRequest,
     endpoint: &Endpoint,
@@ -138,6 +139,7 @@ fn prepare(
     let rule =
         CapRule { format: endpoint.format(), openai_field: &route.provider.output_limit_field, limits: route.limits };
     client.cap_output(&rule)?;
+    let query = upstream::forwarded_query(&route.provider, parts.uri.query());
     let mut prepared = Prepared { path: String::new(), body: Bytes::new(), hide_usage_chunk: false, sse: true };
     match endpoint {
         Endpoint::OpenAiChat => {
@@ -153,14 +155,13 @@ fn prepare(
         }
         Endpoint::Gemini { stream, .. } => {
             let action = if *stream { "streamGenerateContent" } else { "generateContent" };
-            let query = upstream::forwardable_query(parts.uri.query());
             prepared.sse = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"));
             let (prefix, model) = (&route.provider.gemini_path_prefix, &route.upstream_model);
             prepared.path = format!("{prefix}/models/{model}:{action}");
-            if let Some(q) = query {
-                prepared.path = format!("{}?{q}", prepared.path);
-            }
         }
+    }
+    if let Some(q) = query {
+        prepared.path = format!("{}?{q}", prepared.path);
     }
     prepared.body = client.into_body(Bytes::new());
     Ok(prepared)
@@ -194,7 +195,8 @@ async fn exchange(
         .record(started.elapsed().as_secs_f64());
     let status = resp.status();
     if respond::is_error_status(status) {
-        let body = respond::read_all(resp.into_body(), provider.between_chunks_timeout).await.unwrap_or_default();
+        let (head, body) = resp.into_parts();
+        let body = respond::read_all(body, provider.between_chunks_timeout).await.unwrap_or_default();
         let usage = routed.plugin.extract_response(format, status.as_u16(), &body).unwrap_or(None);
         let e = if status.is_redirection() {
             GatewayError::UpstreamProtocol(format!(
@@ -202,7 +204,7 @@ async fn exchange(
                 provider.name
             ))
         } else {
-            GatewayError::UpstreamStatus { status, body }
+            GatewayError::UpstreamStatus { status, body, headers: Box::new(head.headers) }
         };
         return failed(e, status.as_u16(), usage);
     }

@@ -21,6 +21,7 @@ mod plugin_golden;
 mod plugin_reload;
 mod price_catalog;
 mod prices_import;
+mod proxy_allowlist;
 mod proxy_credentials;
 mod proxy_endpoints;
 mod proxy_errors;
