@@ -24,6 +24,20 @@ pub fn client_request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The longest model name the gateway accepts (it reaches the ledger).
+const MAX_MODEL: usize = 256;
+
+/// A model name fit to route and to record: 1 to 256 bytes, no control characters.
+pub fn valid_model(model: String) -> Result<String, GatewayError> {
+    if model.is_empty() || model.len() > MAX_MODEL {
+        return Err(GatewayError::InvalidRequest(format!("`model` must be 1 to {MAX_MODEL} bytes")));
+    }
+    if model.chars().any(char::is_control) {
+        return Err(GatewayError::InvalidRequest("`model` must not contain control characters".into()));
+    }
+    Ok(model)
+}
+
 /// Reads the whole request body, refusing more than `limit` bytes.
 pub async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, GatewayError>
 where
@@ -40,5 +54,20 @@ where
             Err(GatewayError::BodyTooLarge { limit })
         }
         Err(e) => Err(GatewayError::InvalidRequest(format!("could not read request body: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_that_reach_a_row_are_bounded() {
+        assert_eq!(valid_model("gpt-4o".into()).unwrap(), "gpt-4o");
+        assert_eq!(valid_model("é".repeat(128)).unwrap().len(), 256);
+        for bad in [String::new(), "a".repeat(257), "gpt\0x".into(), "gpt\u{0}".into(), "a\nb".into(), "\u{7f}".into()]
+        {
+            assert!(matches!(valid_model(bad.clone()), Err(GatewayError::InvalidRequest(_))), "{bad:?}");
+        }
     }
 }

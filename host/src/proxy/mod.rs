@@ -155,6 +155,7 @@ async fn accept_and_run(
             (client.model().ok_or_else(|| GatewayError::InvalidRequest("`model` is required".into()))?, client.stream())
         }
     };
+    let model = accept::valid_model(model)?;
     let bill = Bill {
         request_id: request_id.to_string(),
         client_request_id: accept::client_request_id(&parts.headers),
