@@ -6,6 +6,7 @@
 pub mod insert;
 pub mod lookup;
 pub mod pending;
+pub mod refusal;
 pub mod rollup;
 pub mod row;
 pub mod spool;

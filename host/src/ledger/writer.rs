@@ -2,6 +2,7 @@
 
 use super::insert::insert_batch;
 use super::pending::PendingDebits;
+use super::refusal::{Failure, classify};
 use super::row::TransactionRow;
 use super::spool::Spool;
 use parking_lot::Mutex;
@@ -162,9 +163,15 @@ impl Ledger {
         super::lookup::recorded_costs(&self.db, tenant, request_ids).await
     }
 
-    /// Folds recorded rows into the daily summary until none is left.
+    /// Folds recorded rows into the daily summary until none is left (failures are counted
+    /// in `xjp_rollup_errors_total`).
     pub async fn rollup(&self) -> Result<(), sqlx::Error> {
-        super::rollup::rollup_all(&self.db).await
+        let result = super::rollup::rollup_all(&self.db).await;
+        if let Err(e) = &result {
+            let kind = if classify(e) == Failure::Outage { "outage" } else { "refusal" };
+            metrics::counter!("xjp_rollup_errors_total", "kind" => kind).increment(1);
+        }
+        result
     }
 
     /// Stops accepting rows and waits until every queued row is in the spool and, if
