@@ -3,6 +3,7 @@
 //! down and at start-up. Nothing accepted is lost; nothing is written twice. Every
 //! statement on `billing_transactions` that money decisions rest on lives here.
 
+pub mod bounds;
 pub mod insert;
 pub mod lookup;
 pub mod pending;

@@ -1,5 +1,6 @@
 //! The batch writer: queue -> spool (durable, acknowledged) -> Postgres (idempotent).
 
+use super::bounds::{bound_id, bound_row};
 use super::insert::insert_batch;
 use super::pending::PendingDebits;
 use super::refusal::{Failure, classify};
@@ -125,10 +126,12 @@ impl Ledger {
     /// Queues a row; resolves once it is durable (in the spool). Then the debit it records
     /// may be settled, and [`confirm`](Self::confirm)ed: if the process dies in between,
     /// the row is replayed on restart and the sweeper settles its expired hold from it.
+    /// Its variable-length fields are bounded first (`ledger::bounds`), so it fits a frame.
     pub async fn record(&self, row: TransactionRow) -> Result<(), LedgerError> {
         let tx = self.tx.lock().clone().ok_or(LedgerError::Closed)?;
         let (durable, done) = oneshot::channel();
-        tx.send(Submit::Record { row: Box::new(row), durable }).await.map_err(|_| LedgerError::Closed)?;
+        let row = Box::new(bound_row(row));
+        tx.send(Submit::Record { row, durable }).await.map_err(|_| LedgerError::Closed)?;
         metrics::gauge!("xjp_ledger_queue_depth").set((tx.max_capacity() - tx.capacity()) as f64);
         done.await.map_err(|_| LedgerError::Closed)
     }
@@ -137,7 +140,8 @@ impl Ledger {
     pub async fn confirm(&self, tenant: Uuid, request_id: &str, settled_cost: Option<i64>) {
         let tx = self.tx.lock().clone();
         if let Some(tx) = tx {
-            let _ = tx.send(Submit::Confirm { key: (tenant, request_id.to_string()), settled_cost }).await;
+            let key = (tenant, bound_id(request_id).into_owned());
+            let _ = tx.send(Submit::Confirm { key, settled_cost }).await;
         }
     }
 
@@ -160,7 +164,13 @@ impl Ledger {
         tenant: Uuid,
         request_ids: &[String],
     ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-        super::lookup::recorded_costs(&self.db, tenant, request_ids).await
+        // Rows carry bounded ids (unchanged up to 256 bytes: every id the edge accepts).
+        let bounded: Vec<String> = request_ids.iter().map(|id| bound_id(id).into_owned()).collect();
+        let found = super::lookup::recorded_costs(&self.db, tenant, &bounded).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(id, cost)| Some((request_ids[bounded.iter().position(|b| *b == id)?].clone(), cost)))
+            .collect())
     }
 
     /// Folds recorded rows into the daily summary until none is left (failures are counted
@@ -334,9 +344,13 @@ impl Writer {
                 return;
             }
         };
-        // Rows still waiting for their settlement must not reach Postgres yet.
-        let rows: Vec<TransactionRow> =
-            rows.into_iter().filter(|r| !self.awaiting.contains_key(&(r.tenant_id, r.request_id.clone()))).collect();
+        // Rows still waiting for their settlement must not reach Postgres yet. Rows are
+        // bounded again: a spool written by an older version may hold longer ones.
+        let rows: Vec<TransactionRow> = rows
+            .into_iter()
+            .map(bound_row)
+            .filter(|r| !self.awaiting.contains_key(&(r.tenant_id, r.request_id.clone())))
+            .collect();
         for chunk in rows.chunks(self.config.max_batch.max(1)) {
             match self.insert_locked(chunk).await {
                 Ok(_) => {}
