@@ -4,6 +4,7 @@
 //! statement on `billing_transactions` that money decisions rest on lives here.
 
 pub mod bounds;
+pub mod dead_letter;
 pub mod insert;
 pub mod lookup;
 pub mod pending;
@@ -11,6 +12,7 @@ pub mod refusal;
 pub mod rollup;
 pub mod row;
 pub mod spool;
+pub mod unrecorded;
 pub mod writer;
 
 pub use lookup::LedgerBalance;
