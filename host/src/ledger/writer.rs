@@ -338,14 +338,17 @@ impl Writer {
 
     /// Sets aside a row Postgres refused: a placeholder (its money, `needs_review`, no client
     /// text) goes to `billing_transactions`, the row itself to `ledger_dead_letters`. Its
-    /// debit then stops being pending, as on commit. With the placeholder in Postgres a
-    /// balance rebuilt from Postgres subtracts the cost as for any row. If Postgres refuses
-    /// even the placeholder (dead letter only, `placeholder = false`), the debit is in no
-    /// table a rebuild reads: a tenant whose Redis account is rebuilt gets that money back
-    /// until an operator records it — keeping it pending instead would only hold it until
-    /// this process exits, and would leave the dead letter's money counted nowhere durable
-    /// either. Fails as an outage when Postgres is unavailable, or when the placeholder meets
-    /// the same refusal (then the database refuses every row, not this one).
+    /// debit then stops being pending, as on commit, under the tenant's shared lock.
+    ///
+    /// What a balance rebuilt from Postgres then sees: with the placeholder, the cost among
+    /// the recorded debits, as for any row. Without it (Postgres refused even the
+    /// placeholder: dead letter only, `placeholder = false`), the debit is in no table the
+    /// rebuild reads, so a tenant whose Redis account is rebuilt gets that money back until
+    /// an operator records it from the dead letter. Keeping it pending instead would hold it
+    /// against the balance only until this process exits.
+    ///
+    /// Fails as an outage when Postgres is unavailable, or when the placeholder meets the
+    /// same refusal (then the database refuses every row, not this one).
     async fn dead_letter(&mut self, row: &TransactionRow, error: sqlx::Error) -> Result<(), sqlx::Error> {
         let pending = self.pending.clone();
         let _shared = pending.lock(row.tenant_id).read().await;
