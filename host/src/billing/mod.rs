@@ -87,7 +87,7 @@ impl Billing {
         });
         every(Arc::downgrade(self), rollup_every, |b| async move {
             if let Err(e) = b.ledger.rollup().await {
-                tracing::debug!(error = %e, "rollup skipped");
+                tracing::error!(error = %e, "rollup failed");
             }
         });
     }

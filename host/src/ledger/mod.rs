@@ -3,13 +3,17 @@
 //! down and at start-up. Nothing accepted is lost; nothing is written twice. Every
 //! statement on `billing_transactions` that money decisions rest on lives here.
 
+pub mod bounds;
+pub mod dead_letter;
 pub mod insert;
 pub mod lookup;
 pub mod pending;
 pub mod queries;
+pub mod refusal;
 pub mod rollup;
 pub mod row;
 pub mod spool;
+pub mod unrecorded;
 pub mod writer;
 
 pub use lookup::LedgerBalance;

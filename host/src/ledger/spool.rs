@@ -10,8 +10,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const HEADER: usize = 8;
-/// Frames larger than this are corrupt by definition.
-const MAX_FRAME: u32 = 16 << 20;
+/// Frames larger than this are corrupt by definition (a row is bounded well below it before
+/// it is spooled: `ledger::bounds::MAX_ROW_BYTES`).
+pub const MAX_FRAME: u32 = 16 << 20;
 
 /// Spool errors (disk full, permissions): the writer keeps retrying and reports them.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,8 @@ pub enum SpoolError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("spool record is not a transaction: {0}")]
     Decode(String),
+    #[error("spool record of {0} bytes is larger than a frame")]
+    TooLarge(usize),
 }
 
 /// The spool file.
@@ -74,6 +77,10 @@ impl Spool {
         let mut buf = Vec::with_capacity(rows.len() * 512);
         for row in rows {
             let payload = serde_json::to_vec(row).map_err(|e| SpoolError::Decode(e.to_string()))?;
+            // Never written: on open it would read as a torn tail and take every later frame.
+            if payload.len() > MAX_FRAME as usize {
+                return Err(SpoolError::TooLarge(payload.len()));
+            }
             buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             buf.extend_from_slice(&crc(&payload).to_le_bytes());
             buf.extend_from_slice(&payload);

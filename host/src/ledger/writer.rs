@@ -1,14 +1,18 @@
 //! The batch writer: queue -> spool (durable, acknowledged) -> Postgres (idempotent).
 
+use super::bounds::{bound_id, bound_row};
+use super::dead_letter;
 use super::insert::insert_batch;
 use super::pending::PendingDebits;
+use super::refusal::{Failure, blames_the_database, classify, sqlstate};
 use super::row::TransactionRow;
 use super::spool::Spool;
+use super::unrecorded::Unrecorded;
 use parking_lot::Mutex;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -87,6 +91,9 @@ struct Writer {
     ready: Vec<TransactionRow>,
     /// Confirmed, Redis-debited rows not yet in Postgres: key -> cost.
     uncommitted: HashMap<RowKey, i64>,
+    /// Spooled rows not in Postgres yet, by the time they were accepted (shared with the
+    /// gauge ticker).
+    unrecorded: Arc<Mutex<Unrecorded<RowKey>>>,
     /// Postgres failed; everything since is only in the spool.
     backlog: bool,
     last_attempt: Instant,
@@ -110,9 +117,16 @@ impl Ledger {
             awaiting: HashMap::new(),
             ready: Vec::new(),
             uncommitted: HashMap::new(),
+            unrecorded: Arc::default(),
             backlog: !leftover.is_empty(),
             last_attempt: Instant::now() - Duration::from_secs(3600),
         };
+        // Rows a previous run left count as accepted now (their spooling time is not kept).
+        let now = Instant::now();
+        for row in &leftover {
+            writer.unrecorded.lock().accepted((row.tenant_id, bound_id(&row.request_id).into_owned()), now);
+        }
+        spawn_gauge_ticker(writer.config.retry_interval, tx.downgrade(), Arc::downgrade(&writer.unrecorded));
         if !leftover.is_empty() {
             tracing::info!(rows = leftover.len(), "replaying ledger spool from a previous run");
             writer.replay().await;
@@ -124,10 +138,12 @@ impl Ledger {
     /// Queues a row; resolves once it is durable (in the spool). Then the debit it records
     /// may be settled, and [`confirm`](Self::confirm)ed: if the process dies in between,
     /// the row is replayed on restart and the sweeper settles its expired hold from it.
+    /// Its variable-length fields are bounded first (`ledger::bounds`), so it fits a frame.
     pub async fn record(&self, row: TransactionRow) -> Result<(), LedgerError> {
         let tx = self.tx.lock().clone().ok_or(LedgerError::Closed)?;
         let (durable, done) = oneshot::channel();
-        tx.send(Submit::Record { row: Box::new(row), durable }).await.map_err(|_| LedgerError::Closed)?;
+        let row = Box::new(bound_row(row));
+        tx.send(Submit::Record { row, durable }).await.map_err(|_| LedgerError::Closed)?;
         metrics::gauge!("xjp_ledger_queue_depth").set((tx.max_capacity() - tx.capacity()) as f64);
         done.await.map_err(|_| LedgerError::Closed)
     }
@@ -136,7 +152,8 @@ impl Ledger {
     pub async fn confirm(&self, tenant: Uuid, request_id: &str, settled_cost: Option<i64>) {
         let tx = self.tx.lock().clone();
         if let Some(tx) = tx {
-            let _ = tx.send(Submit::Confirm { key: (tenant, request_id.to_string()), settled_cost }).await;
+            let key = (tenant, bound_id(request_id).into_owned());
+            let _ = tx.send(Submit::Confirm { key, settled_cost }).await;
         }
     }
 
@@ -159,12 +176,24 @@ impl Ledger {
         tenant: Uuid,
         request_ids: &[String],
     ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-        super::lookup::recorded_costs(&self.db, tenant, request_ids).await
+        // Rows carry bounded ids (unchanged up to 256 bytes: every id the edge accepts).
+        let bounded: Vec<String> = request_ids.iter().map(|id| bound_id(id).into_owned()).collect();
+        let found = super::lookup::recorded_costs(&self.db, tenant, &bounded).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(id, cost)| Some((request_ids[bounded.iter().position(|b| *b == id)?].clone(), cost)))
+            .collect())
     }
 
-    /// Folds recorded rows into the daily summary until none is left.
+    /// Folds recorded rows into the daily summary until none is left (failures are counted
+    /// in `xjp_rollup_errors_total`).
     pub async fn rollup(&self) -> Result<(), sqlx::Error> {
-        super::rollup::rollup_all(&self.db).await
+        let result = super::rollup::rollup_all(&self.db).await;
+        if let Err(e) = &result {
+            let kind = if classify(e) == Failure::Outage { "outage" } else { "refusal" };
+            metrics::counter!("xjp_rollup_errors_total", "kind" => kind).increment(1);
+        }
+        result
     }
 
     /// Stops accepting rows and waits until every queued row is in the spool and, if
@@ -207,10 +236,12 @@ impl Writer {
             if self.backlog && self.last_attempt.elapsed() >= self.config.retry_interval {
                 self.replay().await;
             }
+            report_gauges(rx.len(), &self.unrecorded.lock());
         }
         if self.backlog {
             self.replay().await;
         }
+        report_gauges(0, &self.unrecorded.lock());
         tracing::info!(backlog = self.backlog, "ledger writer stopped");
     }
 
@@ -245,9 +276,14 @@ impl Writer {
                 }
             }
             self.report_spool();
+            let now = Instant::now();
+            let mut unrecorded = self.unrecorded.lock();
             for row in rows.iter() {
-                self.awaiting.insert((row.tenant_id, row.request_id.clone()), row.clone());
+                let key = (row.tenant_id, row.request_id.clone());
+                unrecorded.accepted(key.clone(), now);
+                self.awaiting.insert(key, row.clone());
             }
+            drop(unrecorded);
             for ack in acks {
                 let _ = ack.send(());
             }
@@ -266,9 +302,8 @@ impl Writer {
         }
         self.last_attempt = Instant::now();
         let ready = std::mem::take(&mut self.ready);
-        let result = self.insert_locked(&ready).await;
-        match result {
-            Ok(_) => {
+        match self.insert_all(&ready).await {
+            Ok(()) => {
                 let len = self.spool.lock().expect("spool lock").len();
                 if len >= self.config.compact_bytes && self.awaiting.is_empty() {
                     self.clear_spool().await;
@@ -278,6 +313,81 @@ impl Writer {
                 tracing::warn!(error = %e, rows = ready.len(), "postgres unavailable; rows stay in the spool until it returns");
                 self.backlog = true;
             }
+        }
+    }
+
+    /// Inserts rows. A batch Postgres refuses (a value, not an outage: `ledger::refusal`) is
+    /// halved until each refused row is alone; every other row is inserted and each refused
+    /// one is set aside ([`dead_letter`](Self::dead_letter)). Fails only on an outage: what
+    /// was inserted before it stays, the rest is retried from the spool.
+    async fn insert_all(&mut self, rows: &[TransactionRow]) -> Result<(), sqlx::Error> {
+        let mut todo = vec![rows];
+        while let Some(part) = todo.pop() {
+            let Err(e) = self.insert_locked(part).await else { continue };
+            match (classify(&e), part) {
+                (Failure::Outage, _) => return Err(e),
+                (Failure::Refusal, [row]) => self.dead_letter(row, e).await?,
+                (Failure::Refusal, _) => {
+                    let (first, second) = part.split_at(part.len() / 2);
+                    todo.extend([second, first]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets aside a row Postgres refused: a placeholder (its money, `needs_review`, no client
+    /// text) goes to `billing_transactions`, the row itself to `ledger_dead_letters`. Its
+    /// debit then stops being pending, as on commit, under the tenant's shared lock.
+    ///
+    /// What a balance rebuilt from Postgres then sees: with the placeholder, the cost among
+    /// the recorded debits, as for any row. Without it (Postgres refused even the
+    /// placeholder: dead letter only, `placeholder = false`), the debit is in no table the
+    /// rebuild reads, so a tenant whose Redis account is rebuilt gets that money back until
+    /// an operator records it from the dead letter. Keeping it pending instead would hold it
+    /// against the balance only until this process exits.
+    ///
+    /// Fails as an outage when Postgres is unavailable, or when the placeholder meets the
+    /// same refusal (then the database refuses every row, not this one).
+    async fn dead_letter(&mut self, row: &TransactionRow, error: sqlx::Error) -> Result<(), sqlx::Error> {
+        let pending = self.pending.clone();
+        let _shared = pending.lock(row.tenant_id).read().await;
+        let key = (row.tenant_id, row.request_id.clone());
+        let substitute = dead_letter::placeholder(row, &error);
+        let kept = match insert_batch(&self.db, std::slice::from_ref(&substitute)).await {
+            Ok(inserted) => {
+                metrics::counter!("xjp_ledger_rows_written_total").increment(inserted);
+                self.settle_pending(&key);
+                true
+            }
+            Err(e) if classify(&e) == Failure::Outage || blames_the_database(&error, &e) => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %dead_letter::error_text(&e), "postgres refused a dead-lettered row's placeholder too");
+                false
+            }
+        };
+        let new = dead_letter::store(&self.db, row, &error, kept).await?;
+        self.settle_pending(&key);
+        self.unrecorded.lock().recorded(&key);
+        if new {
+            metrics::counter!("xjp_ledger_dead_letters_total", "placeholder" => kept.to_string()).increment(1);
+            tracing::error!(
+                tenant = %row.tenant_id,
+                request_id = ?dead_letter::sanitize(&row.request_id),
+                sqlstate = sqlstate(&error).as_deref().unwrap_or("none"),
+                error = %dead_letter::error_text(&error),
+                cost_nano = row.cost_nano,
+                placeholder = kept,
+                "postgres refused a ledger row; it is in ledger_dead_letters"
+            );
+        }
+        Ok(())
+    }
+
+    /// The row's debit is recorded (or set aside for good): it is no longer pending.
+    fn settle_pending(&mut self, key: &RowKey) {
+        if let Some(cost) = self.uncommitted.remove(key) {
+            self.pending.recorded(key.0, cost);
         }
     }
 
@@ -306,10 +416,12 @@ impl Writer {
     fn committed(&mut self, rows: &[TransactionRow], inserted: u64) {
         metrics::counter!("xjp_ledger_rows_written_total").increment(inserted);
         metrics::counter!("xjp_ledger_duplicates_total").increment(rows.len() as u64 - inserted.min(rows.len() as u64));
+        let unrecorded = self.unrecorded.clone();
+        let mut unrecorded = unrecorded.lock();
         for row in rows {
-            if let Some(cost) = self.uncommitted.remove(&(row.tenant_id, row.request_id.clone())) {
-                self.pending.recorded(row.tenant_id, cost);
-            }
+            let key = (row.tenant_id, row.request_id.clone());
+            self.settle_pending(&key);
+            unrecorded.recorded(&key);
         }
     }
 
@@ -327,16 +439,17 @@ impl Writer {
                 return;
             }
         };
-        // Rows still waiting for their settlement must not reach Postgres yet.
-        let rows: Vec<TransactionRow> =
-            rows.into_iter().filter(|r| !self.awaiting.contains_key(&(r.tenant_id, r.request_id.clone()))).collect();
+        // Rows still waiting for their settlement must not reach Postgres yet. Rows are
+        // bounded again: a spool written by an older version may hold longer ones.
+        let rows: Vec<TransactionRow> = rows
+            .into_iter()
+            .map(bound_row)
+            .filter(|r| !self.awaiting.contains_key(&(r.tenant_id, r.request_id.clone())))
+            .collect();
         for chunk in rows.chunks(self.config.max_batch.max(1)) {
-            match self.insert_locked(chunk).await {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "postgres still unavailable");
-                    return;
-                }
+            if let Err(e) = self.insert_all(chunk).await {
+                tracing::debug!(error = %e, "postgres still unavailable");
+                return;
             }
         }
         metrics::counter!("xjp_ledger_replays_total").increment(1);
@@ -362,4 +475,24 @@ impl Writer {
         let len = self.spool.lock().expect("spool lock").len();
         metrics::gauge!("xjp_ledger_spool_bytes").set(len as f64);
     }
+}
+
+/// Rows queued for the writer, and how long the oldest accepted (spooled) row has waited
+/// for Postgres: 0 when every spooled row is in Postgres, growing while the ledger is stuck.
+fn report_gauges(queued: usize, unrecorded: &Unrecorded<RowKey>) {
+    metrics::gauge!("xjp_ledger_queue_depth").set(queued as f64);
+    metrics::gauge!("xjp_ledger_oldest_unrecorded_seconds").set(unrecorded.oldest_age().as_secs_f64());
+}
+
+/// Reports the gauges every `every` (the retry interval) besides after each batch: the
+/// writer itself may wait on Postgres for seconds (a pool acquire in an outage), or on an
+/// empty queue. Ends with the writer.
+fn spawn_gauge_ticker(every: Duration, queue: mpsc::WeakSender<Submit>, unrecorded: Weak<Mutex<Unrecorded<RowKey>>>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let (Some(tx), Some(unrecorded)) = (queue.upgrade(), unrecorded.upgrade()) else { return };
+            report_gauges(tx.max_capacity() - tx.capacity(), &unrecorded.lock());
+        }
+    });
 }
