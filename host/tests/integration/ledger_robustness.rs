@@ -385,26 +385,20 @@ async fn a_client_cannot_stop_the_ledger_through_the_gateway() {
     let mock = mock().await;
     let gw = TestGateway::start(&mock.base_url()).await;
     let chat = format!("{}/v1/chat/completions", gw.url);
-    // A model name with a NUL (the row is refused by Postgres), one of 3 KB (bounded).
+    // A model name with a NUL and one of 3 KB are refused at the edge (400, no row): the
+    // ledger-level defences behind it are tested directly above.
     let nul = post(&chat, &gw.key, r#"{"model":"gpt-4o-mini\u0000x","messages":[]}"#).await;
-    assert!((400..500).contains(&nul.status), "{}", nul.status);
+    assert_eq!(nul.status, 400);
     let long = long_model("gateway");
     let body = format!(r#"{{"model":"{long}","messages":[]}}"#);
-    assert!((400..500).contains(&post(&chat, &gw.key, &body).await.status));
+    assert_eq!(post(&chat, &gw.key, &body).await.status, 400);
     for _ in 0..3 {
         assert_eq!(post(&chat, &gw.key, &CHAT).await.status, 200);
     }
-    let (rows, _, dead) = wait_counts(&gw.gw.db, gw.tenant, 5, 1, Duration::from_secs(10)).await;
-    assert_eq!((rows, dead), (5, 1));
-    let served: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM billing_transactions WHERE tenant_id = $1 AND status = 'ok'")
-            .bind(gw.tenant)
-            .fetch_one(&gw.gw.db)
-            .await
-            .unwrap();
-    assert_eq!(served, 3);
+    let (rows, _, dead) = wait_counts(&gw.gw.db, gw.tenant, 3, 0, Duration::from_secs(10)).await;
+    assert_eq!((rows, dead), (3, 0));
 
-    // The gateway's own rollup (every 500 ms) folds every row, the long name included.
+    // The gateway's own rollup (every 500 ms) folds every row.
     let start = Instant::now();
     while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM billing_transactions WHERE NOT rolled_up")
         .fetch_one(&gw.gw.db)
@@ -415,17 +409,10 @@ async fn a_client_cannot_stop_the_ledger_through_the_gateway() {
         assert!(start.elapsed() < Duration::from_secs(10), "rows stay un-rolled-up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let models: Vec<String> = sqlx::query_scalar("SELECT model FROM tenant_billing_summary WHERE tenant_id = $1")
-        .bind(gw.tenant)
-        .fetch_all(&gw.gw.db)
-        .await
-        .unwrap();
-    assert!(models.iter().any(|m| m.starts_with(&long[..100]) && m.len() <= MAX_NAME_BYTES), "{models:?}");
-    assert!(models.iter().any(|m| m == PLACEHOLDER_TEXT), "{models:?}");
 
-    // /metrics: one dead letter, no rollup error, gauges back at 0.
+    // /metrics: no dead letter, no rollup error, gauges back at 0.
     let text = send("GET", &format!("{}/metrics", gw.url), &[], "").await.text();
-    assert_eq!(parse_metric(&text, "xjp_ledger_dead_letters_total"), 1.0);
+    assert_eq!(parse_metric(&text, "xjp_ledger_dead_letters_total"), 0.0);
     assert_eq!(parse_metric(&text, "xjp_rollup_errors_total"), 0.0);
     assert!(text.contains("xjp_ledger_oldest_unrecorded_seconds") && text.contains("xjp_ledger_queue_depth"));
     wait_gauges_zero(ledger_gauges).await;
