@@ -54,7 +54,15 @@ pub async fn credit(gw: &Gateway, tenant: Uuid, kind: CreditKind, req: Request<I
             }
             StatusCode::CREATED
         }
-        CreditInsert::Existing { amount_nano: existing, .. } if existing == amount_nano => StatusCode::OK,
+        // A retry: apply it if an earlier attempt's Redis step failed (idempotent by marker).
+        CreditInsert::Existing { amount_nano: existing, age, .. } if existing == amount_nano => {
+            if age < crate::billing::Balances::credit_marker_ttl() - std::time::Duration::from_secs(3600)
+                && let Err(e) = gw.billing.balances.credit(tenant, &body.id, amount_nano).await
+            {
+                tracing::warn!(%tenant, error = %e, "credit recorded but not applied to the live balance yet");
+            }
+            StatusCode::OK
+        }
         CreditInsert::Existing { .. } => {
             return Err(ApiError::Conflict("this credit id was already used with a different amount".into()));
         }

@@ -20,6 +20,7 @@ static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/l
 static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/credit.lua")));
 static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
 static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
+static RESYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resync.lua")));
 
 /// How long a finished request's state (its idempotency record) is kept in Redis.
 const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -198,8 +199,8 @@ impl Balances {
     pub async fn load(&self, tenant: Uuid) -> Result<(), BalanceError> {
         let db_err = |e: sqlx::Error| BalanceError::Database(e.to_string());
         let _exclusive = self.pending.lock(tenant).write().await;
-        let balance = crate::ledger::lookup::balance(&self.db, tenant).await.map_err(db_err)?.balance_nano;
-        let recent = crate::db::credits::recent_ids(&self.db, tenant, RECENT_CREDIT_WINDOW).await.map_err(db_err)?;
+        let (balance, recent) =
+            crate::ledger::lookup::balance_for_load(&self.db, tenant, RECENT_CREDIT_WINDOW).await.map_err(db_err)?;
         let unrecorded = self.pending.get(tenant);
         let k = keys(tenant);
         let mut invocation = LOAD.key(&k.account);
@@ -217,17 +218,33 @@ impl Balances {
         Ok(())
     }
 
-    /// Applies a credit that was just inserted into Postgres (once).
+    /// Applies a credit recorded in Postgres to the live balance, once: a credit already
+    /// applied (or counted by a load) is not applied again. An account not loaded yet is
+    /// loaded first (the load counts the credit, or the retry applies it), so a credit racing
+    /// a load is never lost. Returns whether this call applied it.
     pub async fn credit(&self, tenant: Uuid, credit_id: &str, amount: i64) -> Result<bool, BalanceError> {
-        let mut conn = self.conn().await?;
-        let applied: i64 = CREDIT
-            .key(keys(tenant).account)
-            .key(credit_key(tenant, credit_id))
-            .arg(amount)
-            .arg(CREDIT_MARKER_TTL_SECS)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(applied == 1)
+        for _ in 0..3 {
+            let mut conn = self.conn().await?;
+            let code: i64 = CREDIT
+                .key(keys(tenant).account)
+                .key(credit_key(tenant, credit_id))
+                .arg(amount)
+                .arg(CREDIT_MARKER_TTL_SECS)
+                .invoke_async(&mut conn)
+                .await?;
+            match code {
+                1 => return Ok(true),
+                0 => return Ok(false),
+                _ => self.load(tenant).await?,
+            }
+        }
+        Err(BalanceError::Redis("account would not stay loaded".into()))
+    }
+
+    /// How long a credit stays marked as applied: a retry older than this cannot tell
+    /// whether it was applied, and is left to the next rebuild.
+    pub fn credit_marker_ttl() -> Duration {
+        Duration::from_secs(CREDIT_MARKER_TTL_SECS)
     }
 
     /// The live balance (without loading it).
@@ -318,6 +335,31 @@ impl Balances {
             invocation.arg(rid);
         }
         Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// For a settlement that failed while Redis was unreachable: registers its debit as
+    /// unrecorded (so any load counts it until its row is in Postgres). Call once.
+    pub async fn settle_failed(&self, tenant: Uuid, cost: i64) {
+        let _shared = self.pending.lock(tenant).read().await;
+        self.pending.add(tenant, cost.max(0));
+    }
+
+    /// Once Redis answers again: drops the failed request's hold, records its state and
+    /// marks the account for a rebuild (see `lua/resync.lua`).
+    pub async fn resync(&self, tenant: Uuid, request_id: &str, cost: i64) -> Result<(), BalanceError> {
+        let k = keys(tenant);
+        let mut conn = self.conn().await?;
+        let _: i64 = RESYNC
+            .key(&k.account)
+            .key(&k.holds)
+            .key(&k.expiry)
+            .key(request_key(tenant, request_id))
+            .arg(request_id)
+            .arg(cost.max(0))
+            .arg(REQUEST_STATE_TTL_SECS)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// The hold TTL.

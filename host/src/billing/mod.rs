@@ -8,6 +8,7 @@ pub mod bill;
 pub mod ending;
 pub mod record;
 pub mod reserve;
+pub mod resync;
 pub mod running;
 pub mod settle;
 pub mod sweeper;
@@ -30,6 +31,8 @@ pub struct Billing {
     pub ledger: Ledger,
     /// Holds of requests running here, renewed while they run.
     pub running: running::RunningHolds,
+    /// Settlements that failed while Redis was unreachable, applied when it returns.
+    pub resyncs: resync::Resyncs,
     /// The `[billing]` policies are read from here at each use (reloadable).
     settings: LiveSettings,
     /// Settle-and-record tasks (waited for at shutdown, before the ledger flushes).
@@ -55,7 +58,8 @@ impl Billing {
         let ledger = Ledger::start(db.clone(), ledger, pending.clone()).await?;
         let balances = Balances::new(redis, db, pending, hold_ttl);
         let running = running::RunningHolds::default();
-        Ok(Arc::new(Billing { balances, ledger, running, settings, tasks: TaskTracker::new() }))
+        let (resyncs, tasks) = (resync::Resyncs::default(), TaskTracker::new());
+        Ok(Arc::new(Billing { balances, ledger, running, resyncs, settings, tasks }))
     }
 
     /// Phase 4: estimates, prices and holds for a routed bill (see [`reserve::reserve`]).
@@ -81,6 +85,7 @@ impl Billing {
         let renew_every = (self.balances.hold_ttl() / 3).max(Duration::from_millis(100));
         every(Arc::downgrade(self), renew_every, |b| async move { b.running.renew(&b.balances).await });
         every(Arc::downgrade(self), sweep_every, |b| async move {
+            b.resyncs.run(&b.balances).await;
             if let Err(e) = sweeper::sweep_once(&b.balances, &b.ledger).await {
                 tracing::debug!(error = %e, "hold sweep skipped");
             }

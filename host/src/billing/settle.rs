@@ -61,8 +61,9 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
     billing.ledger.confirm(tenant, &bill.request_id, settled.then_some(cost_nano)).await;
 }
 
-/// Turns the hold into the debit, retrying briefly; if Redis stays down the hold expires
-/// and the sweeper settles it from the recorded row. Returns whether Redis was debited.
+/// Turns the hold into the debit, retrying briefly; if Redis stays down the debit is
+/// registered as unrecorded and resynced when Redis returns (`resync`). Returns whether the
+/// debit is accounted for (applied, or registered), which the ledger's confirmation needs.
 async fn settle(billing: &Billing, tenant: Uuid, request_id: &str, hold: Option<Hold>, cost: i64) -> bool {
     if hold.is_none() && cost == 0 {
         return false;
@@ -74,7 +75,10 @@ async fn settle(billing: &Billing, tenant: Uuid, request_id: &str, hold: Option<
             Ok(super::Settlement::Settled { .. }) => return true,
             Ok(super::Settlement::AlreadySettled) => return false,
             Err(e) if attempt == 3 => {
-                tracing::error!(request_id, error = %e, "could not settle in Redis; the sweeper will settle from the ledger");
+                tracing::error!(request_id, error = %e, "could not settle in Redis; resyncing when it returns");
+                billing.balances.settle_failed(tenant, cost).await;
+                billing.resyncs.push(tenant, request_id, cost);
+                return true;
             }
             Err(_) => {
                 tokio::time::sleep(delay).await;

@@ -24,8 +24,8 @@ impl CreditKind {
 pub enum CreditInsert {
     /// New: apply it to the live balance.
     Inserted,
-    /// The id was used before, with this kind and amount.
-    Existing { kind: String, amount_nano: i64 },
+    /// The id was used before, with this kind and amount, this long ago.
+    Existing { kind: String, amount_nano: i64, age: std::time::Duration },
 }
 
 /// Inserts a credit unless its id exists for the tenant.
@@ -51,21 +51,13 @@ pub async fn insert(
     if inserted == 1 {
         return Ok(CreditInsert::Inserted);
     }
-    let (kind, amount_nano): (String, i64) =
-        sqlx::query_as("SELECT kind, amount_nano FROM credits WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant)
-            .bind(id)
-            .fetch_one(db)
-            .await?;
-    Ok(CreditInsert::Existing { kind, amount_nano })
-}
-
-/// Ids of the tenant's credits inserted within `window` (marked as counted when a balance
-/// is loaded, so their own credit call does not apply them twice).
-pub async fn recent_ids(db: &PgPool, tenant: Uuid, window: std::time::Duration) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - make_interval(secs => $2)")
-        .bind(tenant)
-        .bind(window.as_secs_f64())
-        .fetch_all(db)
-        .await
+    let (kind, amount_nano, age_secs): (String, i64, f64) = sqlx::query_as(
+        "SELECT kind, amount_nano, EXTRACT(EPOCH FROM now() - created_at)::float8 FROM credits WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_one(db)
+    .await?;
+    let age = std::time::Duration::from_secs_f64(age_secs.max(0.0));
+    Ok(CreditInsert::Existing { kind, amount_nano, age })
 }

@@ -24,6 +24,26 @@ pub async fn balance(db: &PgPool, tenant: Uuid) -> Result<LedgerBalance, sqlx::E
     Ok(LedgerBalance { credits_nano, debits_nano, balance_nano: credits_nano - debits_nano })
 }
 
+/// What loading a balance reads, in one statement (one snapshot): credits − recorded debits,
+/// and the ids of the credits inserted within `window` (counted in that balance, so their own
+/// credit call must not apply them again). Two statements could see a credit inserted
+/// between them in one and not the other, and lose it.
+pub async fn balance_for_load(
+    db: &PgPool,
+    tenant: Uuid,
+    window: std::time::Duration,
+) -> Result<(i64, Vec<String>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
+              - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT, \
+                ARRAY(SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - make_interval(secs => $2))",
+    )
+    .bind(tenant)
+    .bind(window.as_secs_f64())
+    .fetch_one(db)
+    .await
+}
+
 /// The ids among `request_ids` that have a row, with the row's cost.
 pub async fn recorded_costs(
     db: &PgPool,

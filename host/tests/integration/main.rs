@@ -16,6 +16,7 @@ mod money_holds;
 mod money_idempotency;
 mod money_outages;
 mod money_overdraft;
+mod money_resync;
 mod openapi;
 mod plugin_faults;
 mod plugin_golden;

@@ -1,10 +1,10 @@
 -- Apply a freshly inserted credit (top-up or adjustment) once.
 -- KEYS[1] account hash, KEYS[2] the credit's marker key. ARGV[1] amount (nano-USD, may be
--- negative), ARGV[2] marker ttl (s). An account not loaded yet is left alone (loading
--- reads the credit from Postgres); a credit already counted by loading has its marker set.
--- Returns 1 applied, 0 not applied.
+-- negative), ARGV[2] marker ttl (s). A credit already applied, or counted by loading, has
+-- its marker set.
+-- Returns 1 applied, 0 already applied or counted, -1 account not loaded (load, then retry).
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
-  return 0
+  return -1
 end
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[2])) then
   return 0

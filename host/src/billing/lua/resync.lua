@@ -1,0 +1,15 @@
+-- A settlement that could not be applied while Redis was unreachable (its row is recorded,
+-- its debit registered as unrecorded): drop the request's hold, record its state, and mark
+-- the account for a rebuild from Postgres, which counts the debit exactly once (recorded,
+-- or still pending in this gateway). Applying the debit itself instead could count it twice
+-- if the account was rebuilt in between.
+-- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset, KEYS[4] the request's
+-- state key. ARGV[1] request id, ARGV[2] cost, ARGV[3] state ttl (s). Returns 1.
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+redis.call('SET', KEYS[4], 'settled:' .. ARGV[2], 'EX', tonumber(ARGV[3]))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'loaded', '0')
+end
+return 1

@@ -1,0 +1,103 @@
+//! A settlement that cannot reach Redis is not lost: its debit is registered as unrecorded,
+//! and once Redis answers the request's hold is dropped and the account rebuilt from
+//! Postgres, so the live balance equals the ledger to the nano-USD. Top-ups are never lost
+//! from the live balance either: not when their Redis step failed, not when retried.
+
+use crate::common;
+
+use common::harness::{Options, TestGateway};
+use common::money::{CHAT, assert_books_balance, rows_for};
+use common::scenarios::{mock, pair_for};
+use common::services::PrivateRedis;
+use std::time::{Duration, Instant};
+
+const MODEL: &str = "gpt-4o-mini-2024-07-18";
+
+fn redis_cmd(url: &str, args: &[&str]) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let _: redis::Value = cmd.query(&mut conn).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_redis_missed_is_resynced_when_it_returns() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_first_byte_delay(Duration::from_millis(1000)));
+    let redis = PrivateRedis::start();
+    let options = Options { redis_url: Some(redis.url()), sweep_interval_ms: 200, ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let (url, key) = (format!("{}/v1/chat/completions", gw.url), gw.key.clone());
+    let auth = format!("Bearer {key}");
+    let send = |id: &'static str| {
+        let (url, auth) = (url.clone(), auth.clone());
+        async move {
+            let h = [("authorization", auth.as_str()), ("x-request-id", id), ("content-type", "application/json")];
+            common::http::send("POST", &url, &h, CHAT.to_string()).await.status
+        }
+    };
+    assert_eq!(send("before").await, 200);
+    // Redis stops taking writes while the next request waits on the provider (its hold is
+    // already taken): every settle attempt times out; the data stays.
+    let pending = tokio::spawn(send("while-paused"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis_cmd(&redis.url(), &["CLIENT", "PAUSE", "60000", "WRITE"]);
+    assert_eq!(pending.await.unwrap(), 200, "the answer does not wait for billing");
+    let start = Instant::now();
+    while gw.gw.billing.resyncs.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(40), "the failed settlement was never queued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows_for(&gw.gw.db, "while-paused").await.len(), 1, "the row is recorded anyway");
+    redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
+    let start = Instant::now();
+    while !gw.gw.billing.resyncs.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "never resynced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
+    assert!(!live.loaded, "the account waits for a rebuild");
+    gw.gw.billing.balances.load(gw.tenant).await.unwrap();
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    assert_eq!(send("after").await, 200);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
+
+#[tokio::test]
+async fn top_ups_are_never_lost_from_the_live_balance() {
+    let mock = mock().await;
+    let redis = PrivateRedis::start();
+    let gw =
+        TestGateway::start_with(&mock.base_url(), Options { redis_url: Some(redis.url()), ..Options::default() }).await;
+    let admin = |path: String, body: String| async move {
+        let auth = format!("Bearer {}", common::harness::ADMIN_TOKEN);
+        let h = [("authorization", auth.as_str()), ("content-type", "application/json")];
+        common::http::send("POST", &path, &h, body).await.status
+    };
+    let topups = format!("{}/admin/tenants/{}/topups", gw.url, gw.tenant);
+    // Never loaded: the top-up loads the account, which counts it once.
+    assert_eq!(admin(topups.clone(), r#"{"id":"t1","amount_usd":"1"}"#.into()).await, 201);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    // Its Redis step fails (writes paused past the response timeout): recorded, not applied…
+    redis_cmd(&redis.url(), &["CLIENT", "PAUSE", "6000", "WRITE"]);
+    assert_eq!(admin(topups.clone(), r#"{"id":"t2","amount_usd":"2"}"#.into()).await, 201);
+    redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
+    // …and the client's retry applies it, once.
+    assert_eq!(admin(topups.clone(), r#"{"id":"t2","amount_usd":"2"}"#.into()).await, 200);
+    assert_eq!(admin(topups.clone(), r#"{"id":"t2","amount_usd":"2"}"#.into()).await, 200);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    // Racing loads: the account is dropped and top-ups race the rebuilds it triggers.
+    for round in 0..20 {
+        redis_cmd(&redis.url(), &["DEL", &format!("xjp:{{{}}}:account", gw.tenant)]);
+        let (a, b) = tokio::join!(
+            admin(topups.clone(), format!(r#"{{"id":"race-{round}","amount_nano":1000}}"#)),
+            gw.gw.billing.balances.load(gw.tenant),
+        );
+        assert_eq!(a, 201);
+        b.unwrap();
+    }
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
