@@ -26,6 +26,15 @@ pub async fn reserve(
     })?;
     let amount = plugin.price(&estimate, &routed.price)?.total.max(0);
     let tenant = bill.caller.tenant_id;
+    // A client's own id is refused once it has a row, even after its Redis state expired
+    // (7 days); gateway-made ids are new by construction and skip this lookup.
+    if bill.client_request_id.as_deref() == Some(bill.request_id.as_str()) {
+        match billing.ledger.has_row(tenant, &bill.request_id).await {
+            Ok(true) => return Err(GatewayError::DuplicateRequest),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot check the ledger for a reused request id; Redis decides"),
+        }
+    }
     let reservation = match billing.balances.reserve(tenant, &bill.request_id, amount).await {
         Ok(r) => r,
         Err(e) if policy == FailurePolicy::Open => {

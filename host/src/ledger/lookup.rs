@@ -44,6 +44,15 @@ pub async fn balance_for_load(
     .await
 }
 
+/// Whether a request id already has a row (of any status) for the tenant.
+pub async fn has_row(db: &PgPool, tenant: Uuid, request_id: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM billing_request_ids WHERE tenant_id = $1 AND request_id = $2)")
+        .bind(tenant)
+        .bind(request_id)
+        .fetch_one(db)
+        .await
+}
+
 /// The ids among `request_ids` that have a row, with the row's cost.
 pub async fn recorded_costs(
     db: &PgPool,

@@ -185,6 +185,11 @@ impl Ledger {
             .collect())
     }
 
+    /// Whether `request_id` already has a row in Postgres.
+    pub async fn has_row(&self, tenant: Uuid, request_id: &str) -> Result<bool, sqlx::Error> {
+        super::lookup::has_row(&self.db, tenant, request_id).await
+    }
+
     /// Folds recorded rows into the daily summary until none is left (failures are counted
     /// in `xjp_rollup_errors_total`).
     pub async fn rollup(&self) -> Result<(), sqlx::Error> {

@@ -67,3 +67,20 @@ async fn concurrent_repeats_are_billed_once() {
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
     assert_eq!(books(&gw.gw.db, gw.tenant).await.rows, 1);
 }
+
+#[tokio::test]
+async fn an_id_with_a_row_stays_refused_after_its_redis_state_expired() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    assert_eq!(call(&gw.url, &gw.key, "kept-a-week").await, 200);
+    wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await;
+    // A week later Redis has forgotten the request; the ledger has not.
+    let client = redis::Client::open(common::harness::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 =
+        redis::cmd("DEL").arg(format!("xjp:{{{}}}:req:kept-a-week", gw.tenant)).query_async(&mut conn).await.unwrap();
+    assert_eq!(call(&gw.url, &gw.key, "kept-a-week").await, 409);
+    assert_eq!(mock.requests().len(), 1, "no second upstream call");
+    assert_eq!(common::money::rows_for(&gw.gw.db, "kept-a-week").await.len(), 1);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
