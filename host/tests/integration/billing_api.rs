@@ -260,6 +260,14 @@ async fn summary_is_exact_over_rollups_and_tail() {
 
     let r = admin("GET", &format!("{}/internal/billing/summary?tenant_id={}", gw.url, Uuid::now_v7()), "").await;
     assert_eq!(r.status, 404);
+    // A range with no rows is a zero summary, not an error.
+    let empty = format!(
+        "{}/internal/billing/summary?tenant_id={}&start=2020-01-01T00:00:00Z&end=2020-01-05T00:00:00Z",
+        gw.url, gw.tenant
+    );
+    let r = admin("GET", &empty, "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["totals"]["cost"]["nano"], 0);
     let r = admin("GET", &format!("{}/internal/billing/summary", gw.url), "").await;
     assert_eq!(r.status, 400);
 

@@ -23,8 +23,8 @@ WITH facts AS (
        OR (created_at >= GREATEST($5, $2) AND created_at < $3))
 )
 SELECT GROUPING(day)::int, GROUPING(model)::int, GROUPING(api_key_id)::int, day, model, api_key_id,
-       sum(requests)::BIGINT, sum(errors)::BIGINT, sum(iu)::BIGINT, sum(cr)::BIGINT, sum(w5)::BIGINT, sum(w1)::BIGINT,
-       sum(o)::BIGINT, sum(r)::BIGINT, sum(c)::BIGINT
+       COALESCE(sum(requests), 0)::BIGINT, COALESCE(sum(errors), 0)::BIGINT, COALESCE(sum(iu), 0)::BIGINT, COALESCE(sum(cr), 0)::BIGINT, COALESCE(sum(w5), 0)::BIGINT, COALESCE(sum(w1), 0)::BIGINT,
+       COALESCE(sum(o), 0)::BIGINT, COALESCE(sum(r), 0)::BIGINT, COALESCE(sum(c), 0)::BIGINT
 FROM facts GROUP BY GROUPING SETS ((), (model), (api_key_id), (day))
 "#;
 
