@@ -77,4 +77,11 @@ mod tests {
         let c = parse("[plugins]\ndir = \"p\"\n", Path::new("/etc/xjp/gateway.toml")).unwrap();
         assert_eq!(c.plugins.dir, PathBuf::from("/etc/xjp/p"));
     }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../../config/gateway.toml");
+        let config = parse(text, Path::new("/etc/xjp/gateway.toml")).expect("config/gateway.toml parses");
+        assert_eq!(config.validate(), Vec::<String>::new());
+    }
 }
