@@ -4,6 +4,7 @@
 //! statement on `billing_transactions` that money decisions rest on lives here.
 
 pub mod bounds;
+mod commit;
 pub mod dead_letter;
 pub mod insert;
 pub mod lookup;
