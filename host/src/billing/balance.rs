@@ -18,12 +18,12 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/settle.lua")));
 static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/load.lua")));
 static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/credit.lua")));
-static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
-static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
-static RESYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resync.lua")));
+pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
+pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
+pub(super) static RESYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resync.lua")));
 
 /// How long a finished request's state (its idempotency record) is kept in Redis.
-const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
+pub(super) const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
 /// How long credit markers are kept (a credit is applied right after its insert).
 const CREDIT_MARKER_TTL_SECS: u64 = 24 * 3600;
 /// Credits this recent are marked as counted when an account is loaded.
@@ -72,13 +72,13 @@ pub struct LiveBalance {
     pub held_nano: i64,
 }
 
-struct TenantKeys {
-    account: String,
-    holds: String,
-    expiry: String,
+pub(super) struct TenantKeys {
+    pub(super) account: String,
+    pub(super) holds: String,
+    pub(super) expiry: String,
 }
 
-fn keys(tenant: Uuid) -> TenantKeys {
+pub(super) fn keys(tenant: Uuid) -> TenantKeys {
     TenantKeys {
         account: format!("xjp:{{{tenant}}}:account"),
         holds: format!("xjp:{{{tenant}}}:holds"),
@@ -86,7 +86,7 @@ fn keys(tenant: Uuid) -> TenantKeys {
     }
 }
 
-fn request_key(tenant: Uuid, request_id: &str) -> String {
+pub(super) fn request_key(tenant: Uuid, request_id: &str) -> String {
     format!("xjp:{{{tenant}}}:req:{request_id}")
 }
 
@@ -99,8 +99,8 @@ pub struct Balances {
     client: redis::Client,
     conn: OnceCell<ConnectionManager>,
     db: PgPool,
-    pending: Arc<PendingDebits>,
-    hold_ttl: Duration,
+    pub(super) pending: Arc<PendingDebits>,
+    pub(super) hold_ttl: Duration,
 }
 
 impl Balances {
@@ -109,7 +109,7 @@ impl Balances {
         Balances { client, conn: OnceCell::new(), db, pending, hold_ttl }
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, BalanceError> {
+    pub(super) async fn conn(&self) -> Result<ConnectionManager, BalanceError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -123,18 +123,24 @@ impl Balances {
     pub async fn reserve(&self, tenant: Uuid, request_id: &str, amount: i64) -> Result<Reservation, BalanceError> {
         let k = keys(tenant);
         let rk = request_key(tenant, request_id);
+        let mut invocation = RESERVE.key(&k.account);
+        invocation.key(&k.holds).key(&k.expiry).key(&rk).arg(request_id).arg(amount);
+        invocation.arg(self.hold_ttl.as_millis() as u64);
         for _ in 0..3 {
             let mut conn = self.conn().await?;
-            let (code, available): (i64, i64) = RESERVE
-                .key(&k.account)
-                .key(&k.holds)
-                .key(&k.expiry)
-                .key(&rk)
-                .arg(request_id)
-                .arg(amount)
-                .arg(self.hold_ttl.as_millis() as u64)
-                .invoke_async(&mut conn)
-                .await?;
+            // The tenant goes into the hold index before its hold, in the same round trip.
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZADD").arg(super::holds::HOLD_TENANTS).arg(super::holds::now_ms()).arg(tenant.to_string());
+            pipe.ignore().invoke_script(&invocation);
+            let answer: redis::RedisResult<((i64, i64),)> = pipe.query_async(&mut conn).await;
+            let (code, available) = match answer {
+                Ok(((code, available),)) => (code, available),
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    invocation.load_async(&mut conn).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             return Ok(match code {
                 1 => Reservation::Reserved { available_before: available + amount },
                 0 => Reservation::Insufficient { available },
@@ -262,104 +268,6 @@ impl Balances {
             available_nano: available.unwrap_or(0),
             held_nano: held.unwrap_or(0),
         })
-    }
-
-    /// Expired holds by tenant (requests whose gateway never settled them).
-    pub async fn expired_holds(&self) -> Result<Vec<(Uuid, Vec<String>)>, BalanceError> {
-        let mut conn = self.conn().await?;
-        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-        let now_ms = secs * 1000 + micros / 1000;
-        let mut cursor: u64 = 0;
-        let mut out = Vec::new();
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg("xjp:{*}:expiry")
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            for key in found {
-                let tenant = key
-                    .strip_prefix("xjp:{")
-                    .and_then(|k| k.strip_suffix("}:expiry"))
-                    .and_then(|t| t.parse::<Uuid>().ok());
-                let Some(tenant) = tenant else { continue };
-                let due: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-                    .arg(&key)
-                    .arg("-inf")
-                    .arg(now_ms)
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await?;
-                if !due.is_empty() {
-                    out.push((tenant, due));
-                }
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Drops the holds of `request_ids` that are still expired; their ids stay refused.
-    /// Returns how many.
-    pub async fn release_expired(&self, tenant: Uuid, request_ids: &[String]) -> Result<u64, BalanceError> {
-        if request_ids.is_empty() {
-            return Ok(0);
-        }
-        let k = keys(tenant);
-        let mut conn = self.conn().await?;
-        let mut invocation = SWEEP.key(&k.account);
-        invocation.key(&k.holds).key(&k.expiry).arg(REQUEST_STATE_TTL_SECS);
-        for rid in request_ids {
-            invocation.key(request_key(tenant, rid)).arg(rid);
-        }
-        Ok(invocation.invoke_async(&mut conn).await?)
-    }
-
-    /// Extends the holds of requests still running by a hold TTL from now. Returns how many.
-    pub async fn renew(&self, tenant: Uuid, request_ids: &[String]) -> Result<u64, BalanceError> {
-        if request_ids.is_empty() {
-            return Ok(0);
-        }
-        let mut conn = self.conn().await?;
-        let mut invocation = RENEW.key(keys(tenant).expiry);
-        invocation.arg(self.hold_ttl.as_millis() as u64);
-        for rid in request_ids {
-            invocation.arg(rid);
-        }
-        Ok(invocation.invoke_async(&mut conn).await?)
-    }
-
-    /// For a settlement that failed while Redis was unreachable: registers its debit as
-    /// unrecorded (so any load counts it until its row is in Postgres). Call once.
-    pub async fn settle_failed(&self, tenant: Uuid, cost: i64) {
-        let _shared = self.pending.lock(tenant).read().await;
-        self.pending.add(tenant, cost.max(0));
-    }
-
-    /// Once Redis answers again: drops the failed request's hold, records its state and
-    /// marks the account for a rebuild (see `lua/resync.lua`).
-    pub async fn resync(&self, tenant: Uuid, request_id: &str, cost: i64) -> Result<(), BalanceError> {
-        let k = keys(tenant);
-        let mut conn = self.conn().await?;
-        let _: i64 = RESYNC
-            .key(&k.account)
-            .key(&k.holds)
-            .key(&k.expiry)
-            .key(request_key(tenant, request_id))
-            .arg(request_id)
-            .arg(cost.max(0))
-            .arg(REQUEST_STATE_TTL_SECS)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(())
     }
 
     /// The hold TTL.

@@ -6,6 +6,7 @@
 pub mod balance;
 pub mod bill;
 pub mod ending;
+pub mod holds;
 pub mod record;
 pub mod reserve;
 pub mod resync;

@@ -69,6 +69,16 @@ async fn a_swept_request_id_stays_refused_and_still_settles() {
     balances.load(gw.tenant).await.unwrap();
     let before = balances.live(gw.tenant).await.unwrap();
     balances.reserve(gw.tenant, "orphan", 5_000).await.unwrap();
+    // The sweeper finds the tenant through the hold index, not by walking the keyspace.
+    let client = redis::Client::open(common::harness::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let indexed: Option<f64> = redis::cmd("ZSCORE")
+        .arg(xjp_gateway::billing::holds::HOLD_TENANTS)
+        .arg(gw.tenant.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(indexed.is_some(), "a tenant with a hold is in the index");
     let start = Instant::now();
     while balances.live(gw.tenant).await.unwrap().held_nano > 0 {
         assert!(start.elapsed() < Duration::from_secs(10), "never swept");
