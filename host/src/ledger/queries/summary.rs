@@ -26,6 +26,8 @@ SELECT GROUPING(day)::int, GROUPING(model)::int, GROUPING(api_key_id)::int, day,
        sum(requests)::BIGINT, sum(errors)::BIGINT, sum(iu)::BIGINT, sum(cr)::BIGINT, sum(w5)::BIGINT, sum(w1)::BIGINT,
        sum(o)::BIGINT, sum(r)::BIGINT, sum(c)::BIGINT
 FROM facts GROUP BY GROUPING SETS ((), (model), (api_key_id), (day))
+-- Over no rows the () set still makes a row, of NULL sums: none then (the tenant's totals are 0).
+HAVING count(*) > 0
 "#;
 
 /// The statement's row: three GROUPING flags, the three keys, nine sums.
