@@ -25,14 +25,24 @@ struct NewCredit {
     note: Option<String>,
 }
 
+/// The largest credit, either sign (2^53 - 1 nano-USD, about $9 million): the balance
+/// scripts add amounts as Lua numbers (doubles), exact up to 2^53, and a tenant's credits
+/// must sum within a BIGINT. One of i64::MAX was recorded in Postgres, failed to apply in
+/// Redis, and made every read of the tenant's balance fail (the sum overflowed).
+const MAX_CREDIT_NANO: i64 = (1 << 53) - 1;
+
 fn amount(c: &NewCredit) -> Result<i64, &'static str> {
-    match (&c.amount_usd, c.amount_nano) {
+    let nano = match (&c.amount_usd, c.amount_nano) {
         (Some(usd), None) => {
-            xjp_money::usd_to_nano(usd).ok_or("`amount_usd` must be a decimal USD amount like \"10.50\"")
+            xjp_money::usd_to_nano(usd).ok_or("`amount_usd` must be a decimal USD amount like \"10.50\"")?
         }
-        (None, Some(n)) => Ok(n),
-        _ => Err("give exactly one of `amount_usd` (decimal string) or `amount_nano` (integer)"),
+        (None, Some(n)) => n,
+        _ => return Err("give exactly one of `amount_usd` (decimal string) or `amount_nano` (integer)"),
+    };
+    if nano.unsigned_abs() > MAX_CREDIT_NANO as u64 {
+        return Err("a credit must be at most 9007199254740991 nano-USD (9007199.254740991 USD) either way");
     }
+    Ok(nano)
 }
 
 /// `POST /admin/tenants/{id}/topups` and `.../adjustments`.

@@ -28,12 +28,28 @@ pub fn is_admin(gw: &Gateway, headers: &hyper::HeaderMap) -> bool {
     bool::from(a.ct_eq(&b))
 }
 
-/// The JSON request body (empty means `{}`).
+/// The JSON request body (empty means `{}`). Its strings go to Postgres text columns,
+/// which cannot hold a NUL character: a body with one is refused here (400), not by the
+/// database (which would read as an outage, 503).
 pub(crate) async fn json_body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, ApiError> {
     let (parts, body) = req.into_parts();
     let bytes = crate::proxy::accept::read_body(&parts.headers, body, ADMIN_BODY_LIMIT).await?;
     let bytes = if bytes.is_empty() { bytes::Bytes::from_static(b"{}") } else { bytes };
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    let parsed = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if serde_json::from_slice(&bytes).is_ok_and(|v| holds_nul(&v)) {
+        return Err(ApiError::BadRequest("strings in the body must not contain NUL (\\u0000) characters".into()));
+    }
+    Ok(parsed)
+}
+
+/// Whether a NUL character is in any key or string of `value`.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 /// A path segment that must be a UUID.

@@ -41,6 +41,15 @@ impl Params {
         self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A text parameter compared with a Postgres text column, which cannot hold a NUL
+    /// character (Postgres refuses such a value instead of matching nothing).
+    pub fn text(&self, key: &str) -> Result<Option<&str>, ParamError> {
+        match self.get(key) {
+            Some(v) if v.contains('\0') => Err(ParamError(format!("`{key}` must not contain NUL (%00) characters"))),
+            other => Ok(other),
+        }
+    }
+
     /// A UUID parameter.
     pub fn uuid(&self, key: &str) -> Result<Option<Uuid>, ParamError> {
         self.get(key)
@@ -92,6 +101,7 @@ mod tests {
         assert!(p.uuid("tenant_id").unwrap_err().0.contains("tenant_id"));
         assert!(p.range().unwrap_err().0.contains("after"));
         assert!(p.int("limit", 100, 1, 1000).unwrap_err().0.contains("limit"));
+        assert!(Params::parse(Some("model=gpt%00")).text("model").unwrap_err().0.contains("model"));
         let p = Params::parse(Some("start=2026-11-01T00%3A00%3A00%2B01%3A00"));
         assert_eq!(p.time("start").unwrap().unwrap().to_rfc3339(), "2026-10-31T23:00:00+00:00");
     }

@@ -67,8 +67,8 @@ pub async fn page(db: &PgPool, p: &Params, scope: Scope) -> Result<Value, ApiErr
         api_key,
         start,
         end,
-        model_requested: p.get("model").map(str::to_string),
-        status: p.get("status").map(str::to_string),
+        model_requested: p.text("model")?.map(str::to_string),
+        status: p.text("status")?.map(str::to_string),
         after,
     };
     let page = rows::page(db, &filter, limit).await?;

@@ -14,7 +14,8 @@ use std::sync::Arc;
 pub async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let resp = match (&method, path.as_str()) {
+    let sent_body = req.version() == hyper::Version::HTTP_11 && sends_body(req.headers());
+    let mut resp = match (&method, path.as_str()) {
         (&Method::POST, "/v1/chat/completions") => proxy::handle(gw.proxy.clone(), req, Endpoint::OpenAiChat).await,
         (&Method::POST, "/v1/messages") => proxy::handle(gw.proxy.clone(), req, Endpoint::AnthropicMessages).await,
         (&Method::POST, p) if gemini_endpoint(p).is_some() => {
@@ -30,7 +31,22 @@ pub async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Respon
         (_, p) if p.starts_with("/internal/") || p.starts_with("/admin/") => admin::dispatch(&gw, req).await,
         _ => not_found(&method, &path),
     };
+    // An HTTP/1.1 refusal may come before the body was read (401, 403, 404, 413): hyper
+    // then closes the connection after the answer unless the rest of the body had already
+    // arrived, and a client that was not told reuses it and its next request fails. Which
+    // it was is not known here, so every error answer to a request that sent a body ends
+    // its connection, and says so (`connection: close`).
+    let status = resp.status();
+    if sent_body && (status.is_client_error() || status.is_server_error()) {
+        resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    }
     Ok(resp)
+}
+
+/// Whether a request comes with a body (a non-zero length, or chunked).
+fn sends_body(headers: &hyper::HeaderMap) -> bool {
+    headers.contains_key(hyper::header::TRANSFER_ENCODING)
+        || headers.get(hyper::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// `/v1beta/models/{model}:generateContent` or `:streamGenerateContent` (also `/v1/models/...`).

@@ -8,6 +8,7 @@ mod admin_ops;
 mod architecture;
 mod billing_api;
 mod graceful_shutdown;
+mod hostile_inputs;
 mod ledger_robustness;
 mod money_concurrency;
 mod money_disconnect;

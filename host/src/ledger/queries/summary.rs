@@ -26,6 +26,8 @@ SELECT GROUPING(day)::int, GROUPING(model)::int, GROUPING(api_key_id)::int, day,
        COALESCE(sum(requests), 0)::BIGINT, COALESCE(sum(errors), 0)::BIGINT, COALESCE(sum(iu), 0)::BIGINT, COALESCE(sum(cr), 0)::BIGINT, COALESCE(sum(w5), 0)::BIGINT, COALESCE(sum(w1), 0)::BIGINT,
        COALESCE(sum(o), 0)::BIGINT, COALESCE(sum(r), 0)::BIGINT, COALESCE(sum(c), 0)::BIGINT
 FROM facts GROUP BY GROUPING SETS ((), (model), (api_key_id), (day))
+-- Over no rows the () set still makes a row, of NULL sums: none then (the tenant's totals are 0).
+HAVING count(*) > 0
 "#;
 
 /// The statement's row: three GROUPING flags, the three keys, nine sums.

@@ -3,7 +3,7 @@
 //! client pages never make a row appear twice or disappear.
 
 use super::and;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -21,11 +21,15 @@ impl Cursor {
         hex::encode(format!("{}.{}", self.created_us, self.seq))
     }
 
-    /// Parses the opaque form (`None` for anything `encode` did not make).
+    /// Parses the opaque form (`None` for anything `encode` did not make). The position
+    /// must be a time of the years 1 to 9999 (as `start` and `end` are): a row's time
+    /// always is, and Postgres refuses a time out of its range instead of matching nothing.
     pub fn decode(text: &str) -> Option<Cursor> {
         let raw = String::from_utf8(hex::decode(text).ok()?).ok()?;
         let (us, seq) = raw.split_once('.')?;
-        Some(Cursor { created_us: us.parse().ok()?, seq: seq.parse().ok()? })
+        let created_us = us.parse().ok()?;
+        DateTime::<Utc>::from_timestamp_micros(created_us).filter(|t| (1..=9999).contains(&t.year()))?;
+        Some(Cursor { created_us, seq: seq.parse().ok()? })
     }
 }
 
@@ -98,5 +102,8 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert!(Cursor::decode("zz").is_none());
         assert!(Cursor::decode(&hex::encode("12")).is_none());
+        assert!(Cursor::decode(&hex::encode(format!("{}.1", i64::MAX))).is_none());
+        assert!(Cursor::decode(&hex::encode(format!("{}.1", i64::MIN))).is_none());
+        assert!(Cursor::decode(&hex::encode("-62135596800000000.1")).is_some(), "0001-01-01");
     }
 }

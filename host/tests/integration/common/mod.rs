@@ -4,7 +4,9 @@
 pub mod harness;
 pub mod http;
 pub mod money;
+pub mod panics;
 pub mod process;
+pub mod raw_http;
 pub mod scenarios;
 pub mod schema;
 pub mod services;
