@@ -5,14 +5,11 @@
 //! left after both. `cost` is what OpenRouter charged, in USD, as a JSON number.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Number;
-use std::fmt;
-use xjp_plugin_openai::chat::{Dialect, UsageObject, usage_from_object};
+use serde::de::MapAccess;
 use xjp_plugin_sdk::Usage;
-use xjp_plugin_sdk::decimal::usd_to_nano;
-use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, skip, skip_map, skip_seq, value};
+use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, Usd, skip, value};
 use xjp_plugin_sdk::json::{Value, sat_sub};
+use xjp_plugin_sdk::openai_chat::{Dialect, UsageObject, usage_from_object};
 
 /// The OpenRouter dialect of the OpenAI chat format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,7 +42,7 @@ impl<'de> Fields<'de> for OpenRouterUsageObject {
                 self.openai.cached_tokens = details.cached_tokens;
                 self.cache_write_tokens = details.cache_write_tokens;
             }
-            "cost" => self.cost_nano_usd = value::<Cost, _>(map)?.0,
+            "cost" => self.cost_nano_usd = value::<Usd, _>(map)?.0,
             _ => self.openai.field(key, map)?,
         }
         Ok(())
@@ -89,63 +86,9 @@ pub fn openrouter_usage_from_object(usage: &OpenRouterUsageObject) -> Option<Usa
 }
 
 /// A non-negative USD amount (a JSON number, or a decimal string) as nano-USD, exactly:
-/// the number's own decimal text is converted, never a float.
+/// the number's own decimal text is converted, never a float ([`Usd`]).
 pub fn cost_nano_usd(cost: &Value) -> Option<i64> {
-    Cost::deserialize(cost).ok()?.0
-}
-
-/// `cost` read as [`cost_nano_usd`] reads it: a number through its `serde_json::Number`
-/// text, a string as decimal text, anything else (or a negative amount) is no cost.
-struct Cost(Option<i64>);
-
-impl Cost {
-    fn from_text(text: &str) -> Cost {
-        Cost(usd_to_nano(text).filter(|nano| *nano >= 0))
-    }
-
-    fn from_number(n: Number) -> Cost {
-        Cost::from_text(&n.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Cost {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Cost;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Cost, E> {
-                Ok(Cost(None))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Cost, E> {
-                Ok(Cost::from_number(n.into()))
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Cost, E> {
-                Ok(Cost::from_number(n.into()))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Cost, E> {
-                // The parser only yields finite floats, which is all `Number` holds.
-                Ok(Number::from_f64(n).map_or(Cost(None), Cost::from_number))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Cost, E> {
-                Ok(Cost::from_text(s))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Cost, E> {
-                Ok(Cost(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cost, A::Error> {
-                skip_seq(&mut seq)?;
-                Ok(Cost(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cost, A::Error> {
-                skip_map(&mut map)?;
-                Ok(Cost(None))
-            }
-        }
-        d.deserialize_any(V)
-    }
+    Usd::of(cost)
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 //! `completion_tokens`, so the uncached input is `prompt - cached` and the output is
 //! `completion` with `reasoning` reported as a part of it.
 
+use crate::json::lenient::{Count, Fields, Obj, skip, value};
+use crate::json::{Value, sat_sub};
+use crate::{Usage, empty_usage};
 use serde::Deserialize;
 use serde::de::MapAccess;
-use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, skip, value};
-use xjp_plugin_sdk::json::{Value, sat_sub};
-use xjp_plugin_sdk::{Usage, empty_usage};
 
 /// The counts of an OpenAI `usage` object that billing reads, each `None` when absent
-/// or not a non-negative integer (as [`xjp_plugin_sdk::json::u64_at`] reads them).
+/// or not a non-negative integer (as [`crate::json::u64_at`] reads them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageObject {
     /// `prompt_tokens`.
