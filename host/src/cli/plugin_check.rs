@@ -42,6 +42,12 @@ pub struct CheckArgs {
     /// Random splittings per stream case.
     #[arg(long, default_value_t = 16, requires = "cases")]
     pub splits: usize,
+    /// The suite's call deadline, as `[plugins] call_timeout_ms` of the gateway it is for.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..), requires = "cases")]
+    pub call_timeout_ms: u64,
+    /// The suite's memory cap per instance, as `[plugins] memory_mb`.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..4096), requires = "cases")]
+    pub memory_mb: u64,
 }
 
 /// The result of a check, before printing.
@@ -146,7 +152,13 @@ pub fn check(args: &CheckArgs) -> CheckReport {
 pub fn run(args: &CheckArgs) -> i32 {
     if let Some(dir) = &args.cases {
         let seed = args.seed.unwrap_or_else(rand::random);
-        let options = super::plugin_conformance::SuiteOptions { seed, splits: args.splits, ..Default::default() };
+        let limits = RuntimeLimits {
+            call_timeout_ms: args.call_timeout_ms,
+            memory_bytes: usize::try_from(args.memory_mb << 20).unwrap_or(usize::MAX),
+            ..RuntimeLimits::default()
+        };
+        let options =
+            super::plugin_conformance::SuiteOptions { seed, splits: args.splits, limits, ..Default::default() };
         return match super::plugin_conformance::run_suite(&args.plugin, dir, options) {
             Ok((info, rows)) => super::plugin_conformance::print(&info, &rows, seed, args.json),
             Err(e) => {

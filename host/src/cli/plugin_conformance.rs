@@ -59,11 +59,13 @@ pub struct SuiteOptions {
     pub splits: usize,
     /// Size of the large bodies, in bytes.
     pub large_body_bytes: usize,
+    /// The call deadline and memory cap the plugin runs under (the gateway's `[plugins]`).
+    pub limits: RuntimeLimits,
 }
 
 impl Default for SuiteOptions {
     fn default() -> Self {
-        SuiteOptions { seed: 0, splits: 16, large_body_bytes: 8 << 20 }
+        SuiteOptions { seed: 0, splits: 16, large_body_bytes: 8 << 20, limits: RuntimeLimits::default() }
     }
 }
 
@@ -493,7 +495,7 @@ fn read_large(plugin: &Arc<Plugin>, format: ApiFormat, body: &[u8], stream: bool
 pub fn run_suite(plugin_path: &Path, dir: &Path, options: SuiteOptions) -> Result<(Value, Vec<Row>), String> {
     let bytes = std::fs::read(plugin_path).map_err(|e| format!("cannot read {}: {e}", plugin_path.display()))?;
     let cases = read_cases(dir)?;
-    let engine = PluginEngine::new(RuntimeLimits::default()).map_err(|e| format!("engine: {e:#}"))?;
+    let engine = PluginEngine::new(options.limits).map_err(|e| format!("engine: {e:#}"))?;
     let plugin = Plugin::load(&engine, &ComponentCache::new(None), &bytes).map_err(|e| format!("load: {e}"))?;
     let info = crate::plugins::convert::info_json(plugin.info());
     let mut rows = Vec::new();

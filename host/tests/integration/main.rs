@@ -24,6 +24,7 @@ mod plugin_reload;
 mod plugin_template;
 mod price_catalog;
 mod prices_import;
+mod provider_bills;
 mod proxy_allowlist;
 mod proxy_credentials;
 mod proxy_endpoints;

@@ -8,10 +8,15 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
+/// The suite's call deadline here: tests run side by side on two cores, so a plugin that
+/// reads 8 MB in ~50 ms alone may wait for a core past the gateway's 100 ms default.
+const TEST_DEADLINE_MS: &str = "2000";
+
 /// Runs the suite with `--json`; (exit code, report).
 fn suite(plugin: &Path, cases: &Path) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_xjp-gateway"))
-        .args(["plugin", "check", "--json", "--seed", "7", "--splits", "6", "--plugin"])
+        .args(["plugin", "check", "--json", "--seed", "7", "--splits", "6", "--call-timeout-ms", TEST_DEADLINE_MS])
+        .arg("--plugin")
         .arg(plugin)
         .arg("--cases")
         .arg(cases)
@@ -71,7 +76,7 @@ fn a_wrong_expectation_fails_and_exits_non_zero() {
 
     // The table an author reads: a FAIL row and the totals.
     let out = Command::new(env!("CARGO_BIN_EXE_xjp-gateway"))
-        .args(["plugin", "check", "--plugin"])
+        .args(["plugin", "check", "--call-timeout-ms", TEST_DEADLINE_MS, "--plugin"])
         .arg(common::plugin_file("openai"))
         .arg("--cases")
         .arg(dir.path())

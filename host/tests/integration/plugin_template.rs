@@ -92,7 +92,7 @@ fn the_template_builds_outside_the_workspace_and_loads_in_the_gateway() {
     assert_eq!(priced.cost.unwrap().total, 44_000);
 
     let check = gateway()
-        .args(["plugin", "check", "--seed", "3", "--plugin"])
+        .args(["plugin", "check", "--seed", "3", "--call-timeout-ms", "2000", "--plugin"])
         .arg(&wasm)
         .arg("--cases")
         .arg(crate_dir.join("fixtures"))
