@@ -336,13 +336,13 @@ mod tests {
     #[test]
     fn iterations_are_summed_and_their_sums_stand() {
         let compacted = json!({"input_tokens": 23000, "output_tokens": 1000, "cache_read_input_tokens": 0,
-            "server_tool_use": {"web_search_requests": 1},
-            "iterations": [
-                {"type": "compaction", "input_tokens": 180000, "output_tokens": 3500, "cache_read_input_tokens": 2000,
-                 "cache_creation_input_tokens": 900, "cache_creation": {"ephemeral_1h_input_tokens": 600}},
-                {"type": "message", "input_tokens": 23000, "output_tokens": 1000, "cache_creation_input_tokens": 50},
-                "not an iteration"
-            ]});
+        "server_tool_use": {"web_search_requests": 1},
+        "iterations": [
+            {"type": "compaction", "input_tokens": 180000, "output_tokens": 3500, "cache_read_input_tokens": 2000,
+             "cache_creation_input_tokens": 900, "cache_creation": {"ephemeral_1h_input_tokens": 600}},
+            {"type": "message", "input_tokens": 23000, "output_tokens": 1000, "cache_creation_input_tokens": 50},
+            "not an iteration"
+        ]});
         let u = fold(&[json!({"input_tokens": 180000, "output_tokens": 1}), compacted.clone()]).unwrap();
         assert_eq!((u.input_uncached_tokens, u.cache_read_tokens, u.output_tokens), (203_000, 2000, 4500));
         assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (300 + 50, 600));
