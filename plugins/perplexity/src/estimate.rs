@@ -12,7 +12,7 @@
 //! **Not a hard bound** for Deep Research: Perplexity documents no maximum of its searches,
 //! citations or reasoning. The figures are about three times the largest documented run
 //! (22 to 30 searches, ~25k citation tokens, ~330k reasoning tokens); a run beyond them is
-//! billed in full and the tenant's balance goes below the hold by the difference.
+//! billed in full, beyond the hold, and the row is flagged for review.
 
 use crate::{CITATION_TOKENS_FEE, SEARCH_QUERIES_FEE, search_context_fee};
 use xjp_plugin_sdk::estimate::{add_fee, parse_request};
