@@ -1,14 +1,14 @@
-//! OpenRouter's `usage` object: OpenAI's buckets plus cache writes and the billed cost.
+//! OpenRouter's `usage` object: OpenAI's buckets plus the billed cost.
 //!
 //! `prompt_tokens` includes both `prompt_tokens_details.cached_tokens` (cache reads)
-//! and `prompt_tokens_details.cache_write_tokens`, so the uncached input is what is
-//! left after both. `cost` is what OpenRouter charged, in USD, as a JSON number.
+//! and `prompt_tokens_details.cache_write_tokens`, which the SDK's OpenAI reader takes
+//! out of the uncached input. `cost` is what OpenRouter charged, in USD, as a JSON number.
 
 use serde::Deserialize;
 use serde::de::MapAccess;
 use xjp_plugin_sdk::Usage;
-use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, Usd, skip, value};
-use xjp_plugin_sdk::json::{Value, sat_sub};
+use xjp_plugin_sdk::json::Value;
+use xjp_plugin_sdk::json::lenient::{Fields, Obj, Usd, value};
 use xjp_plugin_sdk::openai_chat::{Dialect, UsageObject, usage_from_object};
 
 /// The OpenRouter dialect of the OpenAI chat format.
@@ -23,13 +23,11 @@ impl Dialect for OpenRouterDialect {
     }
 }
 
-/// An OpenRouter `usage` object: OpenAI's counts plus the cache writes and the cost.
+/// An OpenRouter `usage` object: OpenAI's counts plus the cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OpenRouterUsageObject {
-    /// What the OpenAI reader takes from the object.
+    /// What the OpenAI reader takes from the object (cache writes included).
     pub openai: UsageObject,
-    /// `prompt_tokens_details.cache_write_tokens`.
-    pub cache_write_tokens: Option<u64>,
     /// `cost` as nano-USD (see [`cost_nano_usd`]).
     pub cost_nano_usd: Option<i64>,
 }
@@ -37,31 +35,8 @@ pub struct OpenRouterUsageObject {
 impl<'de> Fields<'de> for OpenRouterUsageObject {
     fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
-            "prompt_tokens_details" => {
-                let details = value::<Obj<PromptDetails>, _>(map)?.0.unwrap_or_default();
-                self.openai.cached_tokens = details.cached_tokens;
-                self.cache_write_tokens = details.cache_write_tokens;
-            }
             "cost" => self.cost_nano_usd = value::<Usd, _>(map)?.0,
             _ => self.openai.field(key, map)?,
-        }
-        Ok(())
-    }
-}
-
-/// `prompt_tokens_details`: cache reads and cache writes.
-#[derive(Default)]
-struct PromptDetails {
-    cached_tokens: Option<u64>,
-    cache_write_tokens: Option<u64>,
-}
-
-impl<'de> Fields<'de> for PromptDetails {
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "cached_tokens" => self.cached_tokens = value::<Count, _>(map)?.0,
-            "cache_write_tokens" => self.cache_write_tokens = value::<Count, _>(map)?.0,
-            _ => skip(map)?,
         }
         Ok(())
     }
@@ -78,9 +53,6 @@ pub fn openrouter_usage(usage: &Value) -> Option<Usage> {
 /// [`openrouter_usage`] of an already-read `usage` object.
 pub fn openrouter_usage_from_object(usage: &OpenRouterUsageObject) -> Option<Usage> {
     let mut out = usage_from_object(&usage.openai)?;
-    let cache_write = usage.cache_write_tokens.unwrap_or(0);
-    out.input_uncached_tokens = sat_sub(out.input_uncached_tokens, cache_write);
-    out.cache_write_5m_tokens = cache_write;
     out.provider_cost_nano_usd = usage.cost_nano_usd;
     Some(out)
 }
