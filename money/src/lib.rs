@@ -99,6 +99,12 @@ pub fn per_token_to_per_million_text(text: &str) -> Option<String> {
     shift_decimal(text, 6)
 }
 
+/// Non-negative decimal text (`"1e-02"`, `"0.0100"`) in plain notation (`"0.01"`), exact.
+/// `None` when not a non-negative decimal.
+pub fn plain_decimal_text(text: &str) -> Option<String> {
+    shift_decimal(text, 0)
+}
+
 /// Multiplies non-negative decimal text by `10^places` exactly and prints it in plain
 /// notation. Exponents beyond ±`MAX_SHIFT` are refused rather than expanded.
 fn shift_decimal(text: &str, places: i32) -> Option<String> {
@@ -196,6 +202,17 @@ mod tests {
             let shifted = per_million(text).unwrap();
             assert_eq!(usd_per_million_to_atto(&shifted), usd_per_token_to_atto(text), "{text}");
         }
+    }
+
+    #[test]
+    fn plain_decimal_text_is_exact() {
+        assert_eq!(plain_decimal_text("1e-02").as_deref(), Some("0.01"));
+        assert_eq!(plain_decimal_text("0.0100").as_deref(), Some("0.01"));
+        assert_eq!(plain_decimal_text("2e-06").as_deref(), Some("0.000002"));
+        assert_eq!(plain_decimal_text("12").as_deref(), Some("12"));
+        assert_eq!(plain_decimal_text("0").as_deref(), Some("0"));
+        assert_eq!(plain_decimal_text("-1"), None);
+        assert_eq!(usd_per_unit_to_atto(&plain_decimal_text("5e-3").unwrap()), usd_per_unit_to_atto("0.005"));
     }
 
     #[test]

@@ -67,6 +67,33 @@ impl UsageView<'_> {
     }
 }
 
+impl UsageView<'_> {
+    /// Where this usage, an upper-bound estimate, falls short of `real`: its prompt-side
+    /// total (the estimate prices every prompt token as uncached input), its output, and
+    /// with `fees` every fee of `real` by name. Empty when the estimate bounds `real`.
+    pub fn shortfalls(&self, real: &UsageView<'_>, fees: bool) -> Vec<String> {
+        let mut short = Vec::new();
+        let prompt = |u: &UsageView<'_>| {
+            prompt_total(u.input_uncached_tokens, u.cache_read_tokens, u.cache_write_5m_tokens, u.cache_write_1h_tokens)
+        };
+        if prompt(self) < prompt(real) {
+            short.push(format!("prompt tokens {} < {}", prompt(self), prompt(real)));
+        }
+        if self.output_tokens < real.output_tokens {
+            short.push(format!("output tokens {} < {}", self.output_tokens, real.output_tokens));
+        }
+        if fees {
+            for &(name, count) in &real.fees {
+                let bound: u64 = self.fees.iter().filter(|(n, _)| *n == name).map(|&(_, c)| c).sum();
+                if bound < count {
+                    short.push(format!("fee `{name}` {bound} < {count}"));
+                }
+            }
+        }
+        short
+    }
+}
+
 /// All prompt-side tokens: uncached input, cache reads and both cache-write buckets
 /// (saturating).
 pub const fn prompt_total(input_uncached: u64, cache_read: u64, cache_write_5m: u64, cache_write_1h: u64) -> u64 {
@@ -195,5 +222,25 @@ mod tests {
         );
         u.cache_read_tokens = u64::MAX;
         assert_eq!(prompt_tokens!(&u), u64::MAX, "saturates");
+    }
+
+    #[test]
+    fn an_estimate_bounds_prompt_output_and_fees() {
+        let mut real = zero_usage!(Usage);
+        real.input_uncached_tokens = 10;
+        real.cache_read_tokens = 90;
+        real.output_tokens = 5;
+        real.fees = vec![Fee { name: "search".into(), count: 2 }];
+        let mut est = zero_usage!(Usage);
+        est.input_uncached_tokens = 100;
+        est.output_tokens = 5;
+        let short = usage_view!(&est).shortfalls(&usage_view!(&real), true);
+        assert_eq!(short, vec!["fee `search` 0 < 2".to_string()]);
+        assert!(usage_view!(&est).shortfalls(&usage_view!(&real), false).is_empty());
+        est.fees = vec![Fee { name: "search".into(), count: 1 }, Fee { name: "search".into(), count: 1 }];
+        est.input_uncached_tokens = 99;
+        est.output_tokens = 4;
+        let short = usage_view!(&est).shortfalls(&usage_view!(&real), true);
+        assert_eq!(short, vec!["prompt tokens 99 < 100".to_string(), "output tokens 4 < 5".to_string()]);
     }
 }

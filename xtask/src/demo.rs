@@ -14,6 +14,8 @@ const PROVIDERS: &[(&str, &str, &str)] = &[
     ("anthropic", "ANTHROPIC_API_KEY", ""),
     ("gemini", "GEMINI_API_KEY", ""),
     ("openrouter", "OPENROUTER_API_KEY", "/api"),
+    ("perplexity", "PERPLEXITY_API_KEY", ""),
+    ("xai", "XAI_API_KEY", ""),
 ];
 
 fn env_or(name: &str, default: &str) -> String {

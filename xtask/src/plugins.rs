@@ -4,7 +4,7 @@ use crate::{cargo, root, run};
 use std::process::Command;
 
 /// Provider plugins deployed to target/plugins as `<name>.wasm`.
-pub const PROVIDERS: &[&str] = &["openai", "anthropic", "gemini", "openrouter"];
+pub const PROVIDERS: &[&str] = &["openai", "anthropic", "gemini", "openrouter", "perplexity", "xai"];
 
 /// Broken plugins for fault-isolation tests: (output name, crate, features).
 const TEST_PLUGINS: &[(&str, &str, &str)] = &[

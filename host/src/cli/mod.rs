@@ -1,6 +1,8 @@
-//! The command line: `serve`, `seed-demo`, `plugin check`.
+//! The command line: `serve`, `seed-demo`, `plugin check`, `plugin new`, `prices import`.
 
 pub mod plugin_check;
+pub mod plugin_conformance;
+pub mod plugin_new;
 pub mod prices;
 pub mod seed;
 pub mod serve;
@@ -33,8 +35,11 @@ pub enum Command {
 /// `xjp-gateway plugin ...`
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Load a plugin and show the usage it extracts from a recorded response.
+    /// Load a plugin and show the usage it extracts from a recorded response, or run the
+    /// conformance suite over a directory of cases (`--cases DIR`).
     Check(plugin_check::CheckArgs),
+    /// Write a ready plugin crate for an OpenAI-format provider.
+    New(plugin_new::NewArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -53,6 +58,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Serve(args) => async_result(Box::pin(async move { serve::run(&args).await })),
         Command::SeedDemo(args) => async_result(Box::pin(async move { seed::run(&args).await })),
         Command::Plugin(PluginCommand::Check(args)) => plugin_check::run(&args),
+        Command::Plugin(PluginCommand::New(args)) => plugin_new::run(&args),
         Command::Prices(prices::PricesCommand::Import(args)) => prices::run(&args),
     }
 }

@@ -1,4 +1,6 @@
-//! `xjp-gateway plugin check`: what an operator runs before dropping a plugin in.
+//! `xjp-gateway plugin check`: what an operator runs before dropping a plugin in. With a
+//! response file, the usage the plugin reads from it; with `--cases DIR`, the conformance
+//! suite ([`super::plugin_conformance`]).
 
 use crate::plugins::bindings::ApiFormat;
 use crate::plugins::cache::ComponentCache;
@@ -14,8 +16,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE.wasm")]
     pub plugin: PathBuf,
     /// The API format of the recorded response.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["openai-chat", "anthropic-messages", "gemini-generate"]))]
-    pub api: String,
+    #[arg(long, required_unless_present = "cases", value_parser = clap::builder::PossibleValuesParser::new(["openai-chat", "anthropic-messages", "gemini-generate"]))]
+    pub api: Option<String>,
     /// Treat the file as raw stream bytes (SSE or a JSON-array stream).
     #[arg(long)]
     pub stream: bool,
@@ -29,8 +31,23 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_size: u64,
     /// The recorded response body.
-    #[arg(value_name = "RESPONSE_FILE")]
-    pub response: PathBuf,
+    #[arg(value_name = "RESPONSE_FILE", required_unless_present = "cases", conflicts_with = "cases")]
+    pub response: Option<PathBuf>,
+    /// Run the conformance suite over every `<case>.case.json` in DIR instead.
+    #[arg(long, value_name = "DIR")]
+    pub cases: Option<PathBuf>,
+    /// Seed of the suite's random stream splits (default: random, printed).
+    #[arg(long, requires = "cases")]
+    pub seed: Option<u64>,
+    /// Random splittings per stream case.
+    #[arg(long, default_value_t = 16, requires = "cases")]
+    pub splits: usize,
+    /// The suite's call deadline, as `[plugins] call_timeout_ms` of the gateway it is for.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..), requires = "cases")]
+    pub call_timeout_ms: u64,
+    /// The suite's memory cap per instance, as `[plugins] memory_mb`.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..4096), requires = "cases")]
+    pub memory_mb: u64,
 }
 
 /// The result of a check, before printing.
@@ -67,17 +84,18 @@ fn call_error(e: &PluginCallError) -> Value {
 /// Loads the plugin and extracts usage from the response file.
 pub fn check(args: &CheckArgs) -> CheckReport {
     let mut report = CheckReport { plugin: None, usage: None, stream: None, error: None };
-    let format: ApiFormat = match args.api.parse() {
+    let format: ApiFormat = match args.api.as_deref().unwrap_or_default().parse() {
         Ok(f) => f,
         Err(e) => {
             report.error = Some(error("usage", e));
             return report;
         }
     };
-    let body = match std::fs::read(&args.response) {
+    let response = args.response.clone().unwrap_or_default();
+    let body = match std::fs::read(&response) {
         Ok(b) => b,
         Err(e) => {
-            report.error = Some(error("io", format!("cannot read {}: {e}", args.response.display())));
+            report.error = Some(error("io", format!("cannot read {}: {e}", response.display())));
             return report;
         }
     };
@@ -129,8 +147,26 @@ pub fn check(args: &CheckArgs) -> CheckReport {
     report
 }
 
-/// Runs the check and prints it; exit code 0 when the plugin answered, 1 otherwise.
+/// Runs the check and prints it; exit code 0 when the plugin answered (with `--cases`:
+/// when every check passed), 1 otherwise.
 pub fn run(args: &CheckArgs) -> i32 {
+    if let Some(dir) = &args.cases {
+        let seed = args.seed.unwrap_or_else(rand::random);
+        let limits = RuntimeLimits {
+            call_timeout_ms: args.call_timeout_ms,
+            memory_bytes: usize::try_from(args.memory_mb << 20).unwrap_or(usize::MAX),
+            ..RuntimeLimits::default()
+        };
+        let options =
+            super::plugin_conformance::SuiteOptions { seed, splits: args.splits, limits, ..Default::default() };
+        return match super::plugin_conformance::run_suite(&args.plugin, dir, options) {
+            Ok((info, rows)) => super::plugin_conformance::print(&info, &rows, seed, args.json),
+            Err(e) => {
+                eprintln!("xjp-gateway: {e}");
+                1
+            }
+        };
+    }
     let report = check(args);
     if args.json {
         println!("{}", report.to_json());

@@ -89,7 +89,14 @@ impl Plugin {
         let usage = self
             .estimate(format, br#"{"model":"self-test","max_tokens":16}"#, limits)
             .map_err(|e| format!("estimate: {e}"))?;
-        let zero = super::convert::zero_price();
+        let mut zero = super::convert::zero_price();
+        // A fee the estimate reports (a per-request fee of the provider) is priced at zero
+        // too: the self-test asks whether the plugin answers, not whether a price lists it.
+        zero.fees = usage
+            .fees
+            .iter()
+            .map(|f| super::bindings::FeeRate { name: f.name.clone(), atto_usd_per_unit: 0 })
+            .collect();
         self.price(&usage, &zero).map_err(|e| format!("price: {e}"))?;
         self.price_response(format, 500, br#"{"error":{"message":"self-test"}}"#, &zero)
             .or_else(ignore_plugin_error)

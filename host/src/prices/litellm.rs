@@ -6,6 +6,22 @@
 //! Only chat models (`mode = "chat"` or no mode) with both an input and an output price are
 //! imported. A long-context tier (`*_above_<N>k_tokens`) keeps the fields LiteLLM gives; a
 //! missing tier input or output falls back to the base rate, as in LiteLLM's own costing.
+//!
+//! Per-call and per-unit prices become the fees the provider's plugin reports ([`fee_names`]):
+//!
+//! | LiteLLM field | provider (ours) | fee |
+//! | --- | --- | --- |
+//! | `search_context_cost_per_query` `{search_context_size_low, _medium, _high}` | perplexity | `search_context_low`, `search_context_medium`, `search_context_high` |
+//! | the same | anthropic | `web_search` (one price: the sizes must agree) |
+//! | the same | openai, openrouter | `web_search` (the highest size: those plugins report no search, the fee only sizes the hold) |
+//! | the same | gemini | `google_search` (the highest size) |
+//! | `search_queries_cost_per_query` | perplexity | `search_queries` |
+//! | `citation_cost_per_token` | perplexity | `citation_tokens` (per token) |
+//! | `input_cost_per_request` | any | `request` (once per request) |
+//!
+//! Any other per-call or per-unit field (`*_cost_per_query`, `*_per_session`, `*_per_1k_calls`,
+//! `*_per_image`, `*_per_second`, `*_per_page`, …) with a price above zero, and a mapped field
+//! the provider's plugin has no fee for, is reported in [`Import::fees_skipped`] with why.
 
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -42,6 +58,8 @@ pub struct ImportedPrice {
     pub cache_write_1h: Option<String>,
     pub reasoning: Option<String>,
     pub long_context: Option<ImportedLongContext>,
+    /// Fee name -> USD per unit, plain decimal text.
+    pub fees: BTreeMap<String, String>,
 }
 
 /// A long-context tier: rates for the whole request above `threshold_tokens` prompt tokens.
@@ -141,6 +159,8 @@ pub struct Import {
     pub skipped: Vec<(String, SkipReason)>,
     /// LiteLLM keys with more than one long-context tier: only the lowest was kept.
     pub tiers_dropped: Vec<String>,
+    /// Fee fields of imported models that became no fee: (LiteLLM key, field, why).
+    pub fees_skipped: Vec<(String, String, String)>,
 }
 
 impl Import {
@@ -164,6 +184,20 @@ impl Import {
         let _ = write!(line, "; skipped {}", self.skipped.len());
         if !per_reason.is_empty() {
             let _ = write!(line, " ({})", list(per_reason.into_iter().collect()).join(", "));
+        }
+        let fees: usize = self.prices.iter().map(|p| p.fees.len()).sum();
+        if fees > 0 {
+            let _ = write!(line, "; {fees} fees mapped");
+        }
+        if !self.fees_skipped.is_empty() {
+            // Grouped by field and reason: `field (why): n`.
+            let mut groups: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+            for (_, field, why) in &self.fees_skipped {
+                *groups.entry((field, why)).or_default() += 1;
+            }
+            let groups: Vec<String> =
+                groups.into_iter().map(|((field, why), n)| format!("{field} ({why}): {n}")).collect();
+            let _ = write!(line, "; fee fields not imported: {}", groups.join(", "));
         }
         if !self.tiers_dropped.is_empty() {
             let _ = write!(
@@ -196,7 +230,7 @@ pub fn import(json: &str, providers: &ProviderMap, path: &str) -> Result<Import,
         let converted = serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(raw.get())
             .map_err(|_| SkipReason::NotAnObject)
             .and_then(|fields| convert(key, &Fields(fields), providers));
-        let (price, native, tiers_dropped) = match converted {
+        let (price, native, tiers_dropped, fees_skipped) = match converted {
             Ok(c) => c,
             Err(reason) => {
                 out.skipped.push((key.clone(), reason));
@@ -206,6 +240,7 @@ pub fn import(json: &str, providers: &ProviderMap, path: &str) -> Result<Import,
         if tiers_dropped {
             out.tiers_dropped.push(key.clone());
         }
+        out.fees_skipped.extend(fees_skipped.into_iter().map(|(field, why)| (key.clone(), field, why)));
         match kept.entry((price.provider.clone(), price.model.clone())) {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert((price, native));
@@ -308,8 +343,176 @@ fn model_name<'a>(key: &'a str, litellm_provider: &str, ours: &str) -> &'a str {
         .unwrap_or(key)
 }
 
-/// One entry -> (price, native provider, several tiers seen).
-fn convert(key: &str, f: &Fields, providers: &ProviderMap) -> Result<(ImportedPrice, bool, bool), SkipReason> {
+/// A fee field that was not imported, and why.
+type FeeSkip = (String, String);
+
+/// The fee names a provider's plugin reports for LiteLLM's fee fields:
+/// `(search context fees by size, or one fee for every size; the sizes must agree)`,
+/// `search_queries`, `citation_tokens`. `None` for a provider without a known plugin.
+pub fn fee_names(provider: &str) -> Option<ProviderFees> {
+    let one = |name: &'static str, agree: bool| SearchContext::One { name, sizes_must_agree: agree };
+    Some(match provider {
+        "perplexity" => ProviderFees {
+            search_context: SearchContext::BySize([
+                "search_context_low",
+                "search_context_medium",
+                "search_context_high",
+            ]),
+            search_queries: Some("search_queries"),
+            citation_tokens: Some("citation_tokens"),
+        },
+        "anthropic" => {
+            ProviderFees { search_context: one("web_search", true), search_queries: None, citation_tokens: None }
+        }
+        "openai" | "openrouter" => {
+            ProviderFees { search_context: one("web_search", false), search_queries: None, citation_tokens: None }
+        }
+        "gemini" => {
+            ProviderFees { search_context: one("google_search", false), search_queries: None, citation_tokens: None }
+        }
+        "xai" => ProviderFees { search_context: SearchContext::None, search_queries: None, citation_tokens: None },
+        _ => return None,
+    })
+}
+
+/// How a plugin names the fees LiteLLM prices.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderFees {
+    pub search_context: SearchContext,
+    pub search_queries: Option<&'static str>,
+    pub citation_tokens: Option<&'static str>,
+}
+
+/// What `search_context_cost_per_query` becomes.
+#[derive(Debug, Clone, Copy)]
+pub enum SearchContext {
+    /// One fee per size (`low`, `medium`, `high`).
+    BySize([&'static str; 3]),
+    /// One fee: the price every size agrees on, or else (when they need not agree) the highest.
+    One { name: &'static str, sizes_must_agree: bool },
+    /// The plugin bills no search per query.
+    None,
+}
+
+/// The sizes of `search_context_cost_per_query`, in order.
+const SEARCH_CONTEXT_SIZES: [&str; 3] =
+    ["search_context_size_low", "search_context_size_medium", "search_context_size_high"];
+
+/// Whether a LiteLLM field prices something per call or per unit other than a token (the
+/// fields a price file can only carry as fees).
+fn is_fee_field(name: &str) -> bool {
+    const UNITS: &[&str] = &[
+        "_per_query",
+        "_per_request",
+        "_per_session",
+        "_per_1k_calls",
+        "_per_image",
+        "_per_second",
+        "_per_character",
+        "_per_page",
+        "_per_gb_per_day",
+        "_per_1k_tokens",
+        "_per_credit",
+    ];
+    name == "citation_cost_per_token" || (name.contains("cost") && UNITS.iter().any(|u| name.contains(u)))
+}
+
+/// Whether a raw JSON price is above zero (so that skipping it loses money).
+fn above_zero(raw: &str) -> bool {
+    xjp_money::usd_per_unit_to_atto(raw).is_none_or(|atto| atto > 0)
+}
+
+/// The fees of one entry for `provider`, and the fee fields that became none.
+fn fees(f: &Fields, provider: &str) -> Result<(BTreeMap<String, String>, Vec<FeeSkip>), SkipReason> {
+    let mut fees = BTreeMap::new();
+    let mut skipped: Vec<FeeSkip> = Vec::new();
+    let names = fee_names(provider);
+    let per_unit = |name: &str| -> Result<Option<String>, SkipReason> {
+        f.raw(name)
+            .map(|t| {
+                xjp_money::plain_decimal_text(t)
+                    .ok_or_else(|| SkipReason::BadValue { field: name.into(), text: t.into() })
+            })
+            .transpose()
+    };
+    let no_plugin = || format!("no plugin fee known for provider {provider}");
+    for name in f.0.keys().filter(|n| is_fee_field(n)) {
+        let Some(raw) = f.raw(name) else { continue };
+        let mapped = match (name.as_str(), names) {
+            ("search_context_cost_per_query", Some(names)) => {
+                search_context_fees(f, name, names.search_context, provider)?
+            }
+            ("search_queries_cost_per_query", Some(ProviderFees { search_queries: Some(fee), .. }))
+            | ("citation_cost_per_token", Some(ProviderFees { citation_tokens: Some(fee), .. })) => {
+                per_unit(name)?.map(|usd| vec![(fee.to_string(), usd)]).ok_or_else(|| "null".to_string())
+            }
+            ("input_cost_per_request", _) => {
+                per_unit(name)?.map(|usd| vec![("request".to_string(), usd)]).ok_or_else(|| "null".to_string())
+            }
+            ("search_context_cost_per_query" | "search_queries_cost_per_query" | "citation_cost_per_token", None) => {
+                Err(no_plugin())
+            }
+            ("search_queries_cost_per_query" | "citation_cost_per_token", _) => {
+                Err(format!("the {provider} plugin reports no such fee"))
+            }
+            _ => Err("no plugin reports this quantity".to_string()),
+        };
+        match mapped {
+            Ok(pairs) => fees.extend(pairs),
+            // Nothing is lost by dropping a price of zero: say nothing.
+            Err(why) if raw.starts_with('{') || above_zero(raw) => skipped.push((name.clone(), why)),
+            Err(_) => {}
+        }
+    }
+    Ok((fees, skipped))
+}
+
+/// `search_context_cost_per_query` (an object of sizes) as the plugin's fees.
+fn search_context_fees(
+    f: &Fields,
+    field: &str,
+    how: SearchContext,
+    provider: &str,
+) -> Result<Result<Vec<(String, String)>, String>, SkipReason> {
+    let bad = |text: &str| SkipReason::BadValue { field: field.into(), text: text.into() };
+    let raw = f.raw(field).unwrap_or("{}");
+    let sizes: BTreeMap<String, Box<RawValue>> = serde_json::from_str(raw).map_err(|_| bad(raw))?;
+    let mut prices = Vec::new();
+    for size in SEARCH_CONTEXT_SIZES {
+        let Some(v) = sizes.get(size).map(|v| v.get().trim()).filter(|t| *t != "null") else { continue };
+        prices.push((size, xjp_money::plain_decimal_text(v).ok_or_else(|| bad(v))?));
+    }
+    if prices.is_empty() {
+        return Ok(Err("no search context size priced".into()));
+    }
+    Ok(match how {
+        SearchContext::BySize(names) => Ok(prices
+            .into_iter()
+            .map(|(size, usd)| {
+                let i = SEARCH_CONTEXT_SIZES.iter().position(|s| *s == size).unwrap_or(0);
+                (names[i].to_string(), usd)
+            })
+            .collect()),
+        SearchContext::One { name, sizes_must_agree } => {
+            let atto = |usd: &str| xjp_money::usd_per_unit_to_atto(usd).unwrap_or(u64::MAX);
+            let highest =
+                prices.iter().max_by_key(|(_, usd)| atto(usd)).map(|(_, usd)| usd.clone()).unwrap_or_default();
+            if sizes_must_agree && prices.iter().any(|(_, usd)| atto(usd) != atto(&highest)) {
+                Err(format!("the sizes differ and the plugin bills one `{name}` price"))
+            } else {
+                Ok(vec![(name.to_string(), highest)])
+            }
+        }
+        SearchContext::None => Err(format!("the {provider} plugin bills no search per query")),
+    })
+}
+
+/// One entry -> (price, native provider, several tiers seen, fee fields not imported).
+fn convert(
+    key: &str,
+    f: &Fields,
+    providers: &ProviderMap,
+) -> Result<(ImportedPrice, bool, bool, Vec<FeeSkip>), SkipReason> {
     if let Some(mode) = f.text("mode")?
         && mode != "chat"
     {
@@ -344,6 +547,7 @@ fn convert(key: &str, f: &Fields, providers: &ProviderMap) -> Result<(ImportedPr
     });
     let provider = providers.map(&litellm_provider).to_string();
     let native = provider == litellm_provider;
+    let (fees, fees_skipped) = fees(f, &provider)?;
     let price = ImportedPrice {
         model: model_name(key, &litellm_provider, &provider).to_string(),
         provider,
@@ -355,8 +559,9 @@ fn convert(key: &str, f: &Fields, providers: &ProviderMap) -> Result<(ImportedPr
         cache_write_1h: f.price("cache_creation_input_token_cost_above_1hr")?,
         reasoning: f.price("output_cost_per_reasoning_token")?,
         long_context,
+        fees,
     };
-    Ok((price, native, several_tiers))
+    Ok((price, native, several_tiers, fees_skipped))
 }
 
 /// A TOML basic string.
@@ -375,6 +580,12 @@ fn quoted(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A TOML key: bare when it can be, else quoted.
+fn key(s: &str) -> String {
+    let bare = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare { s.to_string() } else { quoted(s) }
 }
 
 /// The price file: a header line, then one table per model.
@@ -410,6 +621,11 @@ pub fn to_toml(prices: &[ImportedPrice]) -> String {
                 optional.into_iter().filter_map(|(name, v)| v.as_ref().map(|v| format!("{name} = {}", quoted(v)))),
             );
             let _ = writeln!(out, "long_context = {{ {} }}", fields.join(", "));
+        }
+        if !p.fees.is_empty() {
+            let fees: Vec<String> =
+                p.fees.iter().map(|(name, usd)| format!("{} = {}", key(name), quoted(usd))).collect();
+            let _ = writeln!(out, "fees = {{ {} }}", fees.join(", "));
         }
         out.push_str("source = \"litellm\"\n");
     }

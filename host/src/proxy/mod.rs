@@ -4,6 +4,7 @@
 //! exactly once whichever way it ends. [`Proxy`] owns what these phases use.
 
 pub mod accept;
+pub mod array_elements;
 pub mod authenticate;
 pub mod context;
 pub mod endpoint;

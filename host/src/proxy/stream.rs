@@ -1,9 +1,11 @@
 //! Phase 6, respond (streaming): every upstream chunk goes to the client as soon as it
 //! arrives, and a copy goes to the plugin's stream parser. Nothing is buffered beyond one
-//! SSE event (and only when the usage chunk must be withheld). If the client leaves, the
+//! SSE event (and only when the usage chunk must be withheld) or one JSON-array element
+//! (Gemini without `alt=sse`, so that a cut stream can end with an error element). If the client leaves, the
 //! upstream is still read in the background (bounded in time and in number of drains)
 //! so that the provider's usage is known.
 
+use super::array_elements::ArrayElements;
 use super::context::RequestCtx;
 use super::sse_events::{RawEvents, is_usage_only_chunk};
 use super::upstream::forwardable_response_header;
@@ -76,7 +78,8 @@ pub fn relay(tasks: &TaskTracker, upstream: Response<Incoming>, ctx: RequestCtx,
         let mut seen = Seen::default();
         let plugin = ctx.routed().map(|r| r.plugin.clone()).expect("a relayed request is routed");
         let parser = PluginStream::open(plugin, opts.format).map_err(|e| seen.plugin_error = Some(e)).ok();
-        let mut relay = Relay { tx: Some(tx), parser, drain: None, request_id: ctx.bill().request_id.clone() };
+        let array = (!opts.sse).then(ArrayElements::new);
+        let mut relay = Relay { tx: Some(tx), parser, drain: None, request_id: ctx.bill().request_id.clone(), array };
         let end = relay.run(upstream_body, &opts, &mut seen).await;
         let (mut usage, mut complete, mut output_text_bytes, mut error) = (None::<Usage>, false, 0, None);
         if let Some(mut parser) = relay.parser.take() {
@@ -115,7 +118,12 @@ struct Relay {
     /// Held while draining after the client left.
     drain: Option<(OwnedSemaphorePermit, Instant)>,
     request_id: String,
+    /// Element framing of a JSON-array stream (`None` for SSE).
+    array: Option<ArrayElements>,
 }
+
+/// Why a JSON-array stream that ended without its closing `]` stopped.
+const ARRAY_UNFINISHED: &str = "upstream stream interrupted: the JSON array ended unfinished";
 
 impl Relay {
     /// Pumps the upstream; returns why it stopped early, or `None` at a clean end.
@@ -164,10 +172,24 @@ impl Relay {
                     }
                 }
                 None => {
-                    if self.forward(data, opts, seen).await.is_none() {
+                    let data = match self.array.as_mut() {
+                        Some(array) => array.push(&data),
+                        None => data,
+                    };
+                    if !data.is_empty() && self.forward(data, opts, seen).await.is_none() {
                         return Some(DRAIN_LIMIT.into());
                     }
                 }
+            }
+        }
+        if let Some(array) = self.array.as_mut() {
+            if array.open() {
+                // A clean end inside the array is a cut: `send_error` closes it.
+                return Some(ARRAY_UNFINISHED.into());
+            }
+            let rest = array.finish();
+            if !rest.is_empty() && self.forward(rest, opts, seen).await.is_none() {
+                return Some(DRAIN_LIMIT.into());
             }
         }
         if let Some(rest) = events.as_mut().map(RawEvents::finish).filter(|r| !r.is_empty())
@@ -205,14 +227,19 @@ impl Relay {
     /// Tells a still-connected client that the stream broke, in its format.
     async fn send_error(&mut self, opts: &RelayOptions, reason: &str) {
         let Some(tx) = self.tx.take() else { return };
-        if !opts.sse {
-            // A JSON-array stream cannot carry an error mid-element: abort the body.
-            let _ =
-                tokio::time::timeout(opts.write_timeout, tx.send(Err(std::io::Error::other(reason.to_string())))).await;
-            return;
-        }
         let status = hyper::StatusCode::BAD_GATEWAY;
         let body = error_body(opts.format, status, reason, None);
+        if !opts.sse {
+            // A JSON-array stream ends with an error element after its last whole one and
+            // its closing `]`, as Vertex ends one; a body that is not an open array is cut.
+            let end = self.array.as_mut().and_then(|a| a.close_with(&body.to_string()));
+            let frame = match end {
+                Some(bytes) => Ok(Frame::data(bytes)),
+                None => Err(std::io::Error::other(reason.to_string())),
+            };
+            let _ = tokio::time::timeout(opts.write_timeout, tx.send(frame)).await;
+            return;
+        }
         let event = match opts.format {
             ApiFormat::AnthropicMessages => format!("event: error\ndata: {body}\n\n"),
             _ => format!("data: {body}\n\n"),

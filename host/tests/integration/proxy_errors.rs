@@ -245,3 +245,40 @@ async fn unknown_paths_are_404_in_the_path_format() {
     let r = send("POST", &format!("{}/v1beta/models/x:countTokens", gw.url), &[], "").await;
     Api::Gemini.assert_shape(&r, 404);
 }
+
+#[tokio::test]
+async fn a_gemini_array_stream_cut_mid_way_ends_with_an_error_element() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let url = format!("{}/v1beta/models/gemini-2.5-flash:streamGenerateContent", gw.url);
+    let headers = [("x-goog-api-key", gw.key.as_str()), ("content-type", "application/json")];
+    let body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+
+    // The upstream ends cleanly in the middle of an element (as Vertex's recorded cut does):
+    // the whole elements, then an error element in Gemini's shape, then the closing `]`.
+    let cut = common::scenarios::fixture("gemini/vertex_stream_cut.json");
+    mock.set_scenario(
+        "gemini-2.5-flash",
+        xjp_mock_upstream::Scenario::from_fixture(&cut).unwrap().with_stream_file(&cut).unwrap(),
+    );
+    let r = send("POST", &url, &headers, body).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_error, None, "the body ends properly");
+    let expected = std::fs::read(common::scenarios::fixture("gemini/vertex_stream_cut_closed.json")).unwrap();
+    assert_eq!(r.text(), String::from_utf8(expected).unwrap());
+
+    // The connection drops after two chunks: still a valid array ending with an error element.
+    mock.set_scenario(
+        "gemini-2.5-flash",
+        common::scenarios::pair_for("gemini-2.5-flash")
+            .with_stream_file(common::scenarios::fixture("gemini/stream_thinking.json"))
+            .unwrap()
+            .cut_after(2),
+    );
+    let r = send("POST", &url, &headers, body).await;
+    assert_eq!(r.status, 200);
+    let items: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()));
+    let last = items.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["error"]["status"], "INTERNAL", "{last}");
+    assert!(last["error"]["message"].as_str().unwrap().contains("interrupted"), "{last}");
+}

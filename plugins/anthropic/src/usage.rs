@@ -5,10 +5,16 @@
 //! split by TTL in `cache_creation.{ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}`
 //! when the API sends that breakdown. `output_tokens` includes extended-thinking tokens,
 //! which Anthropic does not count separately. Server tools are per-request fees.
+//!
+//! A run of several iterations (server-side context compaction, beta `compact-*`) reports
+//! each in `usage.iterations[]`, and the top-level counts are only the last iteration's:
+//! the bill is the sum over the iterations. Once a `usage` object has carried iterations,
+//! their sums are the token counts (a later object's top-level counts, the last iteration
+//! alone, do not replace them); server tool use stays top-level.
 
 use serde::Deserialize;
 use serde::de::MapAccess;
-use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, skip, value};
+use xjp_plugin_sdk::json::lenient::{Count, Fields, Fold, Obj, Seq, skip, value};
 use xjp_plugin_sdk::json::{Value, str_at};
 use xjp_plugin_sdk::{Fee, Usage, empty_usage};
 
@@ -31,6 +37,8 @@ pub struct UsageFields {
     web_search: u64,
     web_fetch: u64,
     model: Option<String>,
+    /// A `usage` object carried `iterations`: the token counts are their sums.
+    iterations: bool,
 }
 
 /// The counts of one `usage` object, each `None` when absent or not a non-negative
@@ -53,6 +61,59 @@ pub struct UsageObject {
     pub web_search_requests: Option<u64>,
     /// `server_tool_use.web_fetch_requests`.
     pub web_fetch_requests: Option<u64>,
+    /// `iterations[]`, summed; `None` when absent, not an array, or empty.
+    pub iterations: Option<Iterations>,
+}
+
+/// The token counts of `usage.iterations[]`, summed (saturating). Each iteration's cache
+/// writes are split by TTL as a top-level object's are ([`split_writes`]) before summing.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Iterations {
+    /// Iterations that were objects.
+    pub count: u64,
+    /// `input_tokens`.
+    pub input: u64,
+    /// `cache_read_input_tokens`.
+    pub cache_read: u64,
+    /// Cache writes with the 5 minute TTL.
+    pub write_5m: u64,
+    /// Cache writes with the 1 hour TTL.
+    pub write_1h: u64,
+    /// `output_tokens`.
+    pub output: u64,
+}
+
+impl<'de> Fold<'de> for Iterations {
+    type Item = Obj<UsageObject>;
+
+    fn add(&mut self, item: Obj<UsageObject>) {
+        let Some(it) = item.0 else { return };
+        let (write_5m, write_1h) = split_writes(
+            it.cache_creation_input_tokens.unwrap_or(0),
+            it.ephemeral_5m_input_tokens,
+            it.ephemeral_1h_input_tokens,
+        );
+        let add = |sum: &mut u64, n: u64| *sum = sum.saturating_add(n);
+        self.count += 1;
+        add(&mut self.input, it.input_tokens.unwrap_or(0));
+        add(&mut self.cache_read, it.cache_read_input_tokens.unwrap_or(0));
+        add(&mut self.write_5m, write_5m);
+        add(&mut self.write_1h, write_1h);
+        add(&mut self.output, it.output_tokens.unwrap_or(0));
+    }
+}
+
+/// Cache writes as `(5 min, 1 h)` from a total and its breakdown by TTL. Without a
+/// breakdown every write is a 5 minute write (the API default). With one, the 1 h part is
+/// taken as reported and the 5 min part is the larger of its own count and what the
+/// total leaves over, so the buckets never bill less than either the total or the
+/// breakdown says.
+pub fn split_writes(total: u64, five_min: Option<u64>, one_hour: Option<u64>) -> (u64, u64) {
+    if five_min.is_none() && one_hour.is_none() {
+        return (total, 0);
+    }
+    let one_hour = one_hour.unwrap_or(0);
+    (five_min.unwrap_or(0).max(total.saturating_sub(one_hour)), one_hour)
 }
 
 impl<'de> Fields<'de> for UsageObject {
@@ -70,6 +131,7 @@ impl<'de> Fields<'de> for UsageObject {
                 let t = value::<Obj<ServerToolUse>, _>(map)?.0.unwrap_or_default();
                 (self.web_search_requests, self.web_fetch_requests) = (t.web_search, t.web_fetch);
             }
+            "iterations" => self.iterations = value::<Seq<Iterations>, _>(map)?.0.filter(|i| i.count > 0),
             _ => skip(map)?,
         }
         Ok(())
@@ -137,12 +199,26 @@ impl UsageFields {
     /// Folds in one already-read `usage` object.
     pub fn merge_object(&mut self, usage: &UsageObject) {
         self.seen = true;
-        update(&mut self.input, usage.input_tokens);
-        update(&mut self.cache_read, usage.cache_read_input_tokens);
-        update(&mut self.cache_creation, usage.cache_creation_input_tokens);
-        update_opt(&mut self.ephemeral_5m, usage.ephemeral_5m_input_tokens);
-        update_opt(&mut self.ephemeral_1h, usage.ephemeral_1h_input_tokens);
-        update(&mut self.output, usage.output_tokens);
+        match usage.iterations {
+            Some(it) => {
+                self.iterations = true;
+                self.input = it.input;
+                self.cache_read = it.cache_read;
+                self.cache_creation = it.write_5m.saturating_add(it.write_1h);
+                (self.ephemeral_5m, self.ephemeral_1h) = (Some(it.write_5m), Some(it.write_1h));
+                self.output = it.output;
+            }
+            // The sums stand: a top-level count is only the last iteration's.
+            None if self.iterations => {}
+            None => {
+                update(&mut self.input, usage.input_tokens);
+                update(&mut self.cache_read, usage.cache_read_input_tokens);
+                update(&mut self.cache_creation, usage.cache_creation_input_tokens);
+                update_opt(&mut self.ephemeral_5m, usage.ephemeral_5m_input_tokens);
+                update_opt(&mut self.ephemeral_1h, usage.ephemeral_1h_input_tokens);
+                update(&mut self.output, usage.output_tokens);
+            }
+        }
         update(&mut self.web_search, usage.web_search_requests);
         update(&mut self.web_fetch, usage.web_fetch_requests);
     }
@@ -159,17 +235,9 @@ impl UsageFields {
         }
     }
 
-    /// Cache writes as `(5 min, 1 h)`. Without a breakdown every write is a 5 minute
-    /// write (the API default). With one, the 1 h part is taken as reported and the
-    /// 5 min part is the larger of its own count and what the total leaves over, so the
-    /// buckets never bill less than either the total or the breakdown says.
+    /// Cache writes as `(5 min, 1 h)` ([`split_writes`]).
     fn cache_writes(&self) -> (u64, u64) {
-        if self.ephemeral_5m.is_none() && self.ephemeral_1h.is_none() {
-            return (self.cache_creation, 0);
-        }
-        let one_hour = self.ephemeral_1h.unwrap_or(0);
-        let five_min = self.ephemeral_5m.unwrap_or(0).max(self.cache_creation.saturating_sub(one_hour));
-        (five_min, one_hour)
+        split_writes(self.cache_creation, self.ephemeral_5m, self.ephemeral_1h)
     }
 
     /// The usage record, or `None` when no `usage` object was ever seen.
@@ -263,6 +331,30 @@ mod tests {
             u.fees,
             vec![Fee { name: "web_search".into(), count: 3 }, Fee { name: "web_fetch".into(), count: 2 }]
         );
+    }
+
+    #[test]
+    fn iterations_are_summed_and_their_sums_stand() {
+        let compacted = json!({"input_tokens": 23000, "output_tokens": 1000, "cache_read_input_tokens": 0,
+        "server_tool_use": {"web_search_requests": 1},
+        "iterations": [
+            {"type": "compaction", "input_tokens": 180000, "output_tokens": 3500, "cache_read_input_tokens": 2000,
+             "cache_creation_input_tokens": 900, "cache_creation": {"ephemeral_1h_input_tokens": 600}},
+            {"type": "message", "input_tokens": 23000, "output_tokens": 1000, "cache_creation_input_tokens": 50},
+            "not an iteration"
+        ]});
+        let u = fold(&[json!({"input_tokens": 180000, "output_tokens": 1}), compacted.clone()]).unwrap();
+        assert_eq!((u.input_uncached_tokens, u.cache_read_tokens, u.output_tokens), (203_000, 2000, 4500));
+        assert_eq!((u.cache_write_5m_tokens, u.cache_write_1h_tokens), (300 + 50, 600));
+        assert_eq!(u.fees, vec![Fee { name: "web_search".into(), count: 1 }]);
+        // A later object without iterations (the last iteration's counts) does not undo the sums.
+        let again = fold(&[compacted, json!({"input_tokens": 23000, "output_tokens": 1000})]).unwrap();
+        assert_eq!(again, u);
+        // An empty or malformed `iterations` is no iterations: the top-level counts apply.
+        for it in [json!([]), json!({}), json!("x")] {
+            let u = fold(&[json!({"input_tokens": 5, "output_tokens": 2, "iterations": it})]).unwrap();
+            assert_eq!((u.input_uncached_tokens, u.output_tokens), (5, 2));
+        }
     }
 
     #[test]

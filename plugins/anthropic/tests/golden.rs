@@ -17,7 +17,7 @@ fn stream_fixture(name: &str) -> StreamOutcome {
 #[test]
 fn golden_cases() {
     let cases = xjp_plugin_sdk::testing::run_golden::<Anthropic>(FIXTURES);
-    assert_eq!(cases, 13, "every case file in {FIXTURES} runs");
+    assert_eq!(cases, 15, "every case file in {FIXTURES} runs");
 }
 
 #[test]

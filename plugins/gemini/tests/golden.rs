@@ -17,7 +17,7 @@ fn stream_fixture(name: &str) -> StreamOutcome {
 #[test]
 fn golden_cases() {
     let cases = xjp_plugin_sdk::testing::run_golden::<Gemini>(FIXTURES);
-    assert_eq!(cases, 16, "every case file in {FIXTURES} runs");
+    assert_eq!(cases, 17, "every case file in {FIXTURES} runs");
 }
 
 #[test]

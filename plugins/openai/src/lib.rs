@@ -1,11 +1,12 @@
 //! xjp-gateway billing plugin for OpenAI Chat Completions and OpenAI-compatible upstreams.
 //!
-//! The parsing lives in [`chat`], generic over a [`chat::Dialect`] so that other
-//! OpenAI-format plugins (openrouter) reuse it. The component exports are behind the
-//! `export` feature (on by default); depend on this crate with `default-features = false`
-//! to use [`chat`] without exporting a second provider.
+//! The parsing is the SDK's [`xjp_plugin_sdk::openai_chat`] (re-exported as [`chat`]),
+//! generic over a [`chat::Dialect`] so that every OpenAI-format plugin (openrouter, and
+//! plugins written outside this repository) reuses it. The component exports are behind
+//! the `export` feature (on by default); depend on this crate with
+//! `default-features = false` to use it natively without exporting a provider.
 
-pub mod chat;
+pub use xjp_plugin_sdk::openai_chat as chat;
 
 use chat::{ChatStream, OpenAiDialect};
 use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, Usage};

@@ -1,14 +1,14 @@
 //! xjp-gateway billing plugin for OpenRouter: the OpenAI chat format plus OpenRouter's
 //! `usage.cost`, cache-write counts, SSE keep-alive comments and in-band error chunks.
 //!
-//! Parsing is the openai plugin's [`xjp_plugin_openai::chat`] module run with the
+//! Parsing is the SDK's [`xjp_plugin_sdk::openai_chat`] module run with the
 //! [`OpenRouterDialect`]; only the usage reader differs.
 
 pub mod usage;
 
 pub use usage::OpenRouterDialect;
 
-use xjp_plugin_openai::chat::{self, ChatStream};
+use xjp_plugin_sdk::openai_chat::{self as chat, ChatStream};
 use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, Usage};
 
 /// The OpenRouter provider.

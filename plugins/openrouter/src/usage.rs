@@ -1,18 +1,15 @@
-//! OpenRouter's `usage` object: OpenAI's buckets plus cache writes and the billed cost.
+//! OpenRouter's `usage` object: OpenAI's buckets plus the billed cost.
 //!
 //! `prompt_tokens` includes both `prompt_tokens_details.cached_tokens` (cache reads)
-//! and `prompt_tokens_details.cache_write_tokens`, so the uncached input is what is
-//! left after both. `cost` is what OpenRouter charged, in USD, as a JSON number.
+//! and `prompt_tokens_details.cache_write_tokens`, which the SDK's OpenAI reader takes
+//! out of the uncached input. `cost` is what OpenRouter charged, in USD, as a JSON number.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Number;
-use std::fmt;
-use xjp_plugin_openai::chat::{Dialect, UsageObject, usage_from_object};
+use serde::de::MapAccess;
 use xjp_plugin_sdk::Usage;
-use xjp_plugin_sdk::decimal::usd_to_nano;
-use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, skip, skip_map, skip_seq, value};
-use xjp_plugin_sdk::json::{Value, sat_sub};
+use xjp_plugin_sdk::json::Value;
+use xjp_plugin_sdk::json::lenient::{Fields, Obj, Usd, value};
+use xjp_plugin_sdk::openai_chat::{Dialect, UsageObject, usage_from_object};
 
 /// The OpenRouter dialect of the OpenAI chat format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,13 +23,11 @@ impl Dialect for OpenRouterDialect {
     }
 }
 
-/// An OpenRouter `usage` object: OpenAI's counts plus the cache writes and the cost.
+/// An OpenRouter `usage` object: OpenAI's counts plus the cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OpenRouterUsageObject {
-    /// What the OpenAI reader takes from the object.
+    /// What the OpenAI reader takes from the object (cache writes included).
     pub openai: UsageObject,
-    /// `prompt_tokens_details.cache_write_tokens`.
-    pub cache_write_tokens: Option<u64>,
     /// `cost` as nano-USD (see [`cost_nano_usd`]).
     pub cost_nano_usd: Option<i64>,
 }
@@ -40,31 +35,8 @@ pub struct OpenRouterUsageObject {
 impl<'de> Fields<'de> for OpenRouterUsageObject {
     fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
-            "prompt_tokens_details" => {
-                let details = value::<Obj<PromptDetails>, _>(map)?.0.unwrap_or_default();
-                self.openai.cached_tokens = details.cached_tokens;
-                self.cache_write_tokens = details.cache_write_tokens;
-            }
-            "cost" => self.cost_nano_usd = value::<Cost, _>(map)?.0,
+            "cost" => self.cost_nano_usd = value::<Usd, _>(map)?.0,
             _ => self.openai.field(key, map)?,
-        }
-        Ok(())
-    }
-}
-
-/// `prompt_tokens_details`: cache reads and cache writes.
-#[derive(Default)]
-struct PromptDetails {
-    cached_tokens: Option<u64>,
-    cache_write_tokens: Option<u64>,
-}
-
-impl<'de> Fields<'de> for PromptDetails {
-    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
-        match key {
-            "cached_tokens" => self.cached_tokens = value::<Count, _>(map)?.0,
-            "cache_write_tokens" => self.cache_write_tokens = value::<Count, _>(map)?.0,
-            _ => skip(map)?,
         }
         Ok(())
     }
@@ -81,71 +53,14 @@ pub fn openrouter_usage(usage: &Value) -> Option<Usage> {
 /// [`openrouter_usage`] of an already-read `usage` object.
 pub fn openrouter_usage_from_object(usage: &OpenRouterUsageObject) -> Option<Usage> {
     let mut out = usage_from_object(&usage.openai)?;
-    let cache_write = usage.cache_write_tokens.unwrap_or(0);
-    out.input_uncached_tokens = sat_sub(out.input_uncached_tokens, cache_write);
-    out.cache_write_5m_tokens = cache_write;
     out.provider_cost_nano_usd = usage.cost_nano_usd;
     Some(out)
 }
 
 /// A non-negative USD amount (a JSON number, or a decimal string) as nano-USD, exactly:
-/// the number's own decimal text is converted, never a float.
+/// the number's own decimal text is converted, never a float ([`Usd`]).
 pub fn cost_nano_usd(cost: &Value) -> Option<i64> {
-    Cost::deserialize(cost).ok()?.0
-}
-
-/// `cost` read as [`cost_nano_usd`] reads it: a number through its `serde_json::Number`
-/// text, a string as decimal text, anything else (or a negative amount) is no cost.
-struct Cost(Option<i64>);
-
-impl Cost {
-    fn from_text(text: &str) -> Cost {
-        Cost(usd_to_nano(text).filter(|nano| *nano >= 0))
-    }
-
-    fn from_number(n: Number) -> Cost {
-        Cost::from_text(&n.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Cost {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Cost;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Cost, E> {
-                Ok(Cost(None))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Cost, E> {
-                Ok(Cost::from_number(n.into()))
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Cost, E> {
-                Ok(Cost::from_number(n.into()))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Cost, E> {
-                // The parser only yields finite floats, which is all `Number` holds.
-                Ok(Number::from_f64(n).map_or(Cost(None), Cost::from_number))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Cost, E> {
-                Ok(Cost::from_text(s))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Cost, E> {
-                Ok(Cost(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cost, A::Error> {
-                skip_seq(&mut seq)?;
-                Ok(Cost(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cost, A::Error> {
-                skip_map(&mut map)?;
-                Ok(Cost(None))
-            }
-        }
-        d.deserialize_any(V)
-    }
+    Usd::of(cost)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod estimate;
 pub mod framing;
 pub mod json;
 pub mod json_array;
+pub mod openai_chat;
 pub mod pricing;
 pub mod sse;
 #[cfg(feature = "testing")]
@@ -27,7 +28,9 @@ pub mod usage_json;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "billing-plugin",
-        path: "../../wit",
+        // The WIT package ships inside this crate (`wit/`), so a published SDK carries its
+        // contract; the workspace root's `wit` is a link to it.
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "export_bindings",
         default_bindings_module: "xjp_plugin_sdk::bindings",

@@ -2,12 +2,16 @@
 //! [`Provider`] natively, whole and split at every byte boundary.
 //!
 //! Case file: `{"api": "openai-chat", "stream": bool, "status": 200, "body": "file",
+//! "request": "file" (optional), "limits": {"default_max_output_tokens": n, "max_output_tokens": n} (optional),
 //! "expect": {"usage": null | {...usage_json...}, "complete": bool, "stream_error": null | "substring"}}`.
-//! `complete` and `stream_error` are checked for streams only.
+//! `complete` and `stream_error` are checked for streams only. `request` is the request body
+//! the response answered: its estimate (under `limits`, default [`DEFAULT_LIMITS`]) must
+//! bound the usage, fees included. `xjp-gateway plugin check --cases DIR` reads the same
+//! files and runs them against the built component.
 
 use crate::json::Value;
 use crate::usage_json::usage_to_json;
-use crate::{ApiFormat, Provider, StreamOutcome, StreamParse};
+use crate::{ApiFormat, ModelLimits, Provider, StreamOutcome, StreamParse, Usage};
 use std::path::{Path, PathBuf};
 
 /// One golden case read from disk.
@@ -25,8 +29,24 @@ pub struct Case {
     pub status: u16,
     /// The recorded response bytes.
     pub body: Vec<u8>,
+    /// The request the response answered, when the case names one.
+    pub request: Option<Vec<u8>>,
+    /// The model limits its estimate runs with.
+    pub limits: ModelLimits,
     /// The `expect` object.
     pub expect: Value,
+}
+
+/// Model limits of a case that sets none.
+pub const DEFAULT_LIMITS: ModelLimits = ModelLimits { default_max_output_tokens: 32_768, max_output_tokens: 131_072 };
+
+/// A case's `limits` object, or [`DEFAULT_LIMITS`].
+pub fn case_limits(v: &Value) -> ModelLimits {
+    let limit = |key: &str, default: u64| v["limits"][key].as_u64().unwrap_or(default);
+    ModelLimits {
+        default_max_output_tokens: limit("default_max_output_tokens", DEFAULT_LIMITS.default_max_output_tokens),
+        max_output_tokens: limit("max_output_tokens", DEFAULT_LIMITS.max_output_tokens),
+    }
 }
 
 /// Parses an API format name (`openai-chat`, `anthropic-messages`, `gemini-generate`).
@@ -55,7 +75,13 @@ pub fn load_cases(dir: &Path) -> Vec<Case> {
             let api_name = v["api"].as_str().unwrap_or_default().to_string();
             let api = parse_api(&api_name).unwrap_or_else(|| panic!("{}: bad api", path.display()));
             let body_path = dir.join(v["body"].as_str().unwrap_or_else(|| panic!("{}: no body", path.display())));
+            let request = v["request"].as_str().map(|name| {
+                let file = dir.join(name);
+                std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            });
             Case {
+                request,
+                limits: case_limits(&v),
                 api,
                 api_name,
                 stream: v["stream"].as_bool().unwrap_or(false),
@@ -104,15 +130,26 @@ fn run_stream<P: Provider>(case: &Case, splits: &[usize]) -> StreamOutcome {
     s.finish().unwrap_or_else(|e| panic!("{}: finish: {e:?}", case.path.display()))
 }
 
+/// Asserts that the estimate of the case's request (when it has one) bounds `usage`.
+pub fn check_estimate<P: Provider>(case: &Case, usage: Option<&Usage>) {
+    let (Some(request), Some(usage)) = (&case.request, usage) else { return };
+    let estimate = P::estimate(case.api, request, case.limits)
+        .unwrap_or_else(|e| panic!("{}: estimate of the request: {e:?}", case.path.display()));
+    let short = xjp_usage_shape::usage_view!(&estimate).shortfalls(&xjp_usage_shape::usage_view!(usage), true);
+    assert!(short.is_empty(), "{}: the estimate does not bound the usage: {}", case.path.display(), short.join("; "));
+}
+
 /// Runs every case in `dir` against `P`: responses whole; streams whole, split at every
-/// byte boundary, and fed one byte at a time. Panics with the case name on a mismatch.
-/// Returns the number of cases run.
+/// byte boundary, and fed one byte at a time; and the estimate of a case's request must
+/// bound its usage. Panics with the case name on a mismatch. Returns the number of cases run.
 pub fn run_golden<P: Provider>(dir: impl AsRef<Path>) -> usize {
     let cases = load_cases(dir.as_ref());
     assert!(!cases.is_empty(), "no cases in {}", dir.as_ref().display());
     for case in &cases {
         if case.stream {
-            check_stream_outcome(case, &run_stream::<P>(case, &[]), "whole");
+            let whole = run_stream::<P>(case, &[]);
+            check_stream_outcome(case, &whole, "whole");
+            check_estimate::<P>(case, whole.usage.as_ref());
             for split in 0..=case.body.len() {
                 check_stream_outcome(case, &run_stream::<P>(case, &[split]), &format!("split at {split}"));
             }
@@ -123,6 +160,7 @@ pub fn run_golden<P: Provider>(dir: impl AsRef<Path>) -> usize {
                 .unwrap_or_else(|e| panic!("{}: extract: {e:?}", case.path.display()));
             let usage = got.as_ref().map(usage_to_json).unwrap_or(Value::Null);
             assert_eq!(usage, case.expect["usage"], "{}: usage", case.path.display());
+            check_estimate::<P>(case, got.as_ref());
         }
     }
     cases.len()

@@ -1,7 +1,7 @@
 //! Upper-bound usage of a chat completion request, for the balance reservation.
 //!
 //! The shared rules (text by bytes, counts as JSON integers, repeated keys refused,
-//! media allowances) are the SDK's, see [`xjp_plugin_sdk::estimate`]. OpenRouter's
+//! media allowances) are the SDK's, see [`crate::estimate`]. OpenRouter's
 //! requests go through here too, so its extensions are read as well. Field by field:
 //!
 //! | Field | Rule |
@@ -25,11 +25,11 @@
 //! `web_search` prices it at zero).
 
 use super::check_format;
-use xjp_plugin_sdk::estimate::{
+use crate::estimate::{
     self, BINARY_ITEM_TOKENS, PromptBound, SEARCH_RESULT_TOKENS, count, output_upper_bound, requested_max,
 };
-use xjp_plugin_sdk::json::{Value, quoted};
-use xjp_plugin_sdk::{ApiFormat, ModelLimits, PluginError, PluginResult, Usage, empty_usage};
+use crate::json::{Value, quoted};
+use crate::{ApiFormat, ModelLimits, PluginError, PluginResult, Usage, empty_usage};
 
 /// Request fields that cap generated tokens.
 pub const MAX_OUTPUT_PATHS: &[&[&str]] = &[&["max_completion_tokens"], &["max_tokens"]];
@@ -199,7 +199,7 @@ fn web_search(body: &Value, model: &str) -> PluginResult<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xjp_plugin_sdk::testing::assert_refused;
+    use crate::testing::assert_refused;
 
     const LIMITS: ModelLimits = ModelLimits { default_max_output_tokens: 4096, max_output_tokens: 16384 };
 

@@ -9,16 +9,16 @@
 
 use super::upstream_error::{chunk_error, stream_error};
 use super::{Dialect, OpenAiDialect, check_format};
+use crate::json::Value;
+use crate::json::lenient::{
+    Fields, Fold, NonNull, NonNullValue, Obj, Seq, Str, StrLen, TextPart, skip, skip_map, value,
+};
+use crate::sse::{SseDecoder, SseEvent};
+use crate::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse, Usage};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 use std::marker::PhantomData;
-use xjp_plugin_sdk::json::Value;
-use xjp_plugin_sdk::json::lenient::{
-    Fields, Fold, NonNull, NonNullValue, Obj, Seq, Str, StrLen, TextPart, skip, skip_map, value,
-};
-use xjp_plugin_sdk::sse::{SseDecoder, SseEvent};
-use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse, Usage};
 
 /// Incremental parser of a chat completion stream, reading usage with dialect `D`.
 ///
@@ -98,7 +98,7 @@ impl ChunkState {
             self.on_error_event::<D>(data);
             return Ok(());
         }
-        match xjp_plugin_sdk::json::from_slice::<Obj<Chunk<D::UsageObject>>>(data) {
+        match crate::json::from_slice::<Obj<Chunk<D::UsageObject>>>(data) {
             Ok(Obj(Some(chunk))) => {
                 self.on_chunk::<D>(chunk);
                 Ok(())
@@ -112,7 +112,7 @@ impl ChunkState {
     /// An `event: error` payload: plain text, an error object, or a chunk carrying an
     /// `error`. Rare, so it is read as a whole [`Value`].
     fn on_error_event<D: Dialect>(&mut self, data: &[u8]) {
-        let chunk = match xjp_plugin_sdk::json::from_slice::<Value>(data) {
+        let chunk = match crate::json::from_slice::<Value>(data) {
             Ok(v) if v.is_object() => v,
             _ => {
                 let text = String::from_utf8_lossy(data);

@@ -1,7 +1,7 @@
 //! Errors an upstream reports inside a body or a stream (`{"error": {...}}`).
 
-use xjp_plugin_sdk::StreamError;
-use xjp_plugin_sdk::json::Value;
+use crate::StreamError;
+use crate::json::Value;
 
 /// Longest error message kept, in bytes; upstream messages can embed whole raw bodies.
 pub const MAX_MESSAGE_BYTES: usize = 2048;

@@ -15,12 +15,12 @@ pub use response::extract_response;
 pub use stream::ChatStream;
 pub use usage::{UsageObject, usage_from_object, usage_from_value};
 
-use xjp_plugin_sdk::json::lenient::Fields;
-use xjp_plugin_sdk::{ApiFormat, PluginResult, Usage};
+use crate::json::lenient::Fields;
+use crate::{ApiFormat, PluginResult, Usage};
 
 /// What differs between OpenAI and an OpenAI-compatible upstream.
 pub trait Dialect: 'static {
-    /// The `usage` object as this dialect reads it (see [`xjp_plugin_sdk::json::lenient`]:
+    /// The `usage` object as this dialect reads it (see [`crate::json::lenient`]:
     /// fields that are absent or of the wrong type read as absent).
     type UsageObject: for<'de> Fields<'de>;
 
@@ -46,5 +46,5 @@ pub const FORMATS: &[ApiFormat] = &[ApiFormat::OpenaiChat];
 
 /// `Ok(())` for `openai-chat`, the unsupported-format error for anything else.
 pub fn check_format(format: ApiFormat) -> PluginResult<()> {
-    xjp_plugin_sdk::check_format(format, FORMATS)
+    crate::check_format(format, FORMATS)
 }

@@ -1,9 +1,9 @@
 //! Usage from a complete (non-streamed) chat completion body.
 
 use super::{Dialect, check_format};
+use crate::json::lenient::{Fields, NonNull, Obj, Str, skip, value};
+use crate::{ApiFormat, PluginError, PluginResult, Usage};
 use serde::de::MapAccess;
-use xjp_plugin_sdk::json::lenient::{Fields, NonNull, Obj, Str, skip, value};
-use xjp_plugin_sdk::{ApiFormat, PluginError, PluginResult, Usage};
 
 /// The parts of a chat completion body that billing reads; `choices` and the rest are
 /// parsed (so a malformed body is still malformed) but not kept.
@@ -48,7 +48,7 @@ pub fn extract_response<D: Dialect>(format: ApiFormat, status: u16, body: &[u8])
         return Ok(None);
     }
     let success = (200..300).contains(&status);
-    let v: Response<D::UsageObject> = match xjp_plugin_sdk::json::from_slice(body) {
+    let v: Response<D::UsageObject> = match crate::json::from_slice(body) {
         Ok(Obj(Some(v))) => v,
         Ok(Obj(None)) if success => {
             return Err(PluginError::Malformed("response body is not a JSON object".into()));
@@ -57,7 +57,7 @@ pub fn extract_response<D: Dialect>(format: ApiFormat, status: u16, body: &[u8])
         Err(e) if success => return Err(PluginError::Malformed(format!("invalid JSON: {e}"))),
         Err(_) => return Ok(None),
     };
-    // What `xjp_plugin_sdk::json::is_error_body` checks.
+    // What `crate::json::is_error_body` checks.
     if v.error || v.kind.as_deref() == Some("error") {
         return Ok(None);
     }
@@ -71,7 +71,7 @@ pub fn extract_response<D: Dialect>(format: ApiFormat, status: u16, body: &[u8])
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::OpenAiDialect;
+    use crate::openai_chat::OpenAiDialect;
 
     fn extract(status: u16, body: &str) -> PluginResult<Option<Usage>> {
         extract_response::<OpenAiDialect>(ApiFormat::OpenaiChat, status, body.as_bytes())
