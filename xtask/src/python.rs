@@ -1,35 +1,39 @@
-//! The Python venv (target/pyenv): the official OpenAI and Anthropic SDKs (for the SDK
-//! test) and openapi-spec-validator (for the OpenAPI document).
+//! Python venvs: target/pyenv with the official OpenAI and Anthropic SDKs (for the SDK
+//! test), target/pyenv-openapi with openapi-spec-validator (for the OpenAPI document).
 
 use crate::{root, run};
 use std::process::Command;
 
-/// PyPI packages the venv holds and a module each provides.
-const PACKAGES: &[(&str, &str)] =
-    &[("openai", "openai"), ("anthropic", "anthropic"), ("openapi-spec-validator", "openapi_spec_validator")];
-
-/// Creates target/pyenv and installs the packages from PyPI when missing.
-pub fn ensure_sdks() -> anyhow::Result<()> {
-    let venv = root().join("target/pyenv");
+/// A venv under target/ holding `packages` (PyPI name, a module it provides); created, or
+/// completed, when an import fails.
+fn ensure_venv(name: &str, packages: &[(&str, &str)]) -> anyhow::Result<std::path::PathBuf> {
+    let venv = root().join("target").join(name);
     let python = venv.join("bin/python");
-    let imports = format!("import {}", PACKAGES.iter().map(|(_, m)| *m).collect::<Vec<_>>().join(", "));
+    let imports = format!("import {}", packages.iter().map(|(_, m)| *m).collect::<Vec<_>>().join(", "));
     let ready = Command::new(&python).args(["-c", &imports]).output().is_ok_and(|o| o.status.success());
     if ready {
-        return Ok(());
+        return Ok(venv);
     }
-    eprintln!("setting up {} ({})", venv.display(), PACKAGES.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "));
+    eprintln!("setting up {} ({})", venv.display(), packages.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", "));
     if !python.exists() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
     run(Command::new(venv.join("bin/pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(PACKAGES.iter().map(|(p, _)| *p)))
+        .args(packages.iter().map(|(p, _)| *p)))?;
+    Ok(venv)
 }
 
-/// Validates host/src/reports/openapi.json as an OpenAPI 3 document (openapi-spec-validator
-/// reads its `openapi` version: 3.1 against the 3.1 schema, JSON Schema 2020-12 included).
+/// target/pyenv with `openai` and `anthropic` from PyPI.
+pub fn ensure_sdks() -> anyhow::Result<()> {
+    ensure_venv("pyenv", &[("openai", "openai"), ("anthropic", "anthropic")]).map(drop)
+}
+
+/// Validates host/src/reports/openapi.json as an OpenAPI 3 document with
+/// openapi-spec-validator (target/pyenv-openapi), which reads its `openapi` version: 3.1
+/// against the 3.1 schema, JSON Schema 2020-12 included.
 pub fn check_openapi() -> anyhow::Result<()> {
-    ensure_sdks()?;
+    let venv = ensure_venv("pyenv-openapi", &[("openapi-spec-validator", "openapi_spec_validator")])?;
     let doc = root().join("host/src/reports/openapi.json");
-    run(Command::new(root().join("target/pyenv/bin/openapi-spec-validator")).arg(&doc))
+    run(Command::new(venv.join("bin/openapi-spec-validator")).arg(&doc))
 }
