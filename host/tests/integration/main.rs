@@ -28,3 +28,4 @@ mod proxy_endpoints;
 mod proxy_errors;
 mod proxy_streaming;
 mod sdk_clients;
+mod tls_stores;
