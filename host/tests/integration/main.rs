@@ -17,6 +17,8 @@ mod money_idempotency;
 mod money_outages;
 mod money_overdraft;
 mod openapi;
+mod ops_commands;
+mod ops_runtime;
 mod plugin_faults;
 mod plugin_golden;
 mod plugin_reload;
