@@ -24,7 +24,7 @@ impl<'a> Probe<'a> {
 
 struct Fields<'a> {
     parent: Probe<'a>,
-    names: std::vec::IntoIter<&'static str>,
+    names: std::iter::Copied<std::slice::Iter<'static, &'static str>>,
     current: Option<&'static str>,
 }
 
@@ -82,7 +82,7 @@ impl<'de> Deserializer<'de> for Probe<'_> {
         for f in fields {
             self.keys.borrow_mut().insert(self.child(f).path);
         }
-        visitor.visit_map(Fields { parent: self, names: fields.to_vec().into_iter(), current: None })
+        visitor.visit_map(Fields { parent: self, names: fields.iter().copied(), current: None })
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let item = self.child("<name>");
