@@ -229,3 +229,37 @@ async fn a_configmap_swap_reloads_the_config() {
     }
     assert_eq!(chat("gpt-4o-mini").await, 200);
 }
+
+/// With `server.state_dir` set, the gateway writes there and nowhere else: the config's
+/// directory (read-only in a container) gets nothing.
+#[tokio::test]
+async fn everything_the_gateway_writes_is_under_the_state_dir() {
+    let mock = mock().await;
+    let db = TestDb::create().await;
+    let config_dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let path = write_config(config_dir.path(), &mock.base_url(), "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cache_line = text.lines().find(|l| l.starts_with("cache_dir")).unwrap().to_string();
+    let text = text.replace(&cache_line, "").replacen(
+        "[server]\n",
+        &format!("[server]\nstate_dir = \"{}\"\n", state.path().display()),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut child = ChildGuard(spawn(&path, &db.url));
+    listening(&mut child);
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    let _ = tokio::task::spawn_blocking(move || child.0.wait()).await;
+
+    let names = |dir: &Path| -> Vec<String> {
+        let mut n: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(config_dir.path()), ["gateway.toml"], "the gateway wrote beside its config");
+    assert_eq!(names(state.path()), ["plugin-cache", "spool"]);
+    assert_eq!(names(&state.path().join("spool")), ["ledger.lock", "ledger.spool"]);
+    assert!(!names(&state.path().join("plugin-cache")).is_empty(), "no precompiled plugin was cached");
+}

@@ -22,6 +22,7 @@ struct Pki {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 fn ca(name: &str) -> (CertificateParams, KeyPair) {
@@ -51,7 +52,20 @@ fn pki(dir: &Path, name: &str) -> Pki {
         ca: write("ca.pem", ca_cert.pem()),
         cert: write("server.crt", cert.pem()),
         key: write("server.key", key.serialize_pem()),
+        issuer,
     }
+}
+
+/// A client certificate signed by `pki`'s CA (for mutual TLS), as PEM files.
+fn client_identity(dir: &Path, pki: &Pki) -> (PathBuf, PathBuf) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "xjp-gateway");
+    let cert = params.signed_by(&key, &pki.issuer).unwrap();
+    let (cert_path, key_path) = (dir.join("client.crt"), dir.join("client.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
 }
 
 /// A Postgres that takes TLS connections only, with `pki`'s certificate.
@@ -165,4 +179,33 @@ async fn a_server_signed_by_another_ca_is_refused() {
     let plain_redis = format!("redis://127.0.0.1:{}", redis.port);
     let e = build(&mock.base_url(), verify_full(&pg, &real.ca), plain_redis, redis_ca(&real.ca)).await.unwrap_err();
     assert!(e.contains("rediss://"), "{e}");
+}
+
+/// Mutual TLS: a Redis that asks for a client certificate signed by the test CA serves the
+/// gateway that presents one ([redis] client_cert_file / client_key_file) and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path(), "xjp-test-ca");
+    let (cert, key) = client_identity(dir.path(), &pki);
+    let redis = PrivateRedis::start_tls(&pki.cert, &pki.key, Some(&pki.ca));
+    let rediss = format!("rediss://127.0.0.1:{}", redis.port);
+    let db = common::harness::TestDb::create().await;
+    let mock = mock().await;
+    let identity = format!(
+        "{}\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"",
+        redis_ca(&pki.ca),
+        cert.display(),
+        key.display()
+    );
+    let gw = build(&mock.base_url(), db.url.clone(), rediss.clone(), identity).await.unwrap();
+    assert!(gw.billing.balances.ping().await, "Redis refused the gateway's client certificate");
+    gw.shutdown(Duration::from_secs(1)).await;
+    match build(&mock.base_url(), db.url.clone(), rediss, redis_ca(&pki.ca)).await {
+        Err(e) => assert!(e.contains("redis"), "{e}"),
+        Ok(gw) => {
+            assert!(!gw.billing.balances.ping().await, "Redis served a client without a certificate");
+            gw.shutdown(Duration::from_secs(1)).await;
+        }
+    }
 }
