@@ -148,6 +148,15 @@ pub fn spend_filter() -> tracing_subscriber::filter::Targets {
     tracing_subscriber::filter::Targets::new().with_target(ACCESS_TARGET, tracing::Level::INFO)
 }
 
+/// For a gateway run in-process (tests, embedding) without `ops::telemetry`: installs a
+/// global subscriber that only counts access lines into the spend metrics. Does nothing when
+/// a global subscriber is already set.
+pub fn install_spend_counters() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = tracing_subscriber::registry().with(SpendLayer.with_filter(spend_filter())).try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

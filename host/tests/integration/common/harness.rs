@@ -251,6 +251,8 @@ impl TestGateway {
     /// Starts a gateway with `options`.
     pub async fn start_with(mock_base: &str, options: Options) -> TestGateway {
         xjp_gateway::ops::install_metrics();
+        // Access lines count into the spend metrics, as under `serve`.
+        xjp_gateway::ops::access::install_spend_counters();
         let db = match &options.database_url {
             Some(_) => None,
             None => Some(TestDb::create().await),
