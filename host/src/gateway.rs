@@ -83,7 +83,10 @@ impl Gateway {
             .map_err(|e| StartError::Database(e.to_string()))?;
         crate::db::migrate(&db).await.map_err(|e| StartError::Database(e.to_string()))?;
         let redis_url = env(&config.redis.url_env).unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-        let redis = redis::Client::open(redis_url).map_err(|e| StartError::Redis(e.to_string()))?;
+        let r = &config.redis;
+        let identity = r.client_cert_file.as_deref().zip(r.client_key_file.as_deref());
+        let redis = crate::db::redis_client(&redis_url, r.ca_file.as_deref(), identity)
+            .map_err(|e| StartError::Redis(e.to_string()))?;
         let limits = RuntimeLimits {
             memory_bytes: config.plugins.memory_mb << 20,
             call_timeout_ms: config.plugins.call_timeout_ms,

@@ -2,11 +2,8 @@
 
 use clap::Parser;
 
+/// Logging is set up by the command (`serve` from its config's `[log]`, `ops::telemetry`).
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = xjp_gateway::cli::Cli::parse();
     std::process::exit(xjp_gateway::cli::run(cli));
 }

@@ -22,22 +22,53 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
 }
 
-/// config/gateway.toml with every provider whose key variable is unset pointed at the mock.
-fn demo_config(mock_base: &str, listen: &str) -> anyhow::Result<String> {
+/// Which providers a generated config sends to the mock upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mock<'a> {
+    /// None: the real providers (the image's default config).
+    Nowhere,
+    /// Every provider (the compose demo: nothing depends on the machine that built it).
+    All(&'a str),
+    /// Those whose key variable is unset here (`cargo xtask run`).
+    Unkeyed(&'a str),
+}
+
+/// Where a generated config puts things.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    pub listen: &'a str,
+    pub plugins_dir: &'a str,
+    /// Where the price files are (they are named relative to config/); `None`: beside the
+    /// generated config.
+    pub prices_dir: Option<&'a str>,
+    pub state_dir: Option<&'a str>,
+    pub json_logs: bool,
+}
+
+fn table<'t>(doc: &'t mut toml::Table, name: &str) -> &'t mut toml::Table {
+    doc.entry(name).or_insert_with(|| toml::Table::new().into()).as_table_mut().expect("a table")
+}
+
+/// config/gateway.toml laid out per `layout`, with providers sent to the mock per `mock`.
+pub fn gateway_config(layout: &Layout, mock: Mock) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(root().join("config/gateway.toml"))?;
     let mut doc: toml::Table = text.parse()?;
-    let server = doc.entry("server").or_insert_with(|| toml::Table::new().into());
-    server.as_table_mut().expect("[server] is a table").insert("listen".into(), listen.into());
-    let plugins = doc.entry("plugins").or_insert_with(|| toml::Table::new().into());
-    plugins
-        .as_table_mut()
-        .expect("[plugins] is a table")
-        .insert("dir".into(), root().join("target/plugins").display().to_string().into());
-    // Price files are named relative to config/; the demo config lives elsewhere.
-    if let Some(files) = doc.get_mut("catalog").and_then(|c| c.get_mut("files")).and_then(|f| f.as_array_mut()) {
+    let server = table(&mut doc, "server");
+    server.insert("listen".into(), layout.listen.into());
+    if let Some(state) = layout.state_dir {
+        server.insert("state_dir".into(), state.into());
+    }
+    table(&mut doc, "plugins").insert("dir".into(), layout.plugins_dir.into());
+    if layout.json_logs {
+        table(&mut doc, "log").insert("format".into(), "json".into());
+    }
+    // Price files are named relative to config/; the generated config lives elsewhere.
+    if let Some(dir) = layout.prices_dir
+        && let Some(files) = doc.get_mut("catalog").and_then(|c| c.get_mut("files")).and_then(|f| f.as_array_mut())
+    {
         for f in files.iter_mut() {
             if let Some(rel) = f.as_str() {
-                *f = root().join("config").join(rel).display().to_string().into();
+                *f = format!("{dir}/{rel}").into();
             }
         }
     }
@@ -45,11 +76,18 @@ fn demo_config(mock_base: &str, listen: &str) -> anyhow::Result<String> {
         doc.get_mut("providers").and_then(|p| p.as_table_mut()).ok_or_else(|| anyhow::anyhow!("no [providers]"))?;
     for (name, key_var, prefix) in PROVIDERS {
         let Some(p) = providers.get_mut(*name).and_then(|p| p.as_table_mut()) else { continue };
-        if std::env::var(key_var).is_ok_and(|v| !v.is_empty()) {
-            eprintln!("provider {name}: real upstream ({key_var} is set)");
-            continue;
-        }
-        eprintln!("provider {name}: mock upstream at {mock_base} (set {key_var} to use the real one)");
+        let mock_base = match mock {
+            Mock::Nowhere => continue,
+            Mock::All(base) => base,
+            Mock::Unkeyed(_) if std::env::var(key_var).is_ok_and(|v| !v.is_empty()) => {
+                eprintln!("provider {name}: real upstream ({key_var} is set)");
+                continue;
+            }
+            Mock::Unkeyed(base) => {
+                eprintln!("provider {name}: mock upstream at {base} (set {key_var} to use the real one)");
+                base
+            }
+        };
         p.insert("base_url".into(), format!("{mock_base}{prefix}").into());
         p.insert("auth".into(), "none".into());
         p.remove("credential_env");
@@ -106,7 +144,11 @@ pub fn run_demo() -> anyhow::Result<()> {
     let dir = root().join("target/demo");
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("gateway.toml");
-    std::fs::write(&config, demo_config(&mock_base, &listen)?)?;
+    let plugins = root().join("target/plugins").display().to_string();
+    let prices = root().join("config").display().to_string();
+    let layout =
+        Layout { listen: &listen, plugins_dir: &plugins, prices_dir: Some(&prices), state_dir: None, json_logs: false };
+    std::fs::write(&config, gateway_config(&layout, Mock::Unkeyed(&mock_base))?)?;
     let gateway = root().join("target/debug/xjp-gateway");
     let seeded = Command::new(&gateway)
         .arg("seed-demo")

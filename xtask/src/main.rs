@@ -1,6 +1,10 @@
-//! `cargo xtask`: the project's commands (build-plugins, test, run, bench).
+//! `cargo xtask`: the project's commands (build-plugins, test, run, bench, dist,
+//! check-dockerfile, check-openapi).
 
+mod compose;
 mod demo;
+mod dist;
+mod dockerfile;
 mod plugins;
 mod python;
 mod services;
@@ -30,6 +34,30 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build everything the container image holds (binaries, plugins, configs, fixtures) into
+    /// one directory laid out as in the image; the Dockerfile's build stage runs this.
+    Dist {
+        /// Cargo profile of the binaries.
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Output directory (relative to the workspace).
+        #[arg(long, default_value = "target/dist")]
+        out: PathBuf,
+    },
+    /// Parse the Dockerfile and compose.yaml, run the Dockerfile's build steps on the host
+    /// with the same commands, and check that what the image copies was built (no container
+    /// engine needed).
+    CheckDockerfile {
+        /// `NAME=VALUE`, as `docker build --build-arg` (CI: `PROFILE=dev`).
+        #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+        build_args: Vec<String>,
+        /// Check the files without running the build steps.
+        #[arg(long)]
+        no_run: bool,
+    },
+    /// Validate the served OpenAPI document (host/src/reports/openapi.json) with
+    /// openapi-spec-validator (PyPI, in target/pyenv).
+    CheckOpenapi,
     /// Build the plugins and run the benchmarks: plugins (criterion), then money (ledger
     /// throughput, reserve + settle latency; starts Postgres/Redis if absent), then
     /// billing_queries (transactions pages and summaries over 1M seeded rows).
@@ -64,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             services::ensure_running()?;
             plugins::build_all()?;
             python::ensure_sdks()?;
+            python::check_openapi()?;
             let nextest = cargo().args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success());
             if nextest {
                 run(cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(&args))?;
@@ -72,6 +101,11 @@ fn main() -> anyhow::Result<()> {
                 run(cargo().args(["test", "--workspace"]).args(&args))
             }
         }
+        Task::Dist { profile, out } => dist::dist(&profile, &out),
+        Task::CheckDockerfile { build_args, no_run } => {
+            dockerfile::check(&dockerfile::CheckOptions { build_args, no_run })
+        }
+        Task::CheckOpenapi => python::check_openapi(),
         Task::Bench { args } => {
             plugins::build_all()?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "plugins", "--"]).args(&args))?;

@@ -47,13 +47,20 @@ fn build(krate: &str, features: &str, dest: &std::path::Path) -> anyhow::Result<
     Ok(())
 }
 
-/// Builds every provider plugin into target/plugins and the test plugins into target/test-plugins.
-pub fn build_all() -> anyhow::Result<()> {
+/// Builds every provider plugin into `out` as `<name>.wasm` (the image's plugin directory
+/// and target/plugins are made by this one function).
+pub fn build_providers(out: &std::path::Path) -> anyhow::Result<()> {
     ensure_target()?;
-    let out = root().join("target/plugins");
     for p in PROVIDERS {
         build(p, "", &out.join(format!("{p}.wasm")))?;
     }
+    Ok(())
+}
+
+/// Builds every provider plugin into target/plugins and the test plugins into target/test-plugins.
+pub fn build_all() -> anyhow::Result<()> {
+    let out = root().join("target/plugins");
+    build_providers(&out)?;
     let test_out = root().join("target/test-plugins");
     for (name, krate, features) in TEST_PLUGINS {
         build(krate, features, &test_out.join(format!("{name}.wasm")))?;

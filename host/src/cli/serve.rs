@@ -15,6 +15,7 @@ pub struct ServeArgs {
 /// Starts everything; returns when shut down.
 pub async fn run(args: &ServeArgs) -> Result<(), String> {
     let config = crate::config::load_file(&args.config).map_err(|e| e.to_string())?;
+    let telemetry = crate::ops::telemetry::init(&config.log, &config.otel)?;
     crate::ops::install_metrics();
     let addr = config.server.listen.parse().map_err(|e| format!("server.listen: {e}"))?;
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
@@ -35,6 +36,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), String> {
         let _ = stop.send(true);
     });
     server.wait().await;
+    telemetry.shutdown().await;
     Ok(())
 }
 

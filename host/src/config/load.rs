@@ -31,12 +31,28 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             *f = base_dir.join(&*f);
         }
     }
+    for f in [&mut config.redis.ca_file, &mut config.redis.client_cert_file, &mut config.redis.client_key_file] {
+        if let Some(f) = f.as_mut().filter(|f| f.is_relative()) {
+            *f = base_dir.join(&*f);
+        }
+    }
+    // State: the spool and the plugin cache, under one writable directory.
+    let state_set = config.server.state_dir.is_some();
+    let state_dir = match config.server.state_dir.take() {
+        Some(d) if d.is_relative() => base_dir.join(d),
+        Some(d) => d,
+        None => base_dir.to_path_buf(),
+    };
     if config.billing.spool_dir.is_relative() {
-        config.billing.spool_dir = base_dir.join(&config.billing.spool_dir);
+        config.billing.spool_dir = state_dir.join(&config.billing.spool_dir);
     }
-    if let Some(cache) = config.plugins.cache_dir.as_mut().filter(|c| c.is_relative()) {
-        *cache = base_dir.join(&*cache);
-    }
+    config.plugins.cache_dir = Some(match config.plugins.cache_dir.take() {
+        Some(c) if c.is_relative() => state_dir.join(c),
+        Some(c) => c,
+        None if state_set => state_dir.join("plugin-cache"),
+        None => config.plugins.dir.join(".cache"),
+    });
+    config.server.state_dir = Some(state_dir);
     Ok(config)
 }
 
@@ -76,6 +92,34 @@ mod tests {
     fn relative_plugin_dir_follows_the_file() {
         let c = parse("[plugins]\ndir = \"p\"\n", Path::new("/etc/xjp/gateway.toml")).unwrap();
         assert_eq!(c.plugins.dir, PathBuf::from("/etc/xjp/p"));
+        // Without a state directory, state stays where it always was.
+        assert_eq!(c.billing.spool_dir, PathBuf::from("/etc/xjp/spool"));
+        assert_eq!(c.plugins.cache_dir, Some(PathBuf::from("/etc/xjp/p/.cache")));
+        assert_eq!(c.server.state_dir, Some(PathBuf::from("/etc/xjp")));
+    }
+
+    #[test]
+    fn state_lives_under_the_state_dir() {
+        let text = "[server]\nstate_dir = \"/var/lib/xjp\"\n[plugins]\ndir = \"/usr/lib/xjp/plugins\"\n";
+        let c = parse(text, Path::new("/etc/xjp/gateway.toml")).unwrap();
+        assert_eq!(c.billing.spool_dir, PathBuf::from("/var/lib/xjp/spool"));
+        assert_eq!(c.plugins.cache_dir, Some(PathBuf::from("/var/lib/xjp/plugin-cache")));
+        let text = "[server]\nstate_dir = \"state\"\n[billing]\nspool_dir = \"s\"\n[plugins]\ncache_dir = \"/c\"\n";
+        let c = parse(text, Path::new("/etc/xjp/gateway.toml")).unwrap();
+        assert_eq!(c.billing.spool_dir, PathBuf::from("/etc/xjp/state/s"));
+        assert_eq!(c.plugins.cache_dir, Some(PathBuf::from("/c")));
+    }
+
+    #[test]
+    fn log_and_otel_keys_are_checked() {
+        let e = errors("[log]\nformat = \"xml\"\n");
+        assert!(e.contains("unknown variant `xml`"), "{e}");
+        let e = errors("[log]\nfilter = \"info,=[\"\n");
+        assert!(e.contains("log.filter"), "{e}");
+        let e = errors("[otel]\nenabled = true\nendpoint = \"ftp://x\"\nsample_ratio = 2.0\n");
+        assert!(e.contains("otel.endpoint") && e.contains("otel.sample_ratio"), "{e}");
+        let e = errors("[redis]\nclient_cert_file = \"c.pem\"\n");
+        assert!(e.contains("redis.client_key_file"), "{e}");
     }
 
     #[test]

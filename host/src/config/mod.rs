@@ -40,6 +40,10 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub otel: OtelConfig,
 }
 
 /// `[server]`
@@ -52,11 +56,22 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long in-flight requests and streams may run after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// The one directory the gateway writes to (a change needs a restart): the ledger spool
+    /// and the precompiled-plugin cache live under it unless set elsewhere, and relative
+    /// `billing.spool_dir` / `plugins.cache_dir` resolve against it. Default: the config
+    /// file's directory. In a container: a volume such as `/var/lib/xjp`, so the root file
+    /// system can be read-only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: "127.0.0.1:8080".into(), body_limit_bytes: 4 << 20, shutdown_grace_secs: 30 }
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            body_limit_bytes: 4 << 20,
+            shutdown_grace_secs: 30,
+            state_dir: None,
+        }
     }
 }
 
@@ -74,16 +89,76 @@ impl Default for DatabaseConfig {
     }
 }
 
-/// `[redis]`: the URL comes from an environment variable.
+/// `[redis]`: the URL comes from an environment variable; `rediss://` connects with TLS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     pub url_env: String,
+    /// PEM file of the CA(s) that sign the server's certificate, for `rediss://`; without
+    /// it the bundled Mozilla roots are used (relative to the config file).
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate and key the gateway presents when the server asks (mutual TLS);
+    /// both or neither.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url_env: "REDIS_URL".into() }
+        RedisConfig { url_env: "REDIS_URL".into(), ca_file: None, client_cert_file: None, client_key_file: None }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`, `span`).
+    Json,
+}
+
+/// `[log]`: read at start-up (a change needs a restart).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `warn,xjp_gateway::access=info`); `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, filter: "info".into() }
+    }
+}
+
+/// `[otel]`: OpenTelemetry trace export over OTLP/HTTP (protobuf); off unless `enabled`.
+/// Read at start-up (a change needs a restart).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtelConfig {
+    pub enabled: bool,
+    /// The collector's traces URL (OTLP/HTTP), `http://` or `https://`.
+    pub endpoint: String,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Share of new traces sampled, 0.0 to 1.0 (a request with a sampled parent follows it).
+    pub sample_ratio: f64,
+    /// Export timeout per batch.
+    pub timeout_ms: u64,
+}
+
+impl Default for OtelConfig {
+    fn default() -> Self {
+        OtelConfig {
+            enabled: false,
+            endpoint: "http://127.0.0.1:4318/v1/traces".into(),
+            service_name: "xjp-gateway".into(),
+            sample_ratio: 1.0,
+            timeout_ms: 10_000,
+        }
     }
 }
 
@@ -93,7 +168,9 @@ impl Default for RedisConfig {
 pub struct PluginsConfig {
     /// Directory of `<name>.wasm` files (relative paths are relative to the config file).
     pub dir: PathBuf,
-    /// Precompiled-component cache; default `<dir>/.cache`.
+    /// Precompiled-component cache; default `<server.state_dir>/plugin-cache` when a state
+    /// directory is set, `<dir>/.cache` otherwise (relative paths: against the state dir).
+    /// Always set after loading.
     pub cache_dir: Option<PathBuf>,
     pub call_timeout_ms: u64,
     pub memory_mb: usize,
@@ -173,7 +250,8 @@ pub struct BillingConfig {
     /// A hold not settled within this time is released by the sweeper.
     pub hold_ttl_secs: u64,
     pub redis_failure: FailurePolicy,
-    /// The ledger spool (relative paths are relative to the config file).
+    /// The ledger spool (relative paths are relative to `server.state_dir`, which defaults
+    /// to the config file's directory). One process per directory: it is locked.
     pub spool_dir: PathBuf,
     pub sweep_interval_ms: u64,
     pub rollup_interval_ms: u64,

@@ -32,6 +32,27 @@ impl Config {
                 "streaming.max_duration_secs, streaming.client_write_timeout_secs: must be greater than 0".into(),
             );
         }
+        if tracing_subscriber::EnvFilter::builder().parse(&self.log.filter).is_err() {
+            errors.push(format!("log.filter: `{}` is not a tracing filter (like `info,hyper=warn`)", self.log.filter));
+        }
+        let otel_url_ok = self
+            .otel
+            .endpoint
+            .parse::<hyper::Uri>()
+            .ok()
+            .is_some_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        if !otel_url_ok {
+            errors.push(format!("otel.endpoint: `{}` is not an http(s) URL", self.otel.endpoint));
+        }
+        if !(0.0..=1.0).contains(&self.otel.sample_ratio) {
+            errors.push(format!("otel.sample_ratio: {} is not between 0.0 and 1.0", self.otel.sample_ratio));
+        }
+        if self.otel.timeout_ms == 0 {
+            errors.push("otel.timeout_ms: must be greater than 0".into());
+        }
+        if self.redis.client_cert_file.is_some() != self.redis.client_key_file.is_some() {
+            errors.push("redis.client_cert_file, redis.client_key_file: set both or neither".into());
+        }
         for (name, p) in &self.providers {
             let key = format!("providers.{name}");
             let url_ok = p.base_url.parse::<hyper::Uri>().ok().is_some_and(|u| {

@@ -1,11 +1,19 @@
 //! Config reload without a restart: on SIGHUP and when the file changes (debounced).
 //! The reload itself is the caller's callback; a config that fails to parse or validate is
 //! logged and the old one keeps serving.
+//!
+//! "Changes" means its *content* as read through any symlinks: any event in the file's
+//! directory makes the watcher re-read the file and reload when the bytes differ. That is
+//! what catches a Kubernetes ConfigMap update, where `gateway.toml` is a symlink to
+//! `..data/gateway.toml` and the update swaps the `..data` symlink to a new timestamped
+//! directory (an event on `..data`, none on `gateway.toml`), as well as editors that write a
+//! new file and rename it over the old one.
 
 use super::ConfigError;
 use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
-use std::path::PathBuf;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,18 +55,25 @@ pub fn watch(path: PathBuf, reload: Reload) -> notify::Result<ConfigWatcher> {
             }
         });
     }
-    let file_name = path.file_name().map(|n| n.to_owned());
-    let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| ".".into());
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+    let mut seen = fingerprint(&path);
     let mut debouncer = new_debouncer(Duration::from_millis(200), None, move |result: DebounceEventResult| {
-        if let Ok(events) = result {
-            let touches_config = events
-                .iter()
-                .any(|e| !e.kind.is_access() && e.paths.iter().any(|p| p.file_name() == file_name.as_deref()));
-            if touches_config {
-                run(&reload, "file change");
-            }
+        let Ok(events) = result else { return };
+        if events.iter().all(|e| e.kind.is_access()) {
+            return;
+        }
+        // Unreadable for a moment (mid-swap, deleted): wait for the next event.
+        let Some(now) = fingerprint(&path) else { return };
+        if seen != Some(now) {
+            seen = Some(now);
+            run(&reload, "file change");
         }
     })?;
     debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
     Ok(ConfigWatcher { _debouncer: debouncer })
+}
+
+/// The config's content hash, read through symlinks (`None` when it cannot be read).
+fn fingerprint(path: &Path) -> Option<[u8; 32]> {
+    std::fs::read(path).ok().map(|bytes| Sha256::digest(&bytes).into())
 }

@@ -3,6 +3,11 @@
 //! down or the process died. A torn tail (a crash mid-write) is truncated on open.
 //!
 //! Frame: `len: u32 LE | crc32(payload): u32 LE | payload (JSON row)`.
+//!
+//! One process per spool directory: `ledger.lock` beside the spool is locked (`flock`,
+//! exclusive, released when the process dies, however it dies) for the spool's lifetime,
+//! so a second gateway pointed at the same directory fails to start instead of replaying
+//! and truncating the first one's rows.
 
 use super::row::TransactionRow;
 use std::fs::{File, OpenOptions};
@@ -23,6 +28,11 @@ pub enum SpoolError {
     Decode(String),
     #[error("spool record of {0} bytes is larger than a frame")]
     TooLarge(usize),
+    #[error(
+        "spool directory {dir} is in use by another process ({holder}); each gateway needs a \
+         spool directory of its own (billing.spool_dir / server.state_dir)"
+    )]
+    Locked { dir: PathBuf, holder: String },
 }
 
 /// The spool file.
@@ -30,6 +40,8 @@ pub struct Spool {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Holds the directory's lock until the spool is dropped.
+    _lock: File,
 }
 
 impl std::fmt::Debug for Spool {
@@ -48,6 +60,7 @@ impl Spool {
         let path = dir.join("ledger.spool");
         let io = |source| SpoolError::Io { path: path.clone(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = lock_dir(dir)?;
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
         let mut bytes = Vec::new();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -58,7 +71,7 @@ impl Spool {
             file.set_len(good as u64).map_err(io)?;
             file.sync_all().map_err(io)?;
         }
-        let spool = Spool { path, file, len: good as u64 };
+        let spool = Spool { path, file, len: good as u64, _lock: lock };
         Ok((spool, rows))
     }
 
@@ -111,6 +124,29 @@ impl Spool {
     }
 }
 
+/// Takes `dir/ledger.lock` (exclusive, not waiting) and writes this process's id into it.
+fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
+    let path = dir.join("ledger.lock");
+    let io = |source| SpoolError::Io { path: path.clone(), source };
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "pid unknown".to_string(),
+                pid => format!("pid {pid}"),
+            };
+            return Err(SpoolError::Locked { dir: dir.to_path_buf(), holder });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(io)?;
+    Ok(file)
+}
+
 /// Decodes whole valid frames; returns the rows and the length of the valid prefix.
 fn decode_frames(bytes: &[u8]) -> (Vec<TransactionRow>, usize) {
     let mut rows = Vec::new();
@@ -136,10 +172,11 @@ fn decode_frames(bytes: &[u8]) -> (Vec<TransactionRow>, usize) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn row(n: i64) -> TransactionRow {
+    /// A row costing `n` nano-USD (also used by `ops::access`'s tests).
+    pub(crate) fn row(n: i64) -> TransactionRow {
         TransactionRow {
             request_id: format!("r{n}"),
             client_request_id: None,
@@ -202,6 +239,18 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_has_one_spool_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = Spool::open(dir.path()).unwrap();
+        let e = Spool::open(dir.path()).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, SpoolError::Locked { .. }), "{text}");
+        assert!(text.contains("in use by another process") && text.contains(&std::process::id().to_string()), "{text}");
+        drop(first);
+        let (_again, _) = Spool::open(dir.path()).unwrap();
+    }
+
+    #[test]
     fn clear_empties() {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, _) = Spool::open(dir.path()).unwrap();
@@ -209,6 +258,7 @@ mod tests {
         s.clear().unwrap();
         assert!(s.is_empty());
         assert!(s.read_all().unwrap().is_empty());
+        drop(s);
         let (_, rows) = Spool::open(dir.path()).unwrap();
         assert!(rows.is_empty());
     }

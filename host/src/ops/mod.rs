@@ -1,4 +1,9 @@
-//! Operations endpoints: health, readiness, Prometheus metrics, the public model list.
+//! Operations endpoints: health, readiness, Prometheus metrics, the public model list; the
+//! log subscriber, access lines and spend counters, and the OpenTelemetry export.
+
+pub mod access;
+pub mod otel;
+pub mod telemetry;
 
 use crate::api::respond::{ok, respond};
 use crate::api::{ApiResult, Body, full, json_response};

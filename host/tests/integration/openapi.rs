@@ -1,5 +1,6 @@
-//! The OpenAPI document describes the billing and admin endpoints, and the live responses
-//! match it (status by status).
+//! The OpenAPI document describes the billing, admin and ops endpoints, and the live
+//! responses match it (status by status), checked by a JSON Schema validator (`jsonschema`).
+//! That the document itself is valid OpenAPI 3.1 is `cargo xtask check-openapi` (CI).
 
 use crate::common;
 
@@ -18,10 +19,10 @@ async fn live_responses_match_the_document() {
     let doc = send("GET", &format!("{}/internal/openapi.json", gw.url), &[], "").await.json();
     assert_eq!(doc["openapi"], "3.1.0");
     // A schema that cannot fail is worthless: a wrong body is caught.
-    assert!(!check(&json!({ "usd": 1 }), &doc["components"]["schemas"]["Money"], &doc, "$").is_empty());
+    assert!(!check(&json!({ "usd": 1 }), &doc["components"]["schemas"]["Money"], &doc).is_empty());
     let error_schema = &doc["components"]["schemas"]["Error"];
     let without_param = json!({ "error": { "message": "m", "type": "invalid_request_error", "code": null } });
-    assert!(!check(&without_param, error_schema, &doc, "$").is_empty());
+    assert!(!check(&without_param, error_schema, &doc).is_empty());
     let mut error_statuses = std::collections::BTreeSet::new();
 
     let admin = format!("Bearer {ADMIN_TOKEN}");
@@ -38,7 +39,7 @@ async fn live_responses_match_the_document() {
     let mut check_call = |template: &'static str, method: &'static str, (status, body): (u16, Value)| {
         assert_matches(&doc, template, method, status, &body);
         if status >= 400 {
-            let errors = check(&body, error_schema, &doc, "$");
+            let errors = check(&body, error_schema, &doc);
             assert!(
                 errors.is_empty(),
                 "{method} {template} -> {status} is not an Error:\n{}\n{body}",
@@ -48,6 +49,22 @@ async fn live_responses_match_the_document() {
         }
         body
     };
+
+    // A format is checked too: an id that is not a UUID is caught.
+    let tenant = &doc["components"]["schemas"]["Tenant"];
+    let created_at = "2026-01-01T00:00:00Z";
+    assert!(
+        check(
+            &json!({ "id": uuid::Uuid::nil(), "name": "n", "status": "active", "created_at": created_at }),
+            tenant,
+            &doc
+        )
+        .is_empty()
+    );
+    assert!(
+        !check(&json!({ "id": "nope", "name": "n", "status": "active", "created_at": created_at }), tenant, &doc)
+            .is_empty()
+    );
 
     let r = post_chat(&gw).await;
     assert_eq!(r, 200);
@@ -195,6 +212,12 @@ async fn live_responses_match_the_document() {
     let refused = call("GET", "/v1/billing/transactions?cursor=bogus".into(), &user, String::new()).await;
     assert_eq!(refused.0, 400);
     check_call("/v1/billing/transactions", "get", refused);
+
+    // Ops: no credential needed.
+    check_call("/healthz", "get", call("GET", "/healthz".into(), "", String::new()).await);
+    let ready = call("GET", "/readyz".into(), "", String::new()).await;
+    assert_eq!(ready.0, 200, "{}", ready.1);
+    check_call("/readyz", "get", ready);
 
     for status in [400, 401, 403, 404, 409] {
         assert!(error_statuses.contains(&status), "no live {status} was checked against `Error`: {error_statuses:?}");

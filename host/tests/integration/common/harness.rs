@@ -70,6 +70,8 @@ pub struct Options {
     /// Use this Postgres database instead of creating one.
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
+    /// Lines added to `[redis]` (e.g. `ca_file = "..."`).
+    pub redis_toml: String,
     pub initial_balance_nano: i64,
     /// Appended to the generated config (e.g. a `[catalog]` table).
     pub extra_toml: String,
@@ -85,6 +87,7 @@ impl Default for Options {
             sweep_interval_ms: 500,
             database_url: None,
             redis_url: None,
+            redis_toml: String::new(),
             initial_balance_nano: TEST_BALANCE_NANO,
             extra_toml: String::new(),
             shutdown_grace_secs: 10,
@@ -103,6 +106,7 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let (ttl, hold, sweep) = (o.key_cache_ttl_ms, o.hold_ttl_secs, o.sweep_interval_ms);
     let extra = &o.extra_toml;
     let (grace, stream_max) = (o.shutdown_grace_secs, o.stream_max_secs);
+    let redis_toml = &o.redis_toml;
     format!(
         r#"
 [server]
@@ -116,6 +120,7 @@ max_connections = 8
 
 [redis]
 url_env = "TEST_REDIS_URL"
+{redis_toml}
 
 [plugins]
 dir = "{plugin_dir}"
@@ -246,6 +251,8 @@ impl TestGateway {
     /// Starts a gateway with `options`.
     pub async fn start_with(mock_base: &str, options: Options) -> TestGateway {
         xjp_gateway::ops::install_metrics();
+        // Access lines count into the spend metrics, as under `serve`.
+        xjp_gateway::ops::access::install_spend_counters();
         let db = match &options.database_url {
             Some(_) => None,
             None => Some(TestDb::create().await),

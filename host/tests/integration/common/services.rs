@@ -51,6 +51,12 @@ pub struct PrivatePostgres {
 impl PrivatePostgres {
     /// initdb + start.
     pub fn start() -> PrivatePostgres {
+        Self::start_configured(|_| {})
+    }
+
+    /// initdb, then `configure(data_dir)` (edit postgresql.conf, pg_hba.conf, add files:
+    /// they are handed to the `postgres` user afterwards), then start.
+    pub fn start_configured(configure: impl FnOnce(&std::path::Path)) -> PrivatePostgres {
         let dir = tempfile::Builder::new().prefix("xjp-pg-").tempdir_in("/tmp").unwrap();
         let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
         let data = dir.path().join("data");
@@ -61,6 +67,8 @@ impl PrivatePostgres {
             .status()
             .unwrap();
         assert!(ok.success(), "initdb failed");
+        configure(&data);
+        let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
         let pg = PrivatePostgres { port: free_port(), dir };
         pg.resume();
         pg
@@ -121,8 +129,33 @@ impl PrivateRedis {
 
     /// Starts `redis-server` without persistence on `port`.
     pub fn start_on(port: u16) -> PrivateRedis {
+        Self::start_with(port, &["--port", &port.to_string()])
+    }
+
+    /// Starts `redis-server` speaking TLS only on its port (`rediss://`), with this
+    /// certificate and key (PEM files), not asking clients for certificates unless
+    /// `client_ca` is given.
+    pub fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: Option<&std::path::Path>,
+    ) -> PrivateRedis {
+        let port = free_port();
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        let mut args = vec!["--port".to_string(), "0".into(), "--tls-port".into(), port.to_string()];
+        args.extend(["--tls-cert-file".into(), cert.clone(), "--tls-key-file".into(), key]);
+        match client_ca {
+            Some(ca) => args.extend(["--tls-ca-cert-file".into(), ca.display().to_string()]),
+            // Redis wants a CA file even when it asks clients for none.
+            None => args.extend(["--tls-ca-cert-file".into(), cert, "--tls-auth-clients".into(), "no".into()]),
+        }
+        Self::start_with(port, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn start_with(port: u16, args: &[&str]) -> PrivateRedis {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server on PATH");

@@ -1,0 +1,199 @@
+//! The access line: one `info` event per settled request, target [`ACCESS_TARGET`], and the
+//! per-model and per-provider spend counters derived from it.
+//!
+//! The request settles in `billing` (below this module, so it cannot call into `ops`). It
+//! emits the line with [`access_line!`](crate::access_line) — a macro that expands to a
+//! plain `tracing` event and imports nothing — once per transaction row, refusals included:
+//!
+//! ```ignore
+//! let r = row(&bill, &verdict, charged);
+//! crate::access_line!(&r);
+//! ```
+//!
+//! [`SpendLayer`], installed with the log subscriber (`ops::telemetry`), turns every such
+//! event into counters, whatever the log filter says:
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `xjp_spend_nano_usd_total` | `provider`, `model` | nano-USD billed |
+//! | `xjp_settled_requests_total` | `provider`, `model`, `status` | requests settled |
+//! | `xjp_settled_tokens_total` | `provider`, `model`, `kind` (`input`, `output`) | tokens billed |
+//!
+//! Labels stay bounded: `model` is the configured public name a request was routed by; a
+//! request that was never routed (no provider: an unknown model, a refusal before routing)
+//! is counted under `provider="none", model="none"`, since its model name is the client's.
+
+use metrics::Label;
+use std::fmt::Debug;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+
+/// The access line's `tracing` target (filter it with `xjp_gateway::access=info`).
+pub const ACCESS_TARGET: &str = "xjp_gateway::access";
+
+/// One access line for a transaction row (any expression with `TransactionRow`'s fields):
+/// request id, tenant, key id, provider, model, status, HTTP status, cost, tokens, latency.
+/// Never a secret: no API key, prompt, answer or provider credential is in a row.
+#[macro_export]
+macro_rules! access_line {
+    ($row:expr) => {{
+        let r = $row;
+        ::tracing::info!(
+            target: "xjp_gateway::access",
+            request_id = %r.request_id,
+            tenant = %r.tenant_id,
+            key_id = %r.api_key_id,
+            provider = r.provider.as_deref().unwrap_or(""),
+            model = %r.model_requested,
+            upstream_model = r.upstream_model.as_deref().unwrap_or(""),
+            format = %r.api_format,
+            stream = r.stream,
+            status = %r.status,
+            http_status = r.http_status.unwrap_or(0),
+            cost_nano = r.cost_nano,
+            cost_usd = %::xjp_money::nano_to_usd(r.cost_nano),
+            input_tokens = r.input_uncached_tokens
+                .saturating_add(r.cache_read_tokens)
+                .saturating_add(r.cache_write_5m_tokens)
+                .saturating_add(r.cache_write_1h_tokens),
+            output_tokens = r.output_tokens,
+            latency_ms = r.latency_ms.unwrap_or(0),
+            estimated = r.estimated,
+            needs_review = r.needs_review,
+            "request"
+        );
+    }};
+}
+
+/// The fields of an access event the counters need.
+#[derive(Debug, Default)]
+struct Spend {
+    provider: String,
+    model: String,
+    status: String,
+    cost_nano: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+}
+
+impl Visit for Spend {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "provider" => self.provider = value.to_string(),
+            "model" => self.model = value.to_string(),
+            "status" => self.status = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match field.name() {
+            "cost_nano" => self.cost_nano = value,
+            "input_tokens" => self.input_tokens = value,
+            "output_tokens" => self.output_tokens = value,
+            _ => {}
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.record_i64(field, i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        // `%value` fields arrive here (Display through Debug).
+        if matches!(field.name(), "provider" | "model" | "status") {
+            self.record_str(field, &format!("{value:?}"));
+        }
+    }
+}
+
+/// Counts access events into the spend metrics (see the module docs).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpendLayer;
+
+impl SpendLayer {
+    /// Counts one access event's fields.
+    fn count(spend: Spend) {
+        let (provider, model) = if spend.provider.is_empty() {
+            ("none".to_string(), "none".to_string())
+        } else {
+            (spend.provider, spend.model)
+        };
+        let labels = [Label::new("provider", provider), Label::new("model", model)];
+        metrics::counter!("xjp_spend_nano_usd_total", labels.to_vec()).increment(spend.cost_nano.max(0) as u64);
+        let with_status = labels.iter().cloned().chain([Label::new("status", spend.status)]);
+        metrics::counter!("xjp_settled_requests_total", with_status.collect::<Vec<_>>()).increment(1);
+        for (kind, n) in [("input", spend.input_tokens), ("output", spend.output_tokens)] {
+            let with_kind = labels.iter().cloned().chain([Label::new("kind", kind)]);
+            metrics::counter!("xjp_settled_tokens_total", with_kind.collect::<Vec<_>>()).increment(n.max(0) as u64);
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for SpendLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() != ACCESS_TARGET {
+            return;
+        }
+        let mut spend = Spend::default();
+        event.record(&mut spend);
+        Self::count(spend);
+    }
+}
+
+/// The filter the spend layer runs under: access events only, whatever the log filter.
+pub fn spend_filter() -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new().with_target(ACCESS_TARGET, tracing::Level::INFO)
+}
+
+/// For a gateway run in-process (tests, embedding) without `ops::telemetry`: installs a
+/// global subscriber that only counts access lines into the spend metrics. Does nothing when
+/// a global subscriber is already set.
+pub fn install_spend_counters() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = tracing_subscriber::registry().with(SpendLayer.with_filter(spend_filter())).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::TransactionRow;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    fn row(provider: Option<&str>, model: &str, cost_nano: i64) -> TransactionRow {
+        let mut row = crate::ledger::spool::tests::row(cost_nano);
+        (row.provider, row.model_requested) = (provider.map(String::from), model.into());
+        (row.input_uncached_tokens, row.cache_read_tokens, row.output_tokens) = (10, 5, 7);
+        row
+    }
+
+    fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+    }
+
+    #[test]
+    fn access_events_become_spend_counters() {
+        let handle = crate::ops::install_metrics();
+        let subscriber = tracing_subscriber::registry().with(SpendLayer.with_filter(spend_filter()));
+        tracing::subscriber::with_default(subscriber, || {
+            crate::access_line!(&row(Some("openai"), "gpt-4o-mini", 1_500));
+            crate::access_line!(&row(Some("openai"), "gpt-4o-mini", 500));
+            crate::access_line!(&row(None, "whatever-a-client-sent", 0));
+            // Another target with the same fields is not an access line.
+            tracing::info!(provider = "openai", model = "gpt-4o-mini", cost_nano = 9_i64, "not access");
+        });
+        let text = handle.render();
+        let spend = sample(&text, r#"xjp_spend_nano_usd_total{provider="openai",model="gpt-4o-mini"}"#);
+        assert_eq!(spend, Some(2_000.0), "{text}");
+        let n = sample(&text, r#"xjp_settled_requests_total{provider="openai",model="gpt-4o-mini",status="ok"}"#);
+        assert_eq!(n, Some(2.0), "{text}");
+        let input = sample(&text, r#"xjp_settled_tokens_total{provider="openai",model="gpt-4o-mini",kind="input"}"#);
+        assert_eq!(input, Some(30.0), "{text}");
+        let unrouted = sample(&text, r#"xjp_settled_requests_total{provider="none",model="none",status="ok"}"#);
+        assert_eq!(unrouted, Some(1.0), "{text}");
+        assert!(!text.contains("whatever-a-client-sent"), "a client's model name is never a label");
+    }
+}

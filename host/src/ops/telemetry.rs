@@ -1,0 +1,74 @@
+//! The process's `tracing` subscriber: log lines (text or JSON, `[log]`), the spend counters
+//! fed by access lines (`ops::access`), and OpenTelemetry export when `[otel] enabled`.
+//! Each has its own filter: the log filter (`[log] filter`, `RUST_LOG` overrides it) never
+//! hides an access line from the counters or a span from the trace export.
+
+use super::access::{SpendLayer, spend_filter};
+use crate::config::{LogConfig, LogFormat, OtelConfig};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
+
+type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// Keeps the trace exporter alive; [`shutdown`](Self::shutdown) exports what is buffered.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes and stops the trace export (a no-op when it is off).
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            // The batch thread calls back into this runtime: wait off its worker threads.
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        }
+    }
+}
+
+/// The log filter: `RUST_LOG` when set, else `configured`.
+fn log_filter(configured: &str) -> Result<EnvFilter, String> {
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG `{v}`: {e}")),
+        _ => EnvFilter::try_new(configured).map_err(|e| format!("log.filter `{configured}`: {e}")),
+    }
+}
+
+/// The log layer alone, to stderr.
+fn log_layer(log: &LogConfig) -> Result<Boxed, String> {
+    let filter = log_filter(&log.filter)?;
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    Ok(match log.format {
+        LogFormat::Text => layer.with_filter(filter).boxed(),
+        // One object per line: timestamp, level, target, the event's fields at the top level
+        // (`message`, `request_id`, …) and the span it happened in.
+        LogFormat::Json => layer.json().flatten_event(true).with_span_list(false).with_filter(filter).boxed(),
+    })
+}
+
+/// Installs the subscriber for `serve` (call inside the tokio runtime: the trace exporter
+/// runs on it). Fails when a filter does not parse or the exporter cannot be built, or when
+/// a subscriber is already installed.
+pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
+    let mut layers: Vec<Boxed> = vec![log_layer(log)?, SpendLayer.with_filter(spend_filter()).boxed()];
+    let mut telemetry = Telemetry::default();
+    if otel.enabled {
+        let provider = super::otel::provider(otel)?;
+        let spans = Targets::new().with_target("xjp_gateway", tracing::Level::INFO);
+        layers.push(super::otel::layer(&provider).with_filter(spans).boxed());
+        telemetry.provider = Some(provider);
+    }
+    tracing_subscriber::registry().with(layers).try_init().map_err(|e| format!("log setup: {e}"))?;
+    Ok(telemetry)
+}
+
+/// The subscriber for the other commands: text lines at `warn` (or `RUST_LOG`) to stderr.
+pub fn init_plain() {
+    let log = LogConfig { format: LogFormat::Text, filter: "warn".into() };
+    if let Ok(layer) = log_layer(&log) {
+        let _ = tracing_subscriber::registry().with(layer).try_init();
+    }
+}
