@@ -51,6 +51,12 @@ async fn each_ending_is_one_row_and_one_settlement() {
 
     assert_eq!(send(&gw, "end-ok", &CHAT).await, 200);
     assert!(one_row_one_settlement(&gw, "end-ok", "ok").await > 0);
+    // The settled request's access line feeds the per-provider, per-model spend counters.
+    let metrics = common::http::send("GET", &format!("{}/metrics", gw.url), &[], "").await.text();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("xjp_spend_nano_usd_total{") && l.contains("model=\"gpt-4o-mini\"")),
+        "no spend counter for the model:\n{metrics}"
+    );
 
     let stream = CHAT.replacen("\"max_tokens\"", "\"stream\":true,\"max_tokens\"", 1);
     assert_eq!(send(&gw, "end-stream", &stream).await, 200);
