@@ -146,8 +146,13 @@ async fn accept_and_run(
     let started_at = SystemTime::now();
     let caller =
         proxy.authenticate(&parts.headers, parts.uri.query()).instrument(tracing::info_span!("authenticate")).await?;
-    let limit = proxy.settings.load().config.server.body_limit_bytes;
-    let raw = accept::read_body(&parts.headers, body, limit).await?;
+    let (limit, secs) = {
+        let server = &proxy.settings.load().config.server;
+        (server.body_limit_bytes, server.body_read_timeout_secs)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(secs), accept::read_body(&parts.headers, body, limit))
+        .await
+        .map_err(|_| GatewayError::BodyReadTimeout { secs })??;
     let client = ClientRequest::parse(&raw)?;
     let (model, stream) = match &endpoint {
         Endpoint::Gemini { model, stream } => (model.clone(), *stream),

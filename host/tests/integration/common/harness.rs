@@ -75,6 +75,12 @@ pub struct Options {
     pub extra_toml: String,
     pub shutdown_grace_secs: u64,
     pub stream_max_secs: u64,
+    /// Lines added to `[server]` (limits, `admin_listen`).
+    pub server_toml: String,
+    /// Lines added to `[plugins]` (`max_instances`, ...).
+    pub plugins_toml: String,
+    /// Lines added to `[auth]`.
+    pub auth_toml: String,
 }
 
 impl Default for Options {
@@ -89,6 +95,9 @@ impl Default for Options {
             extra_toml: String::new(),
             shutdown_grace_secs: 10,
             stream_max_secs: 1800,
+            server_toml: String::new(),
+            plugins_toml: String::new(),
+            auth_toml: String::new(),
         }
     }
 }
@@ -103,12 +112,14 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let (ttl, hold, sweep) = (o.key_cache_ttl_ms, o.hold_ttl_secs, o.sweep_interval_ms);
     let extra = &o.extra_toml;
     let (grace, stream_max) = (o.shutdown_grace_secs, o.stream_max_secs);
+    let (server, plugins, auth) = (&o.server_toml, &o.plugins_toml, &o.auth_toml);
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 body_limit_bytes = 65536
 shutdown_grace_secs = {grace}
+{server}
 
 [database]
 url_env = "TEST_DATABASE_URL"
@@ -120,9 +131,11 @@ url_env = "TEST_REDIS_URL"
 [plugins]
 dir = "{plugin_dir}"
 cache_dir = "{cache_dir}"
+{plugins}
 
 [auth]
 key_cache_ttl_ms = {ttl}
+{auth}
 
 [billing]
 hold_ttl_secs = {hold}
