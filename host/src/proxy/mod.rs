@@ -73,7 +73,7 @@ impl Proxy {
     /// A proxy over `parts`, with the key cache and drain limit of the current settings.
     pub fn new(parts: Parts) -> Arc<Proxy> {
         let config = &parts.settings.load().config;
-        let keys = KeyCache::new(Duration::from_millis(config.auth.key_cache_ttl_ms));
+        let keys = KeyCache::new(&config.auth);
         let drains = Arc::new(Semaphore::new(config.streaming.max_drains));
         let Parts { settings, prices, plugins, billing, db, upstream } = parts;
         let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());
@@ -85,9 +85,10 @@ impl Proxy {
         self.keys.authenticate(&self.db, authenticate::presented_key(headers, query)).await
     }
 
-    /// Forgets cached key lookups (after an admin revoked a key on this instance).
-    pub fn forget_keys(&self) {
-        self.keys.clear();
+    /// Forgets cached key lookups and `key_id`'s outage grace (after an admin revoked it
+    /// on this instance).
+    pub async fn forget_key(&self, key_id: uuid::Uuid) {
+        self.keys.forget(key_id).await;
     }
 
     /// Waits (up to `grace`) for request tasks, stream relays and drains to finish; what

@@ -7,6 +7,7 @@ mod common;
 mod admin_ops;
 mod architecture;
 mod billing_api;
+mod edge_auth;
 mod edge_server;
 mod graceful_shutdown;
 mod ledger_robustness;
