@@ -8,6 +8,7 @@ pub mod authenticate;
 pub mod context;
 pub mod endpoint;
 pub mod exchange;
+pub mod fairness;
 pub mod respond;
 pub mod route;
 pub mod sse_events;
@@ -24,6 +25,7 @@ use crate::config::LiveSettings;
 use crate::plugins::PluginRegistry;
 use authenticate::KeyCache;
 use context::RequestCtx;
+use fairness::TenantSlots;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, Response};
 use sqlx::PgPool;
@@ -47,6 +49,8 @@ pub struct Proxy {
     upstream: Arc<UpstreamClient>,
     /// Background reads of answers whose client left (bounded).
     drains: Arc<Semaphore>,
+    /// What each tenant has running (`[limits]`).
+    tenants: Arc<TenantSlots>,
     /// Request tasks, stream relays and drains (waited for at shutdown).
     tasks: TaskTracker,
     /// Cancelled when the shutdown grace period is over: what still runs ends and is billed.
@@ -77,7 +81,8 @@ impl Proxy {
         let drains = Arc::new(Semaphore::new(config.streaming.max_drains));
         let Parts { settings, prices, plugins, billing, db, upstream } = parts;
         let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());
-        Arc::new(Proxy { settings, prices, plugins, billing, db, keys, upstream, drains, tasks, cancel })
+        let tenants = Arc::new(TenantSlots::default());
+        Arc::new(Proxy { settings, prices, plugins, billing, db, keys, upstream, drains, tenants, tasks, cancel })
     }
 
     /// Phase 2 for any endpoint that takes an API key.
@@ -147,10 +152,13 @@ async fn accept_and_run(
     let started_at = SystemTime::now();
     let caller =
         proxy.authenticate(&parts.headers, parts.uri.query()).instrument(tracing::info_span!("authenticate")).await?;
-    let (limit, secs) = {
-        let server = &proxy.settings.load().config.server;
-        (server.body_limit_bytes, server.body_read_timeout_secs)
+    let (limit, secs, cap) = {
+        let config = &proxy.settings.load().config;
+        let server = &config.server;
+        (server.body_limit_bytes, server.body_read_timeout_secs, config.limits.tenant_cap(&caller.tenant_id))
     };
+    // Held until the request ends (a stream's relay and drain included).
+    let slot = proxy.tenants.take(caller.tenant_id, cap)?;
     let raw = tokio::time::timeout(Duration::from_secs(secs), accept::read_body(&parts.headers, body, limit))
         .await
         .map_err(|_| GatewayError::BodyReadTimeout { secs })??;
@@ -173,7 +181,7 @@ async fn accept_and_run(
         routed: None,
         reserved: None,
     };
-    let ctx = RequestCtx::new(proxy.billing.clone(), bill, started);
+    let ctx = RequestCtx::new(proxy.billing.clone(), bill, started).holding(slot);
     let (reply, answer) = tokio::sync::oneshot::channel();
     let accepted = exchange::Accepted { parts, client, endpoint };
     proxy.tasks.spawn(exchange::run(proxy.clone(), ctx, accepted, reply).instrument(span));

@@ -8,6 +8,7 @@ mod admin_ops;
 mod architecture;
 mod billing_api;
 mod edge_auth;
+mod edge_fairness;
 mod edge_server;
 mod graceful_shutdown;
 mod ledger_robustness;
