@@ -9,6 +9,7 @@ mod architecture;
 mod billing_api;
 mod edge_auth;
 mod edge_fairness;
+mod edge_plugin_cache;
 mod edge_server;
 mod graceful_shutdown;
 mod ledger_robustness;
