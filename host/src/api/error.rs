@@ -136,6 +136,9 @@ impl GatewayError {
             MissingKey | InvalidKey | RevokedKey => StatusCode::UNAUTHORIZED,
             AdminForbidden | TenantSuspended | BudgetDenied(_) => StatusCode::FORBIDDEN,
             InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
+            // The provider refused the operator's credentials or account: the client's key is
+            // fine, the gateway is not (see `upstream_error_body`).
+            UpstreamStatus { status, .. } if operator_refused(*status) => StatusCode::BAD_GATEWAY,
             UpstreamStatus { status, .. } => *status,
             UpstreamConnect(_) | UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -165,14 +168,14 @@ impl GatewayError {
     /// limit, a busy plugin pool) says when, with `retry-after`.
     pub fn to_response(&self, format: ApiFormat) -> hyper::Response<Body> {
         let status = self.status();
-        let GatewayError::UpstreamStatus { body, headers, .. } = self else {
+        let GatewayError::UpstreamStatus { status: upstream, body, headers } = self else {
             let mut resp = json_response(status, &error_body(format, status, &self.to_string(), self.details()));
             if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
                 resp.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
             }
             return resp;
         };
-        let mut resp = json_response(status, &upstream_error_body(format, status, body));
+        let mut resp = json_response(status, &upstream_error_body(format, *upstream, body));
         for (name, value) in headers.iter().filter(|(name, _)| *name != hyper::header::CONTENT_TYPE) {
             resp.headers_mut().append(name.clone(), value.clone());
         }
@@ -188,9 +191,23 @@ const MAX_UPSTREAM_MESSAGE: usize = 2_000;
 /// `code` and `param`, Anthropic's `type`, Gemini's `status`. Everything else — request
 /// and organisation ids, Gemini's `details` (project numbers, quota metrics, console
 /// links), OpenRouter's `user_id` and `metadata` — stays behind.
+///
+/// 401, 402 and 403 from the provider are about the operator's account (its key, credits,
+/// project): the client gets 502 and a fixed message; the provider's goes to the log.
 fn upstream_error_body(format: ApiFormat, status: StatusCode, body: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    // Vertex answers errors as a one-element array.
+    let v = match v {
+        Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+        other => other,
+    };
     let err = &v["error"];
+    if operator_refused(status) {
+        let said = err["message"].as_str().or_else(|| err.as_str()).unwrap_or_default();
+        tracing::warn!(%status, provider_message = %said, "the provider refused the gateway's account");
+        let message = format!("the provider refused the gateway's credentials or account (it answered {status})");
+        return error_body(format, StatusCode::BAD_GATEWAY, &message, None);
+    }
     let message = err["message"]
         .as_str()
         .or_else(|| err.as_str())
@@ -226,6 +243,11 @@ fn upstream_error_body(format: ApiFormat, status: StatusCode, body: &[u8]) -> Va
         }
     }
     out
+}
+
+/// A provider status about the operator's credentials, credits or project.
+fn operator_refused(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 402 | 403)
 }
 
 /// A short identifier-like string (`rate_limit_error`, `messages[0].content`).
@@ -388,9 +410,32 @@ mod tests {
         assert_eq!(v["error"]["code"], Value::Null, "a numeric code is not OpenAI's shape");
         assert!(!v.to_string().contains("user_") && !v.to_string().contains("metadata"));
 
+        let vertex = br#"[{"error":{"code":400,"message":"Unable to submit request because it has an empty text parameter.","status":"INVALID_ARGUMENT"}}]"#;
+        let v = upstream(StatusCode::BAD_REQUEST, vertex, ApiFormat::GeminiGenerate);
+        assert_eq!(v["error"]["message"], "Unable to submit request because it has an empty text parameter.");
+        assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+
         let html = upstream(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", ApiFormat::AnthropicMessages);
         assert_eq!(html["error"]["message"], "upstream returned 502 Bad Gateway");
         assert_eq!(html["error"]["type"], "api_error");
+    }
+
+    #[test]
+    fn the_operators_account_troubles_are_a_502_without_details() {
+        let credits = br#"{"error":{"message":"This request requires more credits, or fewer max_tokens. You requested up to 16384 tokens, but can only afford 3641.","code":402},"user_id":"user_2wQ9kLmX3pT7vR1cN5yZ8aHbEfD"}"#;
+        for status in [401, 402, 403] {
+            let e = GatewayError::UpstreamStatus {
+                status: StatusCode::from_u16(status).unwrap(),
+                body: bytes::Bytes::from_static(credits),
+                headers: Box::default(),
+            };
+            assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+            let v = upstream(StatusCode::from_u16(status).unwrap(), credits, ApiFormat::OpenaiChat);
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with("the provider refused the gateway's credentials or account"), "{v}");
+            assert!(!v.to_string().contains("3641") && !v.to_string().contains("user_"), "{v}");
+            assert_eq!(v["error"]["type"], "api_error");
+        }
     }
 
     #[test]

@@ -59,11 +59,7 @@ async fn one_tenants_stalled_streams_take_only_its_own_cap() {
     let mock = mock().await;
     // About 10 s per stream.
     mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
-    let options = Options {
-        plugins_toml: "max_instances = 16".into(),
-        extra_toml: "[limits]\nmax_concurrent_per_tenant = 4".into(),
-        ..Options::default()
-    };
+    let options = Options { plugins_toml: "max_instances = 16".into(), tenant_cap: 4, ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let b = other_tenant(&gw.gw).await;
 
@@ -96,7 +92,7 @@ async fn one_tenants_stalled_streams_take_only_its_own_cap() {
 async fn an_exhausted_plugin_pool_answers_503_in_the_clients_format() {
     let mock = mock().await;
     mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
-    let options = Options { plugins_toml: "max_instances = 8".into(), ..Options::default() };
+    let options = Options { plugins_toml: "max_instances = 8".into(), tenant_cap: 64, ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let streams = open_streams(&gw.url, &gw.key, 12).await;
     let statuses: Vec<u16> = streams.iter().map(|r| r.status().as_u16()).collect();

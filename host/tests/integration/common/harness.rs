@@ -81,6 +81,8 @@ pub struct Options {
     pub plugins_toml: String,
     /// Lines added to `[auth]`.
     pub auth_toml: String,
+    /// `[limits] max_concurrent_per_tenant` (high by default: most tests are not about it).
+    pub tenant_cap: usize,
 }
 
 impl Default for Options {
@@ -98,6 +100,7 @@ impl Default for Options {
             server_toml: String::new(),
             plugins_toml: String::new(),
             auth_toml: String::new(),
+            tenant_cap: 10_000,
         }
     }
 }
@@ -112,7 +115,7 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let (ttl, hold, sweep) = (o.key_cache_ttl_ms, o.hold_ttl_secs, o.sweep_interval_ms);
     let extra = &o.extra_toml;
     let (grace, stream_max) = (o.shutdown_grace_secs, o.stream_max_secs);
-    let (server, plugins, auth) = (&o.server_toml, &o.plugins_toml, &o.auth_toml);
+    let (server, plugins, auth, tenant_cap) = (&o.server_toml, &o.plugins_toml, &o.auth_toml, o.tenant_cap);
     format!(
         r#"
 [server]
@@ -146,6 +149,9 @@ rollup_interval_ms = 500
 drain_timeout_secs = 10
 max_drains = 8
 max_duration_secs = {stream_max}
+
+[limits]
+max_concurrent_per_tenant = {tenant_cap}
 
 [providers.openai]
 base_url = "{base}"
