@@ -247,7 +247,7 @@ fn upstream_error_body(format: ApiFormat, status: StatusCode, body: &[u8]) -> Va
 
 /// A provider status about the operator's credentials, credits or project.
 fn operator_refused(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 401 | 402 | 403)
+    (401..=403).contains(&status.as_u16())
 }
 
 /// A short identifier-like string (`rate_limit_error`, `messages[0].content`).

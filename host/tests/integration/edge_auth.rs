@@ -7,7 +7,7 @@ use crate::common;
 
 use bytes::Bytes;
 use common::harness::{ADMIN_TOKEN, Options, TestGateway};
-use common::http::{post, send};
+use common::http::{metric, post, send};
 use common::money::CHAT;
 use common::scenarios::mock;
 use common::services::PrivatePostgres;
@@ -51,12 +51,6 @@ async fn flood(base: &str, n: usize) -> BTreeMap<u16, usize> {
     all
 }
 
-/// A counter of the gateway's `/metrics` (0 when absent).
-async fn counter(base: &str, line_start: &str) -> f64 {
-    let text = send("GET", &format!("{base}/metrics"), &[], "").await.text();
-    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit_once(' ')?.1.parse().ok()).unwrap_or(0.0)
-}
-
 async fn models(base: &str, key: &str) -> u16 {
     let auth = format!("Bearer {key}");
     send("GET", &format!("{base}/v1/models"), &[("authorization", auth.as_str())], "").await.status
@@ -89,8 +83,8 @@ async fn a_key_flood_during_a_postgres_outage_evicts_no_verified_key() {
     let started = Instant::now();
     let statuses = flood(&gw.url, 2_048).await;
     let took = started.elapsed().as_secs_f64();
-    let looked_up = counter(&gw.url, "xjp_key_lookups_total{result=\"unknown\"}").await;
-    let limited = counter(&gw.url, "xjp_key_lookups_total{result=\"limited\"}").await;
+    let looked_up = metric(&gw.url, "xjp_key_lookups_total{result=\"unknown\"}").await;
+    let limited = metric(&gw.url, "xjp_key_lookups_total{result=\"limited\"}").await;
     println!("flood with Postgres up: {statuses:?} in {took:.2} s; {looked_up} lookups, {limited} limited");
     assert!(statuses.keys().all(|s| [401, 429].contains(s)), "{statuses:?}");
     assert!(looked_up <= 20.0 * took + 25.0, "{looked_up} Postgres lookups in {took:.2} s");
@@ -113,7 +107,7 @@ async fn a_key_flood_during_a_postgres_outage_evicts_no_verified_key() {
     let started = Instant::now();
     let statuses = flood(&gw.url, 2_048).await;
     let took = started.elapsed();
-    let failed = counter(&gw.url, "xjp_key_lookups_total{result=\"failed\"}").await;
+    let failed = metric(&gw.url, "xjp_key_lookups_total{result=\"failed\"}").await;
     println!("flood with Postgres stopped: {statuses:?} in {took:?}; {failed} lookups tried");
     assert!(statuses.keys().all(|s| [401, 429, 503].contains(s)), "{statuses:?}");
     // The lookups already under way when Postgres went (at most the bucket's 20), then one
@@ -129,6 +123,6 @@ async fn a_key_flood_during_a_postgres_outage_evicts_no_verified_key() {
     let r = post(&format!("{}/v1/chat/completions", gw.url), &verified[3], &CHAT).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_ne!(models(&gw.url, &revoked).await, 200, "a revoked key has no outage grace");
-    assert!(counter(&gw.url, "xjp_key_lookups_total{result=\"grace\"}").await >= 6.0);
+    assert!(metric(&gw.url, "xjp_key_lookups_total{result=\"grace\"}").await >= 6.0);
     pg.resume();
 }

@@ -7,7 +7,7 @@ use crate::common;
 
 use bytes::Bytes;
 use common::harness::{Options, TestGateway};
-use common::http::{post, send};
+use common::http::{metric, post};
 use common::money::CHAT;
 use common::scenarios::{mock, pair_for};
 use http_body_util::{BodyExt, Full};
@@ -121,12 +121,7 @@ async fn plugin_calls_on_large_inputs_run_on_the_blocking_pool() {
     let stream = post(&url, &gw.key, STREAM).await;
     assert_eq!(stream.status, 200);
     assert!(stream.text().contains("data: [DONE]"));
-    let metrics = send("GET", &format!("{}/metrics", gw.url), &[], "").await.text();
-    let offloaded: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("xjp_plugin_offloaded_calls_total"))
-        .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
-        .unwrap_or(0.0);
+    let offloaded = metric(&gw.url, "xjp_plugin_offloaded_calls_total").await;
     // Two estimates, one whole body and the stream's chunks.
     assert!(offloaded >= 5.0, "{offloaded}");
     common::money::wait_rows(&gw.gw.db, gw.tenant, 2, Duration::from_secs(10)).await;

@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::harness::{ADMIN_TOKEN, Options, TestDb, TestGateway};
-use common::http::{post, send};
+use common::http::{metric, post, send};
 use common::money::CHAT;
 use common::process::GatewayProcess;
 use common::scenarios::mock;
@@ -238,12 +238,7 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off_instead_of_spinning()
     let started = Instant::now();
     assert_eq!(post(&url, &owner.key, &CHAT).await.status, 200);
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
-    let metrics = send("GET", &format!("{}/metrics", process.url), &[], "").await.text();
-    let errors: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("xjp_accept_errors_total{listener=\"public\"}"))
-        .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
-        .expect("accept errors counted");
+    let errors = metric(&process.url, "xjp_accept_errors_total{listener=\"public\"}").await;
     assert!((1.0..200.0).contains(&errors), "{errors} accept errors in ~3.5 s (back-off up to 1 s)");
     process.stop().await;
 }
