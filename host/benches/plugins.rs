@@ -28,6 +28,19 @@ fn plugins(c: &mut Criterion) {
     group.bench_function("extract_price/wasm_two_calls", |b| {
         b.iter(|| wasm_extract_then_price(&pooled, black_box(&body), black_box(&host_price)))
     });
+    // The proxy's path (`price_response_async`): below `offload_bytes` the call runs on the
+    // calling task; above it, on tokio's blocking pool. Both measured on a runtime like the
+    // gateway's, with the same 2 KB body (the second plugin offloads everything).
+    let offloading = load(RuntimeLimits { offload_bytes: 0, ..Default::default() });
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let async_call = |plugin: &std::sync::Arc<xjp_gateway::plugins::Plugin>| {
+        let priced =
+            rt.block_on(plugin.price_response_async(ApiFormat::OpenaiChat, 200, black_box(&body), &host_price));
+        priced.unwrap().unwrap().cost.unwrap().total
+    };
+    assert_eq!(async_call(&offloading), native);
+    group.bench_function("extract_price/wasm_async_inline", |b| b.iter(|| async_call(&pooled)));
+    group.bench_function("extract_price/wasm_async_blocking_pool", |b| b.iter(|| async_call(&offloading)));
     group.bench_function("extract_price/native", |b| {
         b.iter(|| native_extract_price(black_box(&body), black_box(&sdk_price)))
     });

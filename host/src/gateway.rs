@@ -90,6 +90,8 @@ impl Gateway {
         let limits = RuntimeLimits {
             memory_bytes: config.plugins.memory_mb << 20,
             call_timeout_ms: config.plugins.call_timeout_ms,
+            max_instances: config.plugins.max_instances,
+            offload_bytes: config.plugins.offload_threshold_bytes,
             ..RuntimeLimits::default()
         };
         let engine = PluginEngine::new(limits).map_err(|e| StartError::Plugins(format!("{e:#}")))?;

@@ -155,6 +155,6 @@ async fn list_keys(gw: &Gateway, tenant: Uuid) -> ApiResult {
 
 async fn revoke_key(gw: &Gateway, key: Uuid) -> ApiResult {
     let row = keys::revoke(&gw.db, key).await?.ok_or_else(|| ApiError::NotFound("no such key".into()))?;
-    gw.proxy.forget_keys();
+    gw.proxy.forget_key(key).await;
     ok(&json!(row))
 }

@@ -15,6 +15,8 @@ pub enum ErrorClass {
     Balance,
     Upstream,
     Plugin,
+    /// A limit the gateway sets on a caller (per-tenant concurrency, key lookups).
+    Limit,
     Unavailable,
     Internal,
 }
@@ -29,6 +31,7 @@ impl ErrorClass {
             ErrorClass::Balance => "balance",
             ErrorClass::Upstream => "upstream",
             ErrorClass::Plugin => "plugin",
+            ErrorClass::Limit => "limit",
             ErrorClass::Unavailable => "unavailable",
             ErrorClass::Internal => "internal",
         }
@@ -42,6 +45,8 @@ pub enum GatewayError {
     MalformedJson(String),
     #[error("request body exceeds the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    #[error("request body not received within {secs} s")]
+    BodyReadTimeout { secs: u64 },
     #[error("{0}")]
     InvalidRequest(String),
     #[error("no route for {method} {path}")]
@@ -68,6 +73,12 @@ pub enum GatewayError {
     BudgetDenied(String),
     #[error("a request with this Idempotency-Key / X-Request-Id is in progress or already done")]
     DuplicateRequest,
+    /// The tenant already has its cap of requests and streams running (`[limits]`).
+    #[error("too many concurrent requests for this tenant (limit {limit}); retry when one finishes")]
+    TenantBusy { limit: usize },
+    /// Too many keys that are in no cache are being verified (`[auth] unknown_key_lookups_per_sec`).
+    #[error("too many API key verifications right now; retry shortly")]
+    KeyLookupsLimited,
     /// The provider answered with an error status; its body is passed on when it already
     /// has the client's error shape, and the headers its allow-list admits (`retry-after`).
     #[error("upstream returned {status}")]
@@ -93,9 +104,13 @@ impl GatewayError {
     pub fn class(&self) -> ErrorClass {
         use GatewayError::*;
         match self {
-            MalformedJson(_) | BodyTooLarge { .. } | InvalidRequest(_) | NotFound { .. } | DuplicateRequest => {
-                ErrorClass::Client
-            }
+            MalformedJson(_)
+            | BodyTooLarge { .. }
+            | BodyReadTimeout { .. }
+            | InvalidRequest(_)
+            | NotFound { .. }
+            | DuplicateRequest => ErrorClass::Client,
+            TenantBusy { .. } | KeyLookupsLimited => ErrorClass::Limit,
             MissingKey | InvalidKey | RevokedKey | TenantSuspended | AdminForbidden => ErrorClass::Auth,
             UnknownModel(_) | WrongEndpoint { .. } | Unpriced(_) => ErrorClass::Routing,
             InsufficientBalance { .. } | BudgetDenied(_) => ErrorClass::Balance,
@@ -114,14 +129,21 @@ impl GatewayError {
         match self {
             MalformedJson(_) | InvalidRequest(_) | WrongEndpoint { .. } | Unpriced(_) => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyReadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            TenantBusy { .. } | KeyLookupsLimited => StatusCode::TOO_MANY_REQUESTS,
             DuplicateRequest => StatusCode::CONFLICT,
             NotFound { .. } | UnknownModel(_) => StatusCode::NOT_FOUND,
             MissingKey | InvalidKey | RevokedKey => StatusCode::UNAUTHORIZED,
             AdminForbidden | TenantSuspended | BudgetDenied(_) => StatusCode::FORBIDDEN,
             InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
+            // The provider refused the operator's credentials or account: the client's key is
+            // fine, the gateway is not (see `upstream_error_body`).
+            UpstreamStatus { status, .. } if operator_refused(*status) => StatusCode::BAD_GATEWAY,
             UpstreamStatus { status, .. } => *status,
             UpstreamConnect(_) | UpstreamProtocol(_) => StatusCode::BAD_GATEWAY,
             UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            // No free plugin instance (the pool is exhausted): busy, not broken.
+            Plugin(PluginCallError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Plugin(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PluginMissing(_) | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -142,15 +164,18 @@ impl GatewayError {
         }
     }
 
-    /// The response in the client's API format.
+    /// The response in the client's API format. A refusal the client may retry soon (a
+    /// limit, a busy plugin pool) says when, with `retry-after`.
     pub fn to_response(&self, format: ApiFormat) -> hyper::Response<Body> {
         let status = self.status();
-        let GatewayError::UpstreamStatus { body, headers, .. } = self else {
-            return json_response(status, &error_body(format, status, &self.to_string(), self.details()));
+        let GatewayError::UpstreamStatus { status: upstream, body, headers } = self else {
+            let mut resp = json_response(status, &error_body(format, status, &self.to_string(), self.details()));
+            if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
+                resp.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+            }
+            return resp;
         };
-        let passed = pass_through(format, body);
-        let mut resp =
-            json_response(status, &passed.unwrap_or_else(|| error_body(format, status, &self.to_string(), None)));
+        let mut resp = json_response(status, &upstream_error_body(format, *upstream, body));
         for (name, value) in headers.iter().filter(|(name, _)| *name != hyper::header::CONTENT_TYPE) {
             resp.headers_mut().append(name.clone(), value.clone());
         }
@@ -158,16 +183,97 @@ impl GatewayError {
     }
 }
 
-/// Keeps the provider's own error body when it already has the client's shape.
-fn pass_through(format: ApiFormat, body: &[u8]) -> Option<Value> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let ok = match format {
-        ApiFormat::AnthropicMessages => {
-            v.get("type").and_then(Value::as_str) == Some("error") && v["error"].is_object()
-        }
-        ApiFormat::OpenaiChat | ApiFormat::GeminiGenerate => v.get("error").is_some_and(Value::is_object),
+/// The longest provider message passed on (characters).
+const MAX_UPSTREAM_MESSAGE: usize = 2_000;
+
+/// The provider's error rebuilt in the client's shape from what the client may see: the
+/// message (account identifiers scrubbed) and, when they are plain tokens, OpenAI's `type`,
+/// `code` and `param`, Anthropic's `type`, Gemini's `status`. Everything else — request
+/// and organisation ids, Gemini's `details` (project numbers, quota metrics, console
+/// links), OpenRouter's `user_id` and `metadata` — stays behind.
+///
+/// 401, 402 and 403 from the provider are about the operator's account (its key, credits,
+/// project): the client gets 502 and a fixed message; the provider's goes to the log.
+fn upstream_error_body(format: ApiFormat, status: StatusCode, body: &[u8]) -> Value {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    // Vertex answers errors as a one-element array.
+    let v = match v {
+        Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+        other => other,
     };
-    ok.then_some(v)
+    let err = &v["error"];
+    if operator_refused(status) {
+        let said = err["message"].as_str().or_else(|| err.as_str()).unwrap_or_default();
+        tracing::warn!(%status, provider_message = %said, "the provider refused the gateway's account");
+        let message = format!("the provider refused the gateway's credentials or account (it answered {status})");
+        return error_body(format, StatusCode::BAD_GATEWAY, &message, None);
+    }
+    let message = err["message"]
+        .as_str()
+        .or_else(|| err.as_str())
+        .or_else(|| v["message"].as_str())
+        .map(scrub_identifiers)
+        .map(|m| m.chars().take(MAX_UPSTREAM_MESSAGE).collect::<String>())
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| format!("upstream returned {status}"));
+    let token = |field: &Value| field.as_str().filter(|t| is_token(t)).map(str::to_string);
+    let mut out = error_body(format, status, &message, None);
+    let e = &mut out["error"];
+    match format {
+        ApiFormat::OpenaiChat => {
+            if let Some(t) = token(&err["type"]) {
+                e["type"] = json!(t);
+            }
+            if let Some(c) = token(&err["code"]) {
+                e["code"] = json!(c);
+            }
+            if let Some(p) = token(&err["param"]) {
+                e["param"] = json!(p);
+            }
+        }
+        ApiFormat::AnthropicMessages => {
+            if let Some(t) = token(&err["type"]) {
+                e["type"] = json!(t);
+            }
+        }
+        ApiFormat::GeminiGenerate => {
+            if let Some(s) = token(&err["status"]) {
+                e["status"] = json!(s);
+            }
+        }
+    }
+    out
+}
+
+/// A provider status about the operator's credentials, credits or project.
+fn operator_refused(status: StatusCode) -> bool {
+    (401..=403).contains(&status.as_u16())
+}
+
+/// A short identifier-like string (`rate_limit_error`, `messages[0].content`).
+fn is_token(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
+}
+
+/// Account identifiers providers put in error messages: organisation, project and user
+/// ids, request ids, API keys (masked or not), Google project numbers, UUIDs.
+static IDENTIFIERS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?x)
+        \b(?:org|proj|req|user|sess)[-_][A-Za-z0-9]{4,}
+        | \bsk-[A-Za-z0-9_*\-]{3,}
+        | \bAIza[0-9A-Za-z_\-]{8,}
+        | \bproject_number:\s*\d+
+        | \bprojects/[A-Za-z0-9_\-]+
+        | \b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b
+        | \b[0-9a-fA-F]{32,}\b",
+    )
+    .expect("valid pattern")
+});
+
+/// `message` with every account identifier replaced by `[redacted]`.
+pub fn scrub_identifiers(message: &str) -> String {
+    IDENTIFIERS.replace_all(message, "[redacted]").into_owned()
 }
 
 /// An error body in a format's documented shape.
@@ -262,26 +368,100 @@ mod tests {
         assert_eq!(g["error"]["code"], 404);
     }
 
+    fn upstream(status: StatusCode, body: &'static [u8], format: ApiFormat) -> Value {
+        upstream_error_body(format, status, body)
+    }
+
     #[test]
-    fn upstream_error_passes_through_only_in_shape() {
+    fn upstream_errors_are_rebuilt_without_account_identifiers() {
+        let openai = br#"{"error":{"message":"Rate limit reached for gpt-4o in organization org-AbCdEf123456 on tokens per min (TPM): Limit 30000. Request id req_0123456789abcdef","type":"tokens","param":null,"code":"rate_limit_exceeded"},"organization":"org-AbCdEf123456"}"#;
+        let v = upstream(StatusCode::TOO_MANY_REQUESTS, openai, ApiFormat::OpenaiChat);
+        let text = v.to_string();
+        assert!(!text.contains("org-AbCdEf") && !text.contains("req_0123"), "{text}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Rate limit reached for gpt-4o in organization [redacted]")
+        );
+        assert_eq!(v["error"]["type"], "tokens");
+        assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(v.as_object().unwrap().len(), 1, "only `error`: {v}");
+        assert_eq!(v["error"].as_object().unwrap().len(), 4);
+
+        let key = br#"{"error":{"message":"Incorrect API key provided: sk-proj-****abcd. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","code":"invalid_api_key","param":null}}"#;
+        let v = upstream(StatusCode::UNAUTHORIZED, key, ApiFormat::OpenaiChat);
+        assert!(!v.to_string().contains("abcd"), "{v}");
+
+        let anthropic = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}"#;
+        let v = upstream(StatusCode::SERVICE_UNAVAILABLE, anthropic, ApiFormat::AnthropicMessages);
+        assert_eq!(v, json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}));
+
+        let gemini = br#"{"error":{"code":429,"message":"Quota exceeded for quota metric 'Generate Content API requests per minute' of service 'generativelanguage.googleapis.com' for consumer 'project_number:123456789012'.","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","metadata":{"consumer":"projects/123456789012"}}]}}"#;
+        let v = upstream(StatusCode::TOO_MANY_REQUESTS, gemini, ApiFormat::GeminiGenerate);
+        assert!(!v.to_string().contains("123456789012"), "{v}");
+        assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(v["error"]["code"], 429);
+        assert!(v["error"].get("details").is_none());
+
+        let openrouter = br#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"x","provider_name":"Anthropic"}},"user_id":"user_2abcDEF345"}"#;
+        let v = upstream(StatusCode::TOO_MANY_REQUESTS, openrouter, ApiFormat::OpenaiChat);
+        assert_eq!(v["error"]["message"], "Provider returned error");
+        assert_eq!(v["error"]["code"], Value::Null, "a numeric code is not OpenAI's shape");
+        assert!(!v.to_string().contains("user_") && !v.to_string().contains("metadata"));
+
+        let vertex = br#"[{"error":{"code":400,"message":"Unable to submit request because it has an empty text parameter.","status":"INVALID_ARGUMENT"}}]"#;
+        let v = upstream(StatusCode::BAD_REQUEST, vertex, ApiFormat::GeminiGenerate);
+        assert_eq!(v["error"]["message"], "Unable to submit request because it has an empty text parameter.");
+        assert_eq!(v["error"]["status"], "INVALID_ARGUMENT");
+
+        let html = upstream(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>", ApiFormat::AnthropicMessages);
+        assert_eq!(html["error"]["message"], "upstream returned 502 Bad Gateway");
+        assert_eq!(html["error"]["type"], "api_error");
+    }
+
+    #[test]
+    fn the_operators_account_troubles_are_a_502_without_details() {
+        let credits = br#"{"error":{"message":"This request requires more credits, or fewer max_tokens. You requested up to 16384 tokens, but can only afford 3641.","code":402},"user_id":"user_2wQ9kLmX3pT7vR1cN5yZ8aHbEfD"}"#;
+        for status in [401, 402, 403] {
+            let e = GatewayError::UpstreamStatus {
+                status: StatusCode::from_u16(status).unwrap(),
+                body: bytes::Bytes::from_static(credits),
+                headers: Box::default(),
+            };
+            assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+            let v = upstream(StatusCode::from_u16(status).unwrap(), credits, ApiFormat::OpenaiChat);
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with("the provider refused the gateway's credentials or account"), "{v}");
+            assert!(!v.to_string().contains("3641") && !v.to_string().contains("user_"), "{v}");
+            assert_eq!(v["error"]["type"], "api_error");
+        }
+    }
+
+    #[test]
+    fn upstream_error_keeps_allowed_headers() {
         let body = bytes::Bytes::from_static(br#"{"error":{"message":"rate limited","type":"rate_limit_error"}}"#);
         let mut headers = hyper::HeaderMap::new();
         headers.insert("retry-after", hyper::header::HeaderValue::from_static("7"));
         let e =
             GatewayError::UpstreamStatus { status: StatusCode::TOO_MANY_REQUESTS, body, headers: Box::new(headers) };
-        assert!(
-            pass_through(
-                ApiFormat::OpenaiChat,
-                match &e {
-                    GatewayError::UpstreamStatus { body, .. } => body,
-                    _ => unreachable!(),
-                }
-            )
-            .is_some()
-        );
-        assert!(pass_through(ApiFormat::AnthropicMessages, b"<html>bad gateway</html>").is_none());
         let resp = e.to_response(ApiFormat::AnthropicMessages);
         assert_eq!(resp.headers()["retry-after"], "7");
         assert_eq!(resp.headers()["content-type"], "application/json");
+    }
+
+    #[test]
+    fn limits_and_a_busy_pool_are_retryable() {
+        for e in [
+            GatewayError::TenantBusy { limit: 4 },
+            GatewayError::KeyLookupsLimited,
+            GatewayError::Plugin(PluginCallError::Unavailable("pool exhausted".into())),
+        ] {
+            let resp = e.to_response(ApiFormat::GeminiGenerate);
+            assert!(matches!(resp.status().as_u16(), 429 | 503), "{e}");
+            assert_eq!(resp.headers()["retry-after"], "1");
+        }
+        assert_eq!(GatewayError::Plugin(PluginCallError::Trap("x".into())).status(), 500);
+        assert_eq!(GatewayError::BodyReadTimeout { secs: 1 }.status(), 408);
     }
 }

@@ -18,7 +18,7 @@ pub async fn reserve(
 ) -> Result<(), GatewayError> {
     let routed = bill.routed.as_ref().ok_or_else(|| GatewayError::Internal("reserve before route".into()))?;
     let plugin = &routed.plugin;
-    let estimate = plugin.estimate(bill.format, body, routed.route.limits).map_err(|e| match e {
+    let estimate = plugin.estimate_async(bill.format, body, routed.route.limits).await.map_err(|e| match e {
         crate::plugins::PluginCallError::Plugin(crate::plugins::bindings::PluginError::InvalidRequest(m)) => {
             GatewayError::InvalidRequest(m)
         }

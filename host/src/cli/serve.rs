@@ -27,6 +27,11 @@ pub async fn run(args: &ServeArgs) -> Result<(), String> {
     let _config_watch = gw.watch_config().map_err(|e| format!("config watch: {e}"))?;
     let server =
         crate::server::start(gw.clone(), addr, grace).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if let Some(admin) = server.admin_addr {
+        // Before the public line: whoever waits for "listening on" knows both addresses then.
+        tracing::info!(addr = %admin, "admin listener (metrics, internal, admin)");
+        println!("xjp-gateway admin listening on http://{admin}");
+    }
     tracing::info!(addr = %server.addr, "xjp-gateway listening");
     println!("xjp-gateway listening on http://{}", server.addr);
     let stop = server.stopper();

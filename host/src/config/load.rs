@@ -89,6 +89,32 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_shows_every_limit_at_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
+        let c = load_file(&path).unwrap();
+        assert_eq!(format!("{:?}", c.server), format!("{:?}", crate::config::ServerConfig::default()));
+        assert_eq!(format!("{:?}", c.auth), format!("{:?}", crate::config::AuthConfig::default()));
+        assert_eq!(format!("{:?}", c.limits), format!("{:?}", crate::config::LimitsConfig::default()));
+        assert_eq!(format!("{:?}", c.streaming), format!("{:?}", crate::config::StreamingConfig::default()));
+        let (p, d) = (&c.plugins, crate::config::PluginsConfig::default());
+        assert_eq!(
+            (p.call_timeout_ms, p.memory_mb, p.max_instances, p.offload_threshold_bytes),
+            (d.call_timeout_ms, d.memory_mb, d.max_instances, d.offload_threshold_bytes)
+        );
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        let e = errors("[server]\nmax_connections = 0\nmax_header_bytes = 100\nadmin_listen = \"x\"\n");
+        assert!(e.contains("server.max_connections") && e.contains("server.max_header_bytes"), "{e}");
+        assert!(e.contains("server.admin_listen"), "{e}");
+        let e = errors("[limits.per_tenant]\nacme = 3\n");
+        assert!(e.contains("limits.per_tenant: `acme`"), "{e}");
+        let e = errors("[auth]\nunknown_key_lookups_per_sec = 0\n");
+        assert!(e.contains("auth.unknown_key_lookups_per_sec"), "{e}");
+    }
+
+    #[test]
     fn relative_plugin_dir_follows_the_file() {
         let c = parse("[plugins]\ndir = \"p\"\n", Path::new("/etc/xjp/gateway.toml")).unwrap();
         assert_eq!(c.plugins.dir, PathBuf::from("/etc/xjp/p"));

@@ -33,6 +33,8 @@ pub struct Config {
     #[serde(default)]
     pub streaming: StreamingConfig,
     #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
     pub billing: BillingConfig,
     #[serde(default)]
     pub catalog: CatalogConfig,
@@ -46,12 +48,15 @@ pub struct Config {
     pub otel: OtelConfig,
 }
 
-/// `[server]`
+/// `[server]`: listeners and what one connection may hold (README, "Limits").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Listen address (a change needs a restart).
     pub listen: String,
+    /// A second listener for `/metrics`, `/internal/*` and `/admin/*` (then the public one
+    /// answers 404 for them); `None` serves everything on `listen`. Needs a restart.
+    pub admin_listen: Option<String>,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// How long in-flight requests and streams may run after SIGTERM.
@@ -62,16 +67,71 @@ pub struct ServerConfig {
     /// file's directory. In a container: a volume such as `/var/lib/xjp`, so the root file
     /// system can be read-only.
     pub state_dir: Option<PathBuf>,
+    /// A request head (request line and headers) must arrive within this; an HTTP/1.1
+    /// connection waiting for its next request is bounded by it too.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 and h2).
+    pub idle_timeout_secs: u64,
+    /// The whole request body must arrive within this (408 otherwise).
+    pub body_read_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog (needs a restart).
+    pub max_connections: usize,
+    /// Largest HTTP/1.1 request head (431 beyond it; at least 8192).
+    pub max_header_bytes: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list (decoded).
+    pub http2_max_header_list_bytes: u32,
+    /// The longest pause after failed `accept` calls (out of file descriptors, ...): the
+    /// loop waits 5 ms, doubling up to this, instead of spinning.
+    pub accept_backoff_max_ms: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
             body_limit_bytes: 4 << 20,
             shutdown_grace_secs: 30,
             state_dir: None,
+            header_read_timeout_secs: 15,
+            idle_timeout_secs: 60,
+            body_read_timeout_secs: 60,
+            max_connections: 10_000,
+            max_header_bytes: 64 << 10,
+            http2_max_concurrent_streams: 100,
+            http2_max_header_list_bytes: 64 << 10,
+            accept_backoff_max_ms: 1_000,
         }
+    }
+}
+
+/// `[limits]`: what one tenant may hold at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Concurrent proxied requests and streams per tenant (a stream counts until it ends,
+    /// its drain included); more get 429.
+    pub max_concurrent_per_tenant: usize,
+    /// Per-tenant overrides: tenant id -> its own cap.
+    pub per_tenant: BTreeMap<String, usize>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_concurrent_per_tenant: 64, per_tenant: BTreeMap::new() }
+    }
+}
+
+impl LimitsConfig {
+    /// The cap of one tenant.
+    pub fn tenant_cap(&self, tenant: &uuid::Uuid) -> usize {
+        // Keys were validated as UUIDs; compared in their canonical spelling.
+        self.per_tenant
+            .iter()
+            .find(|(k, _)| k.parse::<uuid::Uuid>().ok().as_ref() == Some(tenant))
+            .map_or(self.max_concurrent_per_tenant, |(_, v)| *v)
     }
 }
 
@@ -174,11 +234,23 @@ pub struct PluginsConfig {
     pub cache_dir: Option<PathBuf>,
     pub call_timeout_ms: u64,
     pub memory_mb: usize,
+    /// Plugin instances that may exist at once, across plugins (streams hold one each).
+    pub max_instances: u32,
+    /// Plugin calls on inputs larger than this run on the blocking thread pool instead
+    /// of an async worker (whole bodies, request estimates, stream chunks).
+    pub offload_threshold_bytes: usize,
 }
 
 impl Default for PluginsConfig {
     fn default() -> Self {
-        PluginsConfig { dir: "plugins".into(), cache_dir: None, call_timeout_ms: 100, memory_mb: 64 }
+        PluginsConfig {
+            dir: "plugins".into(),
+            cache_dir: None,
+            call_timeout_ms: 100,
+            memory_mb: 64,
+            max_instances: 2_000,
+            offload_threshold_bytes: 256 << 10,
+        }
     }
 }
 
@@ -188,11 +260,32 @@ impl Default for PluginsConfig {
 pub struct AuthConfig {
     /// How long a key lookup is cached; a revocation takes effect within this time.
     pub key_cache_ttl_ms: u64,
+    /// Keys held by the lookup cache (and, separately, by the outage-grace store).
+    pub max_cached_keys: u64,
+    /// While Postgres is unreachable, a key verified active within this time keeps working.
+    pub outage_grace_secs: u64,
+    /// How long an unknown key is remembered as unknown (its own bounded cache).
+    pub negative_ttl_ms: u64,
+    /// Unknown keys remembered at once.
+    pub max_negative_keys: u64,
+    /// Postgres lookups of keys in no cache, per second (a token bucket of one second's
+    /// worth); beyond it such keys get 429 without a lookup.
+    pub unknown_key_lookups_per_sec: u32,
+    /// A key lookup that takes longer counts as Postgres unreachable.
+    pub lookup_timeout_ms: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { key_cache_ttl_ms: 2_000 }
+        AuthConfig {
+            key_cache_ttl_ms: 2_000,
+            max_cached_keys: 100_000,
+            outage_grace_secs: 600,
+            negative_ttl_ms: 1_000,
+            max_negative_keys: 100_000,
+            unknown_key_lookups_per_sec: 100,
+            lookup_timeout_ms: 1_000,
+        }
     }
 }
 

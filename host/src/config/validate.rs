@@ -12,11 +12,56 @@ impl Config {
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             errors.push(format!("server.listen: `{}` is not an address like 127.0.0.1:8080", self.server.listen));
         }
-        if self.server.body_limit_bytes == 0 {
-            errors.push("server.body_limit_bytes: must be greater than 0".into());
+        if let Some(admin) = &self.server.admin_listen
+            && admin.parse::<std::net::SocketAddr>().is_err()
+        {
+            errors.push(format!("server.admin_listen: `{admin}` is not an address like 127.0.0.1:9090"));
         }
-        if self.plugins.call_timeout_ms == 0 || self.plugins.memory_mb == 0 {
-            errors.push("plugins.call_timeout_ms and plugins.memory_mb: must be greater than 0".into());
+        let s = &self.server;
+        for (key, v) in [
+            ("body_limit_bytes", s.body_limit_bytes as u64),
+            ("header_read_timeout_secs", s.header_read_timeout_secs),
+            ("idle_timeout_secs", s.idle_timeout_secs),
+            ("body_read_timeout_secs", s.body_read_timeout_secs),
+            ("max_connections", s.max_connections as u64),
+            ("http2_max_concurrent_streams", u64::from(s.http2_max_concurrent_streams)),
+            ("http2_max_header_list_bytes", u64::from(s.http2_max_header_list_bytes)),
+            ("accept_backoff_max_ms", s.accept_backoff_max_ms),
+        ] {
+            if v == 0 {
+                errors.push(format!("server.{key}: must be greater than 0"));
+            }
+        }
+        if s.max_header_bytes < 8192 {
+            errors.push("server.max_header_bytes: must be at least 8192".into());
+        }
+        if self.plugins.call_timeout_ms == 0 || self.plugins.memory_mb == 0 || self.plugins.max_instances == 0 {
+            errors.push(
+                "plugins.call_timeout_ms, plugins.memory_mb and plugins.max_instances: must be greater than 0".into(),
+            );
+        }
+        let a = &self.auth;
+        for (key, v) in [
+            ("max_cached_keys", a.max_cached_keys),
+            ("outage_grace_secs", a.outage_grace_secs),
+            ("max_negative_keys", a.max_negative_keys),
+            ("unknown_key_lookups_per_sec", u64::from(a.unknown_key_lookups_per_sec)),
+            ("lookup_timeout_ms", a.lookup_timeout_ms),
+        ] {
+            if v == 0 {
+                errors.push(format!("auth.{key}: must be greater than 0"));
+            }
+        }
+        if self.limits.max_concurrent_per_tenant == 0 {
+            errors.push("limits.max_concurrent_per_tenant: must be greater than 0".into());
+        }
+        for (tenant, cap) in &self.limits.per_tenant {
+            if tenant.parse::<uuid::Uuid>().is_err() {
+                errors.push(format!("limits.per_tenant: `{tenant}` is not a tenant id (UUID)"));
+            }
+            if *cap == 0 {
+                errors.push(format!("limits.per_tenant.{tenant}: must be greater than 0"));
+            }
         }
         if self.billing.hold_ttl_secs == 0
             || self.billing.sweep_interval_ms == 0

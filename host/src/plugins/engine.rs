@@ -31,11 +31,19 @@ pub struct RuntimeLimits {
     pub max_instances: u32,
     /// Ready instances kept per plugin between calls.
     pub idle_per_plugin: usize,
+    /// Calls on inputs larger than this run on tokio's blocking pool (`*_async` calls).
+    pub offload_bytes: usize,
 }
 
 impl Default for RuntimeLimits {
     fn default() -> Self {
-        RuntimeLimits { memory_bytes: 64 << 20, call_timeout_ms: 100, max_instances: 2_000, idle_per_plugin: 32 }
+        RuntimeLimits {
+            memory_bytes: 64 << 20,
+            call_timeout_ms: 100,
+            max_instances: 2_000,
+            idle_per_plugin: 32,
+            offload_bytes: 256 << 10,
+        }
     }
 }
 

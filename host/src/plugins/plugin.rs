@@ -142,7 +142,13 @@ impl Plugin {
         let mut store = Store::new(self.engine.engine(), StoreState::new(self.engine.limits().memory_bytes));
         store.limiter(|s| s);
         store.set_epoch_deadline(self.engine.call_deadline_ticks());
-        let exports = self.pre.instantiate(&mut store).map_err(|e| PluginCallError::Unavailable(format!("{e:#}")))?;
+        let exports = self.pre.instantiate(&mut store).map_err(|e| {
+            metrics::counter!("xjp_plugin_instance_unavailable_total").increment(1);
+            PluginCallError::Unavailable(format!(
+                "no free plugin instance ({} at most; streams hold one each), retry shortly: {e:#}",
+                self.engine.limits().max_instances
+            ))
+        })?;
         Ok(Ready { store, exports })
     }
 
@@ -216,6 +222,77 @@ impl Plugin {
     /// Budget decision.
     pub fn check(&self, request: &BudgetRequest) -> Result<Decision, PluginCallError> {
         self.call(|s, e| e.xjp_billing_budget().call_check(s, request))
+    }
+
+    /// Whether a call on `len` input bytes runs on the blocking pool (`offload_bytes`).
+    pub fn offloads(&self, len: usize) -> bool {
+        len > self.engine.limits().offload_bytes
+    }
+
+    /// [`Plugin::price_response`], on the blocking pool when the body is large, so a long
+    /// call does not hold an async worker.
+    pub async fn price_response_async(
+        self: &Arc<Self>,
+        format: ApiFormat,
+        status: u16,
+        body: &[u8],
+        price: &PriceEntry,
+    ) -> Result<Option<PricedUsage>, PluginCallError> {
+        if !self.offloads(body.len()) {
+            return self.price_response(format, status, body, price);
+        }
+        let (body, price) = (body.to_vec(), price.clone());
+        self.blocking(move |p| p.price_response(format, status, &body, &price)).await
+    }
+
+    /// [`Plugin::extract_response`], on the blocking pool when the body is large.
+    pub async fn extract_response_async(
+        self: &Arc<Self>,
+        format: ApiFormat,
+        status: u16,
+        body: &[u8],
+    ) -> Result<Option<Usage>, PluginCallError> {
+        if !self.offloads(body.len()) {
+            return self.extract_response(format, status, body);
+        }
+        let body = body.to_vec();
+        self.blocking(move |p| p.extract_response(format, status, &body)).await
+    }
+
+    /// [`Plugin::estimate`], on the blocking pool when the request is large.
+    pub async fn estimate_async(
+        self: &Arc<Self>,
+        format: ApiFormat,
+        request: &[u8],
+        limits: ModelLimits,
+    ) -> Result<Usage, PluginCallError> {
+        if !self.offloads(request.len()) {
+            return self.estimate(format, request, limits);
+        }
+        let request = request.to_vec();
+        self.blocking(move |p| p.estimate(format, &request, limits)).await
+    }
+
+    /// Runs `f` on tokio's blocking pool.
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Plugin) -> Result<T, PluginCallError> + Send + 'static,
+    ) -> Result<T, PluginCallError> {
+        let plugin = self.clone();
+        offload(move || f(&plugin)).await
+    }
+}
+
+/// Runs a plugin call on tokio's blocking pool (`xjp_plugin_offloaded_calls_total`); a
+/// panic there is raised here.
+pub(crate) async fn offload<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PluginCallError> + Send + 'static,
+) -> Result<T, PluginCallError> {
+    metrics::counter!("xjp_plugin_offloaded_calls_total").increment(1);
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(PluginCallError::Unavailable("the runtime is shutting down".into())),
     }
 }
 

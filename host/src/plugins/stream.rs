@@ -2,7 +2,7 @@
 
 use super::bindings::{ApiFormat, StreamOutcome};
 use super::error::PluginCallError;
-use super::plugin::{Plugin, Ready, classify};
+use super::plugin::{Plugin, Ready, classify, offload};
 use std::sync::Arc;
 use wasmtime::component::ResourceAny;
 
@@ -37,6 +37,25 @@ impl PluginStream {
             parser.call_push(&mut ready.store, handle, chunk)
         })?
         .map_err(PluginCallError::Plugin)
+    }
+
+    /// [`push`](Self::push), on tokio's blocking pool when the chunk is larger than the
+    /// engine's `offload_bytes`, so a long call does not hold an async worker.
+    pub async fn push_async(&mut self, chunk: &bytes::Bytes) -> Result<(), PluginCallError> {
+        if !self.plugin.offloads(chunk.len()) {
+            return self.push(chunk);
+        }
+        let gone = PluginCallError::Unavailable("stream parser lost in a blocking call".into());
+        let placeholder = PluginStream { plugin: self.plugin.clone(), lease: None, failed: Some(gone) };
+        let mut parser = std::mem::replace(self, placeholder);
+        let chunk = chunk.clone();
+        let (parser, result) = offload(move || {
+            let result = parser.push(&chunk);
+            Ok((parser, result))
+        })
+        .await?;
+        *self = parser;
+        result
     }
 
     /// Ends the stream and returns what it reported; the instance goes back to the pool.

@@ -3,6 +3,7 @@
 //! billing exactly once, on every way out: an answer, a refusal, an upstream or plugin
 //! failure, a client that left, or a task that stopped (panic, drop).
 
+use super::fairness::TenantSlot;
 use crate::api::GatewayError;
 use crate::billing::{Bill, Billing, Ending, Refusal, Routed};
 use std::sync::Arc;
@@ -14,6 +15,8 @@ pub struct RequestCtx {
     /// `None` once settled.
     bill: Option<Bill>,
     started: Instant,
+    /// The tenant's slot (`[limits]`), released when the context ends.
+    _slot: Option<TenantSlot>,
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -25,7 +28,13 @@ impl std::fmt::Debug for RequestCtx {
 impl RequestCtx {
     /// A context for `bill`, whose latency counts from `started`.
     pub fn new(billing: Arc<Billing>, bill: Bill, started: Instant) -> RequestCtx {
-        RequestCtx { billing, bill: Some(bill), started }
+        RequestCtx { billing, bill: Some(bill), started, _slot: None }
+    }
+
+    /// The context, holding the tenant's slot until it ends.
+    pub fn holding(mut self, slot: TenantSlot) -> RequestCtx {
+        self._slot = Some(slot);
+        self
     }
 
     /// What billing knows so far.

@@ -197,7 +197,7 @@ async fn exchange(
     if respond::is_error_status(status) {
         let (head, body) = resp.into_parts();
         let body = respond::read_all(body, provider.between_chunks_timeout).await.unwrap_or_default();
-        let usage = routed.plugin.extract_response(format, status.as_u16(), &body).unwrap_or(None);
+        let usage = routed.plugin.extract_response_async(format, status.as_u16(), &body).await.unwrap_or(None);
         let e = if status.is_redirection() {
             GatewayError::UpstreamProtocol(format!(
                 "provider `{}` redirected; redirects are not followed",
@@ -220,7 +220,7 @@ async fn exchange(
             return Answer::Whole(Err(e), Ending::Interrupted { status, usage: None, output_text_bytes: 0, error });
         }
     };
-    let (resp, priced) = respond::respond(head, body, &routed.plugin, format, &routed.price);
+    let (resp, priced) = respond::respond(head, body, &routed.plugin, format, &routed.price).await;
     let ending = match priced {
         Ok(Some(p)) => Ending::Answered { status, usage: Some(p.usage), cost: Some(p.cost), client_gone: false },
         Ok(None) => Ending::Answered { status, usage: None, cost: None, client_gone: false },

@@ -9,6 +9,7 @@ pub mod authenticate;
 pub mod context;
 pub mod endpoint;
 pub mod exchange;
+pub mod fairness;
 pub mod respond;
 pub mod route;
 pub mod sse_events;
@@ -25,6 +26,7 @@ use crate::config::LiveSettings;
 use crate::plugins::PluginRegistry;
 use authenticate::KeyCache;
 use context::RequestCtx;
+use fairness::TenantSlots;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, Response};
 use sqlx::PgPool;
@@ -48,6 +50,8 @@ pub struct Proxy {
     upstream: Arc<UpstreamClient>,
     /// Background reads of answers whose client left (bounded).
     drains: Arc<Semaphore>,
+    /// What each tenant has running (`[limits]`).
+    tenants: Arc<TenantSlots>,
     /// Request tasks, stream relays and drains (waited for at shutdown).
     tasks: TaskTracker,
     /// Cancelled when the shutdown grace period is over: what still runs ends and is billed.
@@ -74,11 +78,12 @@ impl Proxy {
     /// A proxy over `parts`, with the key cache and drain limit of the current settings.
     pub fn new(parts: Parts) -> Arc<Proxy> {
         let config = &parts.settings.load().config;
-        let keys = KeyCache::new(Duration::from_millis(config.auth.key_cache_ttl_ms));
+        let keys = KeyCache::new(&config.auth);
         let drains = Arc::new(Semaphore::new(config.streaming.max_drains));
         let Parts { settings, prices, plugins, billing, db, upstream } = parts;
         let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());
-        Arc::new(Proxy { settings, prices, plugins, billing, db, keys, upstream, drains, tasks, cancel })
+        let tenants = Arc::new(TenantSlots::default());
+        Arc::new(Proxy { settings, prices, plugins, billing, db, keys, upstream, drains, tenants, tasks, cancel })
     }
 
     /// Phase 2 for any endpoint that takes an API key.
@@ -86,9 +91,10 @@ impl Proxy {
         self.keys.authenticate(&self.db, authenticate::presented_key(headers, query)).await
     }
 
-    /// Forgets cached key lookups (after an admin revoked a key on this instance).
-    pub fn forget_keys(&self) {
-        self.keys.clear();
+    /// Forgets cached key lookups and `key_id`'s outage grace (after an admin revoked it
+    /// on this instance).
+    pub async fn forget_key(&self, key_id: uuid::Uuid) {
+        self.keys.forget(key_id).await;
     }
 
     /// Waits (up to `grace`) for request tasks, stream relays and drains to finish; what
@@ -147,8 +153,16 @@ async fn accept_and_run(
     let started_at = SystemTime::now();
     let caller =
         proxy.authenticate(&parts.headers, parts.uri.query()).instrument(tracing::info_span!("authenticate")).await?;
-    let limit = proxy.settings.load().config.server.body_limit_bytes;
-    let raw = accept::read_body(&parts.headers, body, limit).await?;
+    let (limit, secs, cap) = {
+        let config = &proxy.settings.load().config;
+        let server = &config.server;
+        (server.body_limit_bytes, server.body_read_timeout_secs, config.limits.tenant_cap(&caller.tenant_id))
+    };
+    // Held until the request ends (a stream's relay and drain included).
+    let slot = proxy.tenants.take(caller.tenant_id, cap)?;
+    let raw = tokio::time::timeout(Duration::from_secs(secs), accept::read_body(&parts.headers, body, limit))
+        .await
+        .map_err(|_| GatewayError::BodyReadTimeout { secs })??;
     let client = ClientRequest::parse(&raw)?;
     let (model, stream) = match &endpoint {
         Endpoint::Gemini { model, stream } => (model.clone(), *stream),
@@ -168,7 +182,7 @@ async fn accept_and_run(
         routed: None,
         reserved: None,
     };
-    let ctx = RequestCtx::new(proxy.billing.clone(), bill, started);
+    let ctx = RequestCtx::new(proxy.billing.clone(), bill, started).holding(slot);
     let (reply, answer) = tokio::sync::oneshot::channel();
     let accepted = exchange::Accepted { parts, client, endpoint };
     proxy.tasks.spawn(exchange::run(proxy.clone(), ctx, accepted, reply).instrument(span));

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest upstream body the gateway buffers for a non-streaming response.
@@ -35,15 +36,16 @@ pub async fn read_all(mut body: Incoming, between_chunks: Duration) -> Result<By
     }
 }
 
-/// The client response for a buffered upstream body, and the usage in it priced at `price`.
-pub fn respond(
+/// The client response for a buffered upstream body, and the usage in it priced at `price`
+/// (on the blocking pool when the body is large: `[plugins] offload_threshold_bytes`).
+pub async fn respond(
     upstream: hyper::http::response::Parts,
     body: Bytes,
-    plugin: &Plugin,
+    plugin: &Arc<Plugin>,
     format: ApiFormat,
     price: &PriceEntry,
 ) -> (Response<Body>, Result<Option<PricedUsage>, PluginCallError>) {
-    let usage = plugin.price_response(format, upstream.status.as_u16(), &body, price);
+    let usage = plugin.price_response_async(format, upstream.status.as_u16(), &body, price).await;
     let mut resp = Response::new(full(body));
     *resp.status_mut() = upstream.status;
     for (name, value) in &upstream.headers {

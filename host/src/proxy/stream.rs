@@ -155,7 +155,7 @@ impl Relay {
             };
             let Ok(data) = frame.into_data() else { continue };
             if let Some(parser) = self.parser.as_mut()
-                && let Err(e) = parser.push(&data)
+                && let Err(e) = parser.push_async(&data).await
             {
                 seen.plugin_error = Some(e);
                 self.parser = None;

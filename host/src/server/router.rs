@@ -10,11 +10,49 @@ use hyper::{Method, Request, Response};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-/// Routes one request.
-pub async fn dispatch(gw: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// Which part of the URL space a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Everything (no `admin_listen`).
+    All,
+    /// The proxy, the tenant self-service reads, `/healthz` and `/readyz`.
+    Public,
+    /// `/metrics`, `/internal/*`, `/admin/*`, `/healthz` and `/readyz`.
+    Admin,
+}
+
+impl Listener {
+    /// Label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::All | Listener::Public => "public",
+            Listener::Admin => "admin",
+        }
+    }
+
+    /// Whether this listener serves `path` (others get 404, in the client's format).
+    pub fn serves(self, path: &str) -> bool {
+        let ops = path == "/metrics" || path.starts_with("/internal/") || path.starts_with("/admin/");
+        match self {
+            Listener::All => true,
+            Listener::Public => !ops,
+            Listener::Admin => ops || path == "/healthz" || path == "/readyz",
+        }
+    }
+}
+
+/// Routes one request arriving on `listener`.
+pub async fn dispatch(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    listener: Listener,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let sent_body = req.version() == hyper::Version::HTTP_11 && sends_body(req.headers());
+    if !listener.serves(&path) {
+        return Ok(not_found(&method, &path));
+    }
     let mut resp = match (&method, path.as_str()) {
         (&Method::POST, "/v1/chat/completions") => proxy::handle(gw.proxy.clone(), req, Endpoint::OpenAiChat).await,
         (&Method::POST, "/v1/messages") => proxy::handle(gw.proxy.clone(), req, Endpoint::AnthropicMessages).await,
@@ -76,6 +114,19 @@ fn not_found(method: &Method, path: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ops_paths_only_on_the_admin_listener_when_there_is_one() {
+        for path in ["/metrics", "/internal/plugins", "/admin/tenants", "/internal/billing/quote"] {
+            assert!(Listener::All.serves(path) && Listener::Admin.serves(path) && !Listener::Public.serves(path));
+        }
+        for path in ["/v1/chat/completions", "/v1/billing/balance", "/v1beta/models/m:generateContent"] {
+            assert!(Listener::All.serves(path) && Listener::Public.serves(path) && !Listener::Admin.serves(path));
+        }
+        for path in ["/healthz", "/readyz"] {
+            assert!(Listener::Public.serves(path) && Listener::Admin.serves(path));
+        }
+    }
 
     #[test]
     fn gemini_paths() {

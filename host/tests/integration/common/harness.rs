@@ -77,6 +77,14 @@ pub struct Options {
     pub extra_toml: String,
     pub shutdown_grace_secs: u64,
     pub stream_max_secs: u64,
+    /// Lines added to `[server]` (limits, `admin_listen`).
+    pub server_toml: String,
+    /// Lines added to `[plugins]` (`max_instances`, ...).
+    pub plugins_toml: String,
+    /// Lines added to `[auth]`.
+    pub auth_toml: String,
+    /// `[limits] max_concurrent_per_tenant` (high by default: most tests are not about it).
+    pub tenant_cap: usize,
 }
 
 impl Default for Options {
@@ -92,6 +100,10 @@ impl Default for Options {
             extra_toml: String::new(),
             shutdown_grace_secs: 10,
             stream_max_secs: 1800,
+            server_toml: String::new(),
+            plugins_toml: String::new(),
+            auth_toml: String::new(),
+            tenant_cap: 10_000,
         }
     }
 }
@@ -107,12 +119,14 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let extra = &o.extra_toml;
     let (grace, stream_max) = (o.shutdown_grace_secs, o.stream_max_secs);
     let redis_toml = &o.redis_toml;
+    let (server, plugins, auth, tenant_cap) = (&o.server_toml, &o.plugins_toml, &o.auth_toml, o.tenant_cap);
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 body_limit_bytes = 65536
 shutdown_grace_secs = {grace}
+{server}
 
 [database]
 url_env = "TEST_DATABASE_URL"
@@ -125,9 +139,11 @@ url_env = "TEST_REDIS_URL"
 [plugins]
 dir = "{plugin_dir}"
 cache_dir = "{cache_dir}"
+{plugins}
 
 [auth]
 key_cache_ttl_ms = {ttl}
+{auth}
 
 [billing]
 hold_ttl_secs = {hold}
@@ -138,6 +154,9 @@ rollup_interval_ms = 500
 drain_timeout_secs = 10
 max_drains = 8
 max_duration_secs = {stream_max}
+
+[limits]
+max_concurrent_per_tenant = {tenant_cap}
 
 [providers.openai]
 base_url = "{base}"

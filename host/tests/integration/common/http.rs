@@ -80,3 +80,10 @@ pub async fn try_send(method: &str, url: &str, headers: &[(&str, &str)], body: i
     resp.into_body().collect().await.ok()?;
     Some(status)
 }
+
+/// A counter or gauge of a gateway's `/metrics`: the first line starting with `line_start`
+/// (the name and its labels), 0 when absent.
+pub async fn metric(base: &str, line_start: &str) -> f64 {
+    let text = send("GET", &format!("{base}/metrics"), &[], "").await.text();
+    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit_once(' ')?.1.parse().ok()).unwrap_or(0.0)
+}

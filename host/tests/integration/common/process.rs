@@ -6,6 +6,8 @@ use super::money::ChildGuard;
 /// A running `xjp-gateway serve` process and its config directory.
 pub struct GatewayProcess {
     pub url: String,
+    /// The admin listener, when the config has `admin_listen`.
+    pub admin_url: Option<String>,
     pub child: ChildGuard,
     pub dir: tempfile::TempDir,
 }
@@ -30,16 +32,23 @@ impl GatewayProcess {
             .unwrap();
         let mut child = ChildGuard(child);
         let stdout = child.0.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-            line
+        let (admin_url, line) = tokio::task::spawn_blocking(move || {
+            let mut reader = std::io::BufReader::new(stdout);
+            let (mut admin, mut line) = (None, String::new());
+            loop {
+                line.clear();
+                std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+                match line.trim().strip_prefix("xjp-gateway admin listening on ") {
+                    Some(url) => admin = Some(url.to_string()),
+                    None => return (admin, line),
+                }
+            }
         })
         .await
         .unwrap();
         let url = line.trim().trim_start_matches("xjp-gateway listening on ").to_string();
         assert!(url.starts_with("http://"), "gateway did not start: {line:?}");
-        GatewayProcess { url, child, dir }
+        GatewayProcess { url, admin_url, child, dir }
     }
 
     /// SIGTERM, then waits for the process to exit.

@@ -1,0 +1,164 @@
+//! One client connection: the HTTP/1.1 and h2 limits of `[server]`, what it has in flight
+//! (for its idle timeout), and its part in graceful shutdown.
+
+use super::router::{self, Listener};
+use crate::api::Body;
+use crate::config::ServerConfig;
+use crate::gateway::Gateway;
+use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use parking_lot::Mutex;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
+
+/// After an idle connection is told to close, how long it may take before it is dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// A connection to serve: it holds one of its listener's `max_connections` permits.
+pub(super) struct Connection {
+    pub gw: Arc<Gateway>,
+    pub role: Listener,
+    pub permit: OwnedSemaphorePermit,
+    pub stopped: watch::Receiver<bool>,
+}
+
+/// The connection builder for the current `[server]` settings.
+fn builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(server.header_read_timeout_secs))
+        .max_buf_size(server.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(server.http2_max_concurrent_streams)
+        .max_header_list_size(server.http2_max_header_list_bytes);
+    builder
+}
+
+impl Connection {
+    /// Serves the connection until the client leaves, it stays idle past the idle timeout,
+    /// or the server shuts down (then in-flight requests finish first).
+    pub async fn serve(self, stream: TcpStream) {
+        let Connection { gw, role, permit, mut stopped } = self;
+        let server = gw.settings.load().config.server.clone();
+        let idle_timeout = Duration::from_secs(server.idle_timeout_secs);
+        let activity = Arc::new(Activity::new());
+        let service = {
+            let activity = activity.clone();
+            hyper::service::service_fn(move |req| {
+                let in_flight = InFlight::start(&activity);
+                let gw = gw.clone();
+                async move {
+                    let resp = router::dispatch(gw, req, role).await?;
+                    Ok::<_, std::convert::Infallible>(resp.map(|body| Tracked { body, _in_flight: in_flight }))
+                }
+            })
+        };
+        let builder = builder(&server);
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let gauge = metrics::gauge!("xjp_connections_active", "listener" => role.as_str());
+        gauge.increment(1.0);
+        // Set once the connection was asked to close: it must be gone by then.
+        let mut closing: Option<Instant> = None;
+        loop {
+            let idle_check = activity.idle_since() + idle_timeout;
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = stopped.wait_for(|s| *s), if closing.is_none() => {
+                    conn.as_mut().graceful_shutdown();
+                    // In-flight requests finish within the server's grace period.
+                    closing = Some(Instant::now() + Duration::from_secs(24 * 3600));
+                }
+                () = tokio::time::sleep_until(idle_check), if closing.is_none() => {
+                    if activity.is_idle() && activity.idle_since() + idle_timeout <= Instant::now() {
+                        metrics::counter!("xjp_connections_idle_closed_total").increment(1);
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(Instant::now() + CLOSE_WAIT);
+                    }
+                }
+                () = tokio::time::sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() => break,
+            }
+        }
+        gauge.decrement(1.0);
+        drop(permit);
+    }
+}
+
+/// What a connection has in flight: requests whose response has not been sent (or dropped).
+struct Activity {
+    in_flight: AtomicUsize,
+    /// When the last request ended (or the connection opened); read only when idle.
+    idle_since: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity { in_flight: AtomicUsize::new(0), idle_since: Mutex::new(Instant::now()) }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) == 0
+    }
+
+    fn idle_since(&self) -> Instant {
+        *self.idle_since.lock()
+    }
+}
+
+/// One request in flight on its connection, from the head to the end of its response body.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // The time first, so that a connection seen idle always has a fresh `idle_since`.
+        *self.0.idle_since.lock() = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is sent or dropped.
+struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

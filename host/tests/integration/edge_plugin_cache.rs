@@ -1,0 +1,99 @@
+//! Precompiled plugin cache integrity: entries carry this install's MAC; a flipped byte,
+//! another plugin's artifact under this plugin's name, a foreign file or an entry written by
+//! another install is rejected (deleted, counted), recompiled, and the plugin still works.
+
+use crate::common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use xjp_gateway::plugins::cache::{ComponentCache, SECRET_FILE, content_hash};
+use xjp_gateway::plugins::{ApiFormat, Plugin, PluginEngine};
+
+fn rejected(reason: &str) -> f64 {
+    let text = xjp_gateway::ops::install_metrics().render();
+    let prefix = format!("xjp_plugin_cache_rejected_total{{reason=\"{reason}\"}}");
+    text.lines().find(|l| l.starts_with(&prefix)).and_then(|l| l.rsplit_once(' ')?.1.parse().ok()).unwrap_or(0.0)
+}
+
+/// Loads `name` through a cache in `dir` (a new cache each time, as a restart would).
+fn load(engine: &Arc<PluginEngine>, dir: &Path, name: &str) -> Arc<Plugin> {
+    let bytes = std::fs::read(common::plugin_file(name)).unwrap();
+    Plugin::load(engine, &ComponentCache::new(Some(dir.to_path_buf())), &bytes).expect("loads")
+}
+
+fn entry(engine: &PluginEngine, dir: &Path, name: &str) -> std::path::PathBuf {
+    let hash = content_hash(&std::fs::read(common::plugin_file(name)).unwrap());
+    ComponentCache::new(Some(dir.to_path_buf())).entry(engine, &hash).unwrap()
+}
+
+/// The plugin prices a recorded answer.
+fn works(plugin: &Plugin) {
+    let body = std::fs::read(common::fixtures("openai").join("chat_basic.json")).unwrap();
+    let usage = plugin.extract_response(ApiFormat::OpenaiChat, 200, &body).unwrap().expect("usage");
+    assert!(usage.output_tokens > 0);
+}
+
+#[test]
+fn tampered_entries_are_rejected_and_recompiled() {
+    xjp_gateway::ops::install_metrics();
+    let engine = common::engine();
+    let dir = tempfile::tempdir().unwrap();
+    let openai = entry(&engine, dir.path(), "openai");
+
+    works(&load(&engine, dir.path(), "openai"));
+    let secret = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap();
+    assert_eq!(secret.permissions().mode() & 0o777, 0o600, "the secret is private");
+    assert_eq!(std::fs::metadata(&openai).unwrap().permissions().mode() & 0o777, 0o600);
+    let good = std::fs::read(&openai).unwrap();
+    assert!(good.starts_with(b"XJPCWSM1"));
+
+    // A restart loads the entry as it is.
+    works(&load(&engine, dir.path(), "openai"));
+    assert_eq!(rejected("mac") + rejected("format"), 0.0);
+    assert_eq!(std::fs::read(&openai).unwrap(), good);
+
+    // A flipped byte in the native code.
+    let mut flipped = good.clone();
+    let at = flipped.len() / 2;
+    flipped[at] ^= 0x40;
+    std::fs::write(&openai, &flipped).unwrap();
+    works(&load(&engine, dir.path(), "openai"));
+    assert_eq!(rejected("mac"), 1.0);
+    assert_eq!(std::fs::read(&openai).unwrap().len(), good.len(), "recompiled and written back");
+    works(&load(&engine, dir.path(), "openai"));
+    assert_eq!(rejected("mac"), 1.0, "the rewritten entry verifies");
+
+    // Another plugin's valid entry under this plugin's name.
+    load(&engine, dir.path(), "anthropic");
+    std::fs::copy(entry(&engine, dir.path(), "anthropic"), &openai).unwrap();
+    let plugin = load(&engine, dir.path(), "openai");
+    assert_eq!(plugin.info().name, "openai", "not the anthropic code");
+    works(&plugin);
+    assert_eq!(rejected("mac"), 2.0);
+
+    // A file that is no entry at all.
+    std::fs::write(&openai, b"\x7fELF\x02\x01\x01").unwrap();
+    works(&load(&engine, dir.path(), "openai"));
+    assert_eq!(rejected("format"), 1.0);
+
+    // An entry another install wrote (another secret).
+    let other = tempfile::tempdir().unwrap();
+    load(&engine, other.path(), "openai");
+    std::fs::copy(entry(&engine, other.path(), "openai"), &openai).unwrap();
+    works(&load(&engine, dir.path(), "openai"));
+    assert_eq!(rejected("mac"), 3.0);
+    assert_eq!(std::fs::read(&openai).unwrap().len(), good.len());
+}
+
+#[test]
+fn a_secret_others_can_read_turns_the_cache_off() {
+    let engine = common::engine();
+    let dir = tempfile::tempdir().unwrap();
+    load(&engine, dir.path(), "openai");
+    let openai = entry(&engine, dir.path(), "openai");
+    std::fs::set_permissions(dir.path().join(SECRET_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::remove_file(&openai).unwrap();
+    works(&load(&engine, dir.path(), "openai"));
+    assert!(!openai.exists(), "nothing is cached (or loaded) with a secret others may know");
+}
