@@ -10,7 +10,7 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::PgPool;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -21,6 +21,15 @@ static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
 pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 pub(super) static RESYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resync.lua")));
+
+/// The index of tenants with (possibly) open holds.
+pub const HOLD_TENANTS: &str = "xjp:hold-tenants";
+
+/// Milliseconds since the epoch on this host (index scores; skew between gateways is
+/// covered by the minute of slack in `Balances::forget_after`).
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 
 /// How long a finished request's state (its idempotency record) is kept in Redis.
 pub(super) const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -130,7 +139,7 @@ impl Balances {
             let mut conn = self.conn().await?;
             // The tenant goes into the hold index before its hold, in the same round trip.
             let mut pipe = redis::pipe();
-            pipe.cmd("ZADD").arg(super::holds::HOLD_TENANTS).arg(super::holds::now_ms()).arg(tenant.to_string());
+            pipe.cmd("ZADD").arg(HOLD_TENANTS).arg(now_ms()).arg(tenant.to_string());
             pipe.ignore().invoke_script(&invocation);
             let answer: redis::RedisResult<((i64, i64),)> = pipe.query_async(&mut conn).await;
             let (code, available) = match answer {

@@ -10,20 +10,13 @@
 //! on Redis Cluster it is a separate command to its own node.
 
 use super::BalanceError;
-use super::balance::{Balances, RENEW, REQUEST_STATE_TTL_SECS, RESYNC, SWEEP, keys, request_key};
-use std::time::{Duration, SystemTime};
+pub use super::balance::HOLD_TENANTS;
+use super::balance::{Balances, RENEW, REQUEST_STATE_TTL_SECS, RESYNC, SWEEP, keys, now_ms, request_key};
+use std::time::Duration;
 use uuid::Uuid;
 
-/// The index of tenants with (possibly) open holds.
-pub const HOLD_TENANTS: &str = "xjp:hold-tenants";
 /// Expired holds read per tenant per sweep.
 const SWEEP_BATCH: usize = 1000;
-
-/// Milliseconds since the epoch on this host (index scores; skew between gateways is
-/// covered by the minute of slack in [`Balances::forget_after`]).
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 impl Balances {
     /// How long an idle tenant stays in the index.

@@ -59,7 +59,8 @@ async fn one_tenants_stalled_streams_take_only_its_own_cap() {
     let mock = mock().await;
     // About 10 s per stream.
     mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
-    let options = Options { plugins_toml: "max_instances = 16".into(), tenant_cap: 4, ..Options::default() };
+    // Room for every loaded plugin's idle instances (six plugins) plus the streams below.
+    let options = Options { plugins_toml: "max_instances = 32".into(), tenant_cap: 4, ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let b = other_tenant(&gw.gw).await;
 
