@@ -18,13 +18,9 @@ impl Resyncs {
     /// A settlement of `cost` for `request_id` could not be applied.
     pub fn push(&self, tenant: Uuid, request_id: &str, cost: i64) {
         metrics::counter!("xjp_settle_resyncs_total").increment(1);
-        self.waiting.lock().push((tenant, request_id.to_string(), cost));
-        metrics::gauge!("xjp_settle_resyncs_waiting").set(self.waiting.lock().len() as f64);
-    }
-
-    /// How many wait.
-    pub fn len(&self) -> usize {
-        self.waiting.lock().len()
+        let mut waiting = self.waiting.lock();
+        waiting.push((tenant, request_id.to_string(), cost));
+        metrics::gauge!("xjp_settle_resyncs_waiting").set(waiting.len() as f64);
     }
 
     /// Whether none waits.

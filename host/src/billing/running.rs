@@ -30,16 +30,6 @@ impl RunningHolds {
         }
     }
 
-    /// How many holds are open.
-    pub fn len(&self) -> usize {
-        self.by_tenant.lock().values().map(HashSet::len).sum()
-    }
-
-    /// Whether no hold is open.
-    pub fn is_empty(&self) -> bool {
-        self.by_tenant.lock().is_empty()
-    }
-
     /// Extends every open hold by a hold TTL from now (one script per tenant).
     pub async fn renew(&self, balances: &Balances) {
         let snapshot: Vec<(Uuid, Vec<String>)> =
