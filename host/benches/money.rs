@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinSet;
 use uuid::Uuid;
-use xjp_gateway::billing::{Balances, Reservation, Settlement};
+use xjp_gateway::billing::{Balances, KeySpace, Reservation, Settlement};
+use xjp_gateway::db::RedisTarget;
 use xjp_gateway::db::credits::{self, CreditKind};
 use xjp_gateway::ledger::PendingDebits;
 use xjp_gateway::ledger::{Ledger, LedgerConfig, TransactionRow};
@@ -246,7 +247,8 @@ async fn reserve_settle(
     table: &mut Table,
 ) -> anyhow::Result<usize> {
     let balances = Arc::new(Balances::new(
-        redis.clone(),
+        RedisTarget::Single(Box::new(redis.clone())),
+        KeySpace::default(),
         pool.clone(),
         Arc::new(PendingDebits::default()),
         Duration::from_secs(600),
@@ -415,7 +417,14 @@ impl Table {
         tenant: Uuid,
         expected: i64,
     ) -> anyhow::Result<()> {
-        let balances = Balances::new(redis.clone(), pool.clone(), Arc::new(PendingDebits::default()), Duration::ZERO);
+        let target = RedisTarget::Single(Box::new(redis.clone()));
+        let balances = Balances::new(
+            target,
+            KeySpace::default(),
+            pool.clone(),
+            Arc::new(PendingDebits::default()),
+            Duration::ZERO,
+        );
         let live = balances.live(tenant).await?;
         ensure!(
             live.loaded && live.held_nano == 0 && live.available_nano == expected,

@@ -6,7 +6,8 @@ use crate::billing::Billing;
 use crate::catalog::{Fetch, Prices};
 use crate::config::routes::Secret;
 use crate::config::watch::{ConfigWatcher, Reload};
-use crate::config::{Config, ConfigError, EnvLookup, LiveSettings, Settings};
+use crate::config::{Config, ConfigError, EnvLookup, LiveSettings, RedisMode, Settings};
+use crate::db::RedisTarget;
 use crate::ledger::LedgerConfig;
 use crate::plugins::{PluginEngine, PluginRegistry, RuntimeLimits};
 use crate::proxy::Proxy;
@@ -85,8 +86,11 @@ impl Gateway {
         let redis_url = env(&config.redis.url_env).unwrap_or_else(|| "redis://127.0.0.1:6379".into());
         let r = &config.redis;
         let identity = r.client_cert_file.as_deref().zip(r.client_key_file.as_deref());
-        let redis = crate::db::redis_client(&redis_url, r.ca_file.as_deref(), identity)
-            .map_err(|e| StartError::Redis(e.to_string()))?;
+        let redis = match r.mode {
+            RedisMode::Single => RedisTarget::single(&redis_url, r.ca_file.as_deref(), identity),
+            RedisMode::Cluster => RedisTarget::cluster(&redis_url, r.ca_file.as_deref(), identity),
+        }
+        .map_err(|e| StartError::Redis(e.to_string()))?;
         let limits = RuntimeLimits {
             memory_bytes: config.plugins.memory_mb << 20,
             call_timeout_ms: config.plugins.call_timeout_ms,

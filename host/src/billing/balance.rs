@@ -5,9 +5,10 @@
 //! runs unchanged on Redis Cluster. `redis::Script` uses EVALSHA and reloads the script
 //! on NOSCRIPT, so a flushed script cache is handled transparently.
 
+use super::keys::KeySpace;
+use crate::db::{RedisConn, RedisTarget};
 use crate::ledger::PendingDebits;
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::PgPool;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
@@ -21,9 +22,6 @@ static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
 pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 pub(super) static RESYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resync.lua")));
-
-/// The index of tenants with (possibly) open holds.
-pub const HOLD_TENANTS: &str = "xjp:hold-tenants";
 
 /// Milliseconds since the epoch on this host (index scores; skew between gateways is
 /// covered by the minute of slack in `Balances::forget_after`).
@@ -81,69 +79,57 @@ pub struct LiveBalance {
     pub held_nano: i64,
 }
 
-pub(super) struct TenantKeys {
-    pub(super) account: String,
-    pub(super) holds: String,
-    pub(super) expiry: String,
-}
-
-pub(super) fn keys(tenant: Uuid) -> TenantKeys {
-    TenantKeys {
-        account: format!("xjp:{{{tenant}}}:account"),
-        holds: format!("xjp:{{{tenant}}}:holds"),
-        expiry: format!("xjp:{{{tenant}}}:expiry"),
-    }
-}
-
-pub(super) fn request_key(tenant: Uuid, request_id: &str) -> String {
-    format!("xjp:{{{tenant}}}:req:{request_id}")
-}
-
-fn credit_key(tenant: Uuid, credit_id: &str) -> String {
-    format!("xjp:{{{tenant}}}:credit:{credit_id}")
-}
-
 /// The balance store.
 pub struct Balances {
-    client: redis::Client,
-    conn: OnceCell<ConnectionManager>,
+    pub(super) target: RedisTarget,
+    conn: OnceCell<RedisConn>,
+    pub(super) keys: KeySpace,
+    /// Tenants this gateway put in the hold index recently (see `holds.rs`).
+    pub(super) indexed: moka::sync::Cache<Uuid, ()>,
     db: PgPool,
     pub(super) pending: Arc<PendingDebits>,
     pub(super) hold_ttl: Duration,
 }
 
 impl Balances {
-    /// A store over `client` (connected on first use) that loads missing accounts from `db`.
-    pub fn new(client: redis::Client, db: PgPool, pending: Arc<PendingDebits>, hold_ttl: Duration) -> Self {
-        Balances { client, conn: OnceCell::new(), db, pending, hold_ttl }
+    /// A store over `target` (connected on first use), keys under `keys`, that loads missing
+    /// accounts from `db`.
+    pub fn new(
+        target: RedisTarget,
+        keys: KeySpace,
+        db: PgPool,
+        pending: Arc<PendingDebits>,
+        hold_ttl: Duration,
+    ) -> Self {
+        let indexed = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(super::holds::index_refresh(hold_ttl))
+            .build();
+        Balances { target, conn: OnceCell::new(), keys, indexed, db, pending, hold_ttl }
     }
 
-    pub(super) async fn conn(&self) -> Result<ConnectionManager, BalanceError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let conn =
-            self.conn.get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config)).await?;
-        Ok(conn.clone())
+    pub(super) async fn conn(&self) -> Result<RedisConn, BalanceError> {
+        Ok(self.conn.get_or_try_init(|| self.target.connect()).await?.clone())
     }
 
-    /// Holds `amount` for `request_id`.
+    /// The key names this store uses.
+    pub fn keys(&self) -> &KeySpace {
+        &self.keys
+    }
+
+    /// Holds `amount` for `request_id`: one round trip (the script, with the hold-index entry
+    /// pipelined ahead of it when this gateway has not refreshed it lately).
     pub async fn reserve(&self, tenant: Uuid, request_id: &str, amount: i64) -> Result<Reservation, BalanceError> {
-        let k = keys(tenant);
-        let rk = request_key(tenant, request_id);
+        let k = self.keys.tenant(tenant);
+        let rk = self.keys.request(tenant, request_id);
         let mut invocation = RESERVE.key(&k.account);
         invocation.key(&k.holds).key(&k.expiry).key(&rk).arg(request_id).arg(amount);
         invocation.arg(self.hold_ttl.as_millis() as u64);
         for _ in 0..3 {
             let mut conn = self.conn().await?;
-            // The tenant goes into the hold index before its hold, in the same round trip.
-            let mut pipe = redis::pipe();
-            pipe.cmd("ZADD").arg(HOLD_TENANTS).arg(now_ms()).arg(tenant.to_string());
-            pipe.ignore().invoke_script(&invocation);
-            let answer: redis::RedisResult<((i64, i64),)> = pipe.query_async(&mut conn).await;
+            let answer = self.index_then(tenant, &mut conn, &invocation).await;
             let (code, available) = match answer {
-                Ok(((code, available),)) => (code, available),
+                Ok(answer) => answer,
                 Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                     invocation.load_async(&mut conn).await?;
                     continue;
@@ -176,8 +162,8 @@ impl Balances {
         label: &str,
         recorded: bool,
     ) -> Result<Settlement, BalanceError> {
-        let k = keys(tenant);
-        let rk = request_key(tenant, request_id);
+        let k = self.keys.tenant(tenant);
+        let rk = self.keys.request(tenant, request_id);
         for _ in 0..3 {
             let mut conn = self.conn().await?;
             let lock = self.pending.lock(tenant).read().await;
@@ -217,15 +203,17 @@ impl Balances {
         let (balance, recent) =
             crate::ledger::lookup::balance_for_load(&self.db, tenant, RECENT_CREDIT_WINDOW).await.map_err(db_err)?;
         let unrecorded = self.pending.get(tenant);
-        let k = keys(tenant);
+        let k = self.keys.tenant(tenant);
         let mut invocation = LOAD.key(&k.account);
         invocation.key(&k.holds);
         for id in &recent {
-            invocation.key(credit_key(tenant, id));
+            invocation.key(self.keys.credit(tenant, id));
         }
         invocation.arg(balance - unrecorded).arg(CREDIT_MARKER_TTL_SECS);
         let mut conn = self.conn().await?;
         let loaded: i64 = invocation.invoke_async(&mut conn).await?;
+        // A rebuilt account may come from a flushed or failed-over Redis: index the tenant again.
+        self.indexed.invalidate(&tenant);
         if loaded == 1 {
             metrics::counter!("xjp_balance_loads_total").increment(1);
             tracing::info!(%tenant, balance_nano = balance - unrecorded, "tenant balance loaded from Postgres");
@@ -241,8 +229,8 @@ impl Balances {
         for _ in 0..3 {
             let mut conn = self.conn().await?;
             let code: i64 = CREDIT
-                .key(keys(tenant).account)
-                .key(credit_key(tenant, credit_id))
+                .key(self.keys.tenant(tenant).account)
+                .key(self.keys.credit(tenant, credit_id))
                 .arg(amount)
                 .arg(CREDIT_MARKER_TTL_SECS)
                 .invoke_async(&mut conn)
@@ -266,7 +254,7 @@ impl Balances {
     pub async fn live(&self, tenant: Uuid) -> Result<LiveBalance, BalanceError> {
         let mut conn = self.conn().await?;
         let (loaded, available, held): (Option<String>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
-            .arg(keys(tenant).account)
+            .arg(self.keys.tenant(tenant).account)
             .arg("loaded")
             .arg("available")
             .arg("held")

@@ -2,23 +2,61 @@
 //! keyspace), finding and releasing expired holds, renewing running ones, and resyncing
 //! settlements Redis missed.
 //!
-//! `xjp:hold-tenants` is a sorted set of tenant ids scored by the last time (ms) one of their
-//! requests took or renewed a hold. Reserve adds the tenant *before* its hold (pipelined, same
-//! round trip), renewal refreshes it, and the sweeper forgets tenants idle for two hold TTLs
-//! plus a minute: any hold such a tenant had expired at least a TTL ago, while the tenant was
-//! still indexed and swept every few seconds. It is the one key outside a tenant's hash slot;
-//! on Redis Cluster it is a separate command to its own node.
+//! `<prefix>:hold-tenants` is a sorted set of tenant ids scored by the last time (ms) one of
+//! their requests took or renewed a hold. A gateway refreshes a tenant's entry *before* the
+//! hold, at most every [`index_refresh`] (pipelined with the reserve, so no extra round trip;
+//! most reserves skip it), renewal refreshes it, and the sweeper forgets tenants idle for two
+//! hold TTLs plus a minute. A hold taken at `t` had its tenant scored at `t - refresh` or later,
+//! so the tenant stays indexed until `t - refresh + 2 TTL + 60 s`, past the hold's expiry
+//! (`t + TTL`) plus a sweep, because `refresh < TTL + 60 s - sweep`. A rebuilt account forgets
+//! the refresh (a flushed Redis lost the index too). The index is the one key outside a
+//! tenant's hash slot: on Redis Cluster its refresh is a command of its own, ahead of the hold.
 
 use super::BalanceError;
-pub use super::balance::HOLD_TENANTS;
-use super::balance::{Balances, RENEW, REQUEST_STATE_TTL_SECS, RESYNC, SWEEP, keys, now_ms, request_key};
+use super::balance::{Balances, RENEW, REQUEST_STATE_TTL_SECS, RESYNC, SWEEP, now_ms};
+use crate::db::RedisConn;
+use futures_util::{StreamExt, TryStreamExt};
+use redis::{FromRedisValue, ScriptInvocation};
 use std::time::Duration;
 use uuid::Uuid;
 
 /// Expired holds read per tenant per sweep.
 const SWEEP_BATCH: usize = 1000;
+/// Tenants whose expired holds are looked up at once (requests in flight on the connection).
+const SWEEP_FAN_OUT: usize = 64;
+
+/// How often a gateway refreshes a tenant's entry in the hold index: half a hold TTL, at most
+/// 30 s (always well under `TTL + 60 s - sweep`).
+pub(super) fn index_refresh(hold_ttl: Duration) -> Duration {
+    (hold_ttl / 2).min(Duration::from_secs(30))
+}
 
 impl Balances {
+    /// Runs `invocation` (a script on `tenant`'s keys), first putting the tenant in the hold
+    /// index unless this gateway did so within [`index_refresh`].
+    pub(super) async fn index_then<T: FromRedisValue>(
+        &self,
+        tenant: Uuid,
+        conn: &mut RedisConn,
+        invocation: &ScriptInvocation<'_>,
+    ) -> redis::RedisResult<T> {
+        if self.indexed.contains_key(&tenant) {
+            return invocation.invoke_async(conn).await;
+        }
+        let index = self.keys.hold_tenants();
+        let answer = if self.target.is_cluster() {
+            let _: () = redis::cmd("ZADD").arg(index).arg(now_ms()).arg(tenant.to_string()).query_async(conn).await?;
+            invocation.invoke_async(conn).await?
+        } else {
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZADD").arg(index).arg(now_ms()).arg(tenant.to_string()).ignore();
+            let (answer,): (T,) = pipe.invoke_script(invocation).query_async(conn).await?;
+            answer
+        };
+        self.indexed.insert(tenant, ());
+        Ok(answer)
+    }
+
     /// How long an idle tenant stays in the index.
     fn forget_after(&self) -> Duration {
         self.hold_ttl * 2 + Duration::from_secs(60)
@@ -31,33 +69,42 @@ impl Balances {
         let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
         let now = secs * 1000 + micros / 1000;
         let idle_before = now - self.forget_after().as_millis() as i64;
+        let index = self.keys.hold_tenants();
         let (_, members): ((), Vec<String>) = redis::pipe()
             .cmd("ZREMRANGEBYSCORE")
-            .arg(HOLD_TENANTS)
+            .arg(index)
             .arg("-inf")
             .arg(format!("({idle_before}"))
             .cmd("ZRANGE")
-            .arg(HOLD_TENANTS)
+            .arg(index)
             .arg(0)
             .arg(-1)
             .query_async(&mut conn)
             .await?;
         let tenants: Vec<Uuid> = members.iter().filter_map(|m| m.parse().ok()).collect();
-        if tenants.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for tenant in &tenants {
-            pipe.cmd("ZRANGEBYSCORE")
-                .arg(keys(*tenant).expiry)
-                .arg("-inf")
-                .arg(now)
-                .arg("LIMIT")
-                .arg(0)
-                .arg(SWEEP_BATCH);
-        }
-        let due: Vec<Vec<String>> = pipe.query_async(&mut conn).await?;
-        Ok(tenants.into_iter().zip(due).filter(|(_, ids)| !ids.is_empty()).collect())
+        // One lookup per tenant, many in flight on the multiplexed connection (a cluster
+        // cannot pipeline keys of different slots).
+        let due: Vec<(Uuid, Vec<String>)> = futures_util::stream::iter(tenants)
+            .map(|tenant| {
+                let mut conn = conn.clone();
+                let expiry = self.keys.tenant(tenant).expiry;
+                async move {
+                    let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                        .arg(expiry)
+                        .arg("-inf")
+                        .arg(now)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(SWEEP_BATCH)
+                        .query_async(&mut conn)
+                        .await?;
+                    Ok::<_, redis::RedisError>((tenant, ids))
+                }
+            })
+            .buffer_unordered(SWEEP_FAN_OUT)
+            .try_collect()
+            .await?;
+        Ok(due.into_iter().filter(|(_, ids)| !ids.is_empty()).collect())
     }
 
     /// Drops the holds of `request_ids` that are still expired; their ids stay refused.
@@ -66,12 +113,12 @@ impl Balances {
         if request_ids.is_empty() {
             return Ok(0);
         }
-        let k = keys(tenant);
+        let k = self.keys.tenant(tenant);
         let mut conn = self.conn().await?;
         let mut invocation = SWEEP.key(&k.account);
         invocation.key(&k.holds).key(&k.expiry).arg(REQUEST_STATE_TTL_SECS);
         for rid in request_ids {
-            invocation.key(request_key(tenant, rid)).arg(rid);
+            invocation.key(self.keys.request(tenant, rid)).arg(rid);
         }
         Ok(invocation.invoke_async(&mut conn).await?)
     }
@@ -82,9 +129,10 @@ impl Balances {
             return Ok(0);
         }
         let mut conn = self.conn().await?;
-        let _: () =
-            redis::cmd("ZADD").arg(HOLD_TENANTS).arg(now_ms()).arg(tenant.to_string()).query_async(&mut conn).await?;
-        let mut invocation = RENEW.key(keys(tenant).expiry);
+        let index = self.keys.hold_tenants();
+        let _: () = redis::cmd("ZADD").arg(index).arg(now_ms()).arg(tenant.to_string()).query_async(&mut conn).await?;
+        self.indexed.insert(tenant, ());
+        let mut invocation = RENEW.key(self.keys.tenant(tenant).expiry);
         invocation.arg(self.hold_ttl.as_millis() as u64);
         for rid in request_ids {
             invocation.arg(rid);
@@ -102,13 +150,13 @@ impl Balances {
     /// Once Redis answers again: drops the failed request's hold, records its state and
     /// marks the account for a rebuild (see `lua/resync.lua`).
     pub async fn resync(&self, tenant: Uuid, request_id: &str, cost: i64) -> Result<(), BalanceError> {
-        let k = keys(tenant);
+        let k = self.keys.tenant(tenant);
         let mut conn = self.conn().await?;
         let _: i64 = RESYNC
             .key(&k.account)
             .key(&k.holds)
             .key(&k.expiry)
-            .key(request_key(tenant, request_id))
+            .key(self.keys.request(tenant, request_id))
             .arg(request_id)
             .arg(cost.max(0))
             .arg(REQUEST_STATE_TTL_SECS)

@@ -7,6 +7,7 @@ pub mod balance;
 pub mod bill;
 pub mod ending;
 pub mod holds;
+pub mod keys;
 pub mod record;
 pub mod reserve;
 pub mod resync;
@@ -17,9 +18,11 @@ pub mod sweeper;
 pub use balance::{BalanceError, Balances, LiveBalance, Reservation, Settlement};
 pub use bill::{Bill, Caller, Hold, Reserved, Routed};
 pub use ending::{Ending, Refusal};
+pub use keys::KeySpace;
 
 use crate::api::GatewayError;
 use crate::config::LiveSettings;
+use crate::db::RedisTarget;
 use crate::ledger::{Ledger, LedgerConfig, LedgerError, PendingDebits};
 use sqlx::PgPool;
 use std::sync::{Arc, Weak};
@@ -50,14 +53,15 @@ impl Billing {
     /// Opens the ledger (replaying its spool) and the balance store (connected on first use).
     pub async fn start(
         db: PgPool,
-        redis: redis::Client,
+        redis: RedisTarget,
         ledger: LedgerConfig,
         settings: LiveSettings,
     ) -> Result<Arc<Billing>, LedgerError> {
         let hold_ttl = Duration::from_secs(settings.load().config.billing.hold_ttl_secs);
         let pending = Arc::new(PendingDebits::default());
         let ledger = Ledger::start(db.clone(), ledger, pending.clone()).await?;
-        let balances = Balances::new(redis, db, pending, hold_ttl);
+        let keys = KeySpace::new(&settings.load().config.redis.key_prefix);
+        let balances = Balances::new(redis, keys, db, pending, hold_ttl);
         let running = running::RunningHolds::default();
         let (resyncs, tasks) = (resync::Resyncs::default(), TaskTracker::new());
         Ok(Arc::new(Billing { balances, ledger, running, resyncs, settings, tasks }))

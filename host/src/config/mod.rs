@@ -161,12 +161,35 @@ pub struct RedisConfig {
     /// both or neither.
     pub client_cert_file: Option<PathBuf>,
     pub client_key_file: Option<PathBuf>,
+    /// One server, or a Redis Cluster whose seed nodes the URL variable lists
+    /// (comma-separated).
+    pub mode: RedisMode,
+    /// Prefix of every key the gateway writes (`<prefix>:{tenant}:...`), so deployments that
+    /// share a Redis keep apart. Every gateway of one deployment must use the same one.
+    pub key_prefix: String,
 }
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        RedisConfig { url_env: "REDIS_URL".into(), ca_file: None, client_cert_file: None, client_key_file: None }
+        RedisConfig {
+            url_env: "REDIS_URL".into(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            mode: RedisMode::Single,
+            key_prefix: "xjp".into(),
+        }
     }
+}
+
+/// `redis.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisMode {
+    /// One server (or a proxy in front of several).
+    Single,
+    /// A Redis Cluster: a connection per node, MOVED and ASK followed.
+    Cluster,
 }
 
 /// Log line format.

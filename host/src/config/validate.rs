@@ -95,6 +95,13 @@ impl Config {
         if self.otel.timeout_ms == 0 {
             errors.push("otel.timeout_ms: must be greater than 0".into());
         }
+        let prefix = &self.redis.key_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 32
+            || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            errors.push(format!("redis.key_prefix: 1 to 32 of A-Z a-z 0-9 - _ . (got {prefix:?})"));
+        }
         if self.redis.client_cert_file.is_some() != self.redis.client_key_file.is_some() {
             errors.push("redis.client_cert_file, redis.client_key_file: set both or neither".into());
         }

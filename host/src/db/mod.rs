@@ -1,13 +1,15 @@
-//! Postgres: the pool, embedded migrations, and the tenant / API-key store; the Redis client
+//! Postgres: the pool, embedded migrations, and the tenant / API-key store; the Redis target
 //! (both data stores, with TLS when their URLs ask for it).
 
 pub mod credits;
 pub mod keys;
+pub mod redis_conn;
 pub mod tenants;
+
+pub use redis_conn::{RedisConn, RedisSetupError, RedisTarget};
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -30,53 +32,4 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Err
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
-}
-
-/// Why a Redis client could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisSetupError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: std::path::PathBuf, source: std::io::Error },
-    #[error("{0}")]
-    Client(#[from] redis::RedisError),
-    #[error("a CA or client certificate is configured, but the Redis URL is not `rediss://` (TLS)")]
-    NotTls,
-}
-
-/// The Redis client for `url`. `rediss://` connects with TLS (rustls), verifying the server
-/// against `ca_file` when given, the bundled Mozilla roots otherwise; `client_identity`
-/// (certificate and key PEM files) is presented when the server asks for one. The URL's
-/// `#insecure` fragment (no verification) is refused: it would send the password to anyone.
-pub fn redis_client(
-    url: &str,
-    ca_file: Option<&Path>,
-    client_identity: Option<(&Path, &Path)>,
-) -> Result<redis::Client, RedisSetupError> {
-    let read = |path: &Path| std::fs::read(path).map_err(|source| RedisSetupError::Read { path: path.into(), source });
-    let info = redis::IntoConnectionInfo::into_connection_info(url)?;
-    let tls = match info.addr() {
-        redis::ConnectionAddr::TcpTls { insecure: true, .. } => {
-            return Err(RedisSetupError::Client(redis::RedisError::from((
-                redis::ErrorKind::InvalidClientConfig,
-                "`rediss://...#insecure` turns certificate checks off; give the CA as [redis] ca_file instead",
-            ))));
-        }
-        redis::ConnectionAddr::TcpTls { .. } => true,
-        _ => false,
-    };
-    if !tls {
-        if ca_file.is_some() || client_identity.is_some() {
-            return Err(RedisSetupError::NotTls);
-        }
-        return Ok(redis::Client::open(info)?);
-    }
-    if ca_file.is_none() && client_identity.is_none() {
-        return Ok(redis::Client::open(info)?);
-    }
-    let root_cert = ca_file.map(read).transpose()?;
-    let client_tls = match client_identity {
-        Some((cert, key)) => Some(redis::ClientTlsConfig { client_cert: read(cert)?, client_key: read(key)? }),
-        None => None,
-    };
-    Ok(redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })?)
 }

@@ -73,7 +73,7 @@ async fn a_swept_request_id_stays_refused_and_still_settles() {
     let client = redis::Client::open(common::harness::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let indexed: Option<f64> = redis::cmd("ZSCORE")
-        .arg(xjp_gateway::billing::holds::HOLD_TENANTS)
+        .arg(balances.keys().hold_tenants())
         .arg(gw.tenant.to_string())
         .query_async(&mut conn)
         .await

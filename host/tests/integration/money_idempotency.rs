@@ -77,8 +77,11 @@ async fn an_id_with_a_row_stays_refused_after_its_redis_state_expired() {
     // A week later Redis has forgotten the request; the ledger has not.
     let client = redis::Client::open(common::harness::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let _: i64 =
-        redis::cmd("DEL").arg(format!("xjp:{{{}}}:req:kept-a-week", gw.tenant)).query_async(&mut conn).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(gw.gw.billing.balances.keys().request(gw.tenant, "kept-a-week"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(call(&gw.url, &gw.key, "kept-a-week").await, 409);
     assert_eq!(mock.requests().len(), 1, "no second upstream call");
     assert_eq!(common::money::rows_for(&gw.gw.db, "kept-a-week").await.len(), 1);

@@ -18,6 +18,15 @@ pub fn redis_url() -> String {
     std::env::var("XJP_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// This test process's Redis key prefix: tests share the Redis, and a gateway's sweeper must
+/// only see the holds of gateways on its own database (the in-process gateway and any binary
+/// a test starts share it).
+pub fn key_prefix() -> &'static str {
+    static PREFIX: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+    &PREFIX
+}
+
 /// A database of its own, dropped when the test ends.
 pub struct TestDb {
     pub name: String,
@@ -118,7 +127,7 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let (ttl, hold, sweep) = (o.key_cache_ttl_ms, o.hold_ttl_secs, o.sweep_interval_ms);
     let extra = &o.extra_toml;
     let (grace, stream_max) = (o.shutdown_grace_secs, o.stream_max_secs);
-    let redis_toml = &o.redis_toml;
+    let (redis_toml, prefix) = (&o.redis_toml, key_prefix());
     let (server, plugins, auth, tenant_cap) = (&o.server_toml, &o.plugins_toml, &o.auth_toml, o.tenant_cap);
     format!(
         r#"
@@ -134,6 +143,7 @@ max_connections = 8
 
 [redis]
 url_env = "TEST_REDIS_URL"
+key_prefix = "{prefix}"
 {redis_toml}
 
 [plugins]
