@@ -39,5 +39,6 @@ mod proxy_credentials;
 mod proxy_endpoints;
 mod proxy_errors;
 mod proxy_streaming;
+mod redis_cluster;
 mod sdk_clients;
 mod tls_stores;

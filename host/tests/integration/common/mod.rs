@@ -1,6 +1,7 @@
 //! Shared helpers for the host's integration tests: where built plugins and fixtures are.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod harness;
 pub mod http;
 pub mod money;

@@ -11,7 +11,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_port(port: u16, up: bool) {
+pub fn wait_port(port: u16, up: bool) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() != up {
         assert!(
