@@ -1,31 +1,38 @@
 //! The process's `tracing` subscriber: log lines (text or JSON, `[log]`), the spend counters
 //! fed by access lines (`ops::access`), and OpenTelemetry export when `[otel] enabled`.
 //! Each has its own filter: the log filter (`[log] filter`, `RUST_LOG` overrides it) never
-//! hides an access line from the counters or a span from the trace export.
+//! hides an access line from the counters or a span from the trace export. Under `serve`,
+//! lines are written by a thread of their own (`tracing-appender`), so a request never waits
+//! on a write to stderr; the writer blocks rather than drops when its queue is full.
 
 use super::access::{SpendLayer, spend_filter};
 use crate::config::{LogConfig, LogFormat, OtelConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
 type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
 
-/// Keeps the trace exporter alive; [`shutdown`](Self::shutdown) exports what is buffered.
+/// Keeps the trace exporter and the log writer alive; [`shutdown`](Self::shutdown) exports
+/// what is buffered and writes the last lines.
 #[derive(Debug, Default)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    writer: Option<WorkerGuard>,
 }
 
 impl Telemetry {
-    /// Flushes and stops the trace export (a no-op when it is off).
+    /// Flushes and stops the trace export (a no-op when it is off), then the log writer.
     pub async fn shutdown(self) {
         if let Some(provider) = self.provider {
             // The batch thread calls back into this runtime: wait off its worker threads.
             let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         }
+        drop(self.writer);
     }
 }
 
@@ -37,10 +44,13 @@ fn log_filter(configured: &str) -> Result<EnvFilter, String> {
     }
 }
 
-/// The log layer alone, to stderr.
-fn log_layer(log: &LogConfig) -> Result<Boxed, String> {
+/// The log layer alone, writing to `writer`.
+fn log_layer<W>(log: &LogConfig, writer: W) -> Result<Boxed, String>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = log_filter(&log.filter)?;
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     Ok(match log.format {
         LogFormat::Text => layer.with_filter(filter).boxed(),
         // One object per line: timestamp, level, target, the event's fields at the top level
@@ -53,8 +63,9 @@ fn log_layer(log: &LogConfig) -> Result<Boxed, String> {
 /// runs on it). Fails when a filter does not parse or the exporter cannot be built, or when
 /// a subscriber is already installed.
 pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
-    let mut layers: Vec<Boxed> = vec![log_layer(log)?, SpendLayer.with_filter(spend_filter()).boxed()];
-    let mut telemetry = Telemetry::default();
+    let (writer, guard) = NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    let mut layers: Vec<Boxed> = vec![log_layer(log, writer)?, SpendLayer.with_filter(spend_filter()).boxed()];
+    let mut telemetry = Telemetry { provider: None, writer: Some(guard) };
     if otel.enabled {
         let provider = super::otel::provider(otel)?;
         let spans = Targets::new().with_target("xjp_gateway", tracing::Level::INFO);
@@ -68,7 +79,7 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
 /// The subscriber for the other commands: text lines at `warn` (or `RUST_LOG`) to stderr.
 pub fn init_plain() {
     let log = LogConfig { format: LogFormat::Text, filter: "warn".into() };
-    if let Ok(layer) = log_layer(&log) {
+    if let Ok(layer) = log_layer(&log, std::io::stderr) {
         let _ = tracing_subscriber::registry().with(layer).try_init();
     }
 }

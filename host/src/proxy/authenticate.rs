@@ -1,68 +1,20 @@
 //! Phase 2, authenticate: the presented key, bounded caches and a lookup rate limit in
 //! front of Postgres (see [`KeyCache`]).
 
+use super::token_bucket::TokenBucket;
 use crate::api::GatewayError;
 use crate::billing::Caller;
 use crate::config::AuthConfig;
 use crate::db::keys::{self, KeyIdentity};
-use hyper::HeaderMap;
 use moka::future::Cache;
 use parking_lot::Mutex;
 use sqlx::PgPool;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The key a client presented: `Authorization: Bearer`, `x-api-key` (Anthropic clients),
-/// `x-goog-api-key` or the `key` query parameter (Gemini clients).
-pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
-    if let Some(auth) = header("authorization") {
-        let (scheme, token) = auth.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string());
-    }
-    header("x-api-key")
-        .or_else(|| header("x-goog-api-key"))
-        .map(str::to_string)
-        .or_else(|| query.and_then(|q| query_param(q, "key")))
-}
-
-/// A query parameter's (percent-decoded) value.
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query_pairs(query).find(|(k, _)| k == name).map(|(_, v)| v)
-}
-
-/// Every `name=value` pair of a query, both percent-decoded and `+` read as a space (how
-/// the key is found here, and how the upstream phase decides what it forwards).
-pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k), percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = (bytes[i] == b'%' && i + 2 < bytes.len())
-            .then(|| Some(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?))
-            .flatten();
-        match (decoded, bytes[i]) {
-            (Some(b), _) => {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            (None, b'+') => out.push(b' '),
-            (None, b) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use super::presented_key::{presented_key, query_pairs, query_param};
 
 /// Why a lookup found no identity.
 #[derive(Debug)]
@@ -78,7 +30,9 @@ enum Miss {
 /// Digest -> identity, in three bounded caches (moka, TinyLFU admission) and a rate limit:
 ///
 /// - `found`: keys Postgres knows (any status), for `key_cache_ttl_ms` — a revocation takes
-///   effect within it (at once on the gateway that revoked);
+///   effect within it (at once on the gateway that revoked). An entry past half its TTL is
+///   still served and refreshed in the background (one refresh per key at a time), so a key
+///   in steady use never makes a request wait on Postgres;
 /// - `grace`: keys verified *active*, for `outage_grace_secs` from their last verification:
 ///   while Postgres is unreachable they keep working. Only a successful lookup of an active
 ///   key enters, so no flood of unknown keys can evict them;
@@ -93,13 +47,26 @@ enum Miss {
 ///
 /// Concurrent requests with the same uncached key share one lookup.
 pub struct KeyCache {
-    found: Cache<[u8; 32], KeyIdentity>,
+    found: Cache<[u8; 32], Verified>,
+    /// Entries older than this are refreshed in the background while served.
+    refresh_after: Duration,
+    /// Keys being refreshed.
+    refreshing: Mutex<HashSet<[u8; 32]>>,
+    /// Bumped by [`KeyCache::forget`]: a refresh that started before it does not store.
+    generation: AtomicU64,
     grace: Cache<[u8; 32], KeyIdentity>,
     unknown: Cache<[u8; 32], ()>,
     lookups: TokenBucket,
     lookup_timeout: Duration,
     /// Until when Postgres counts as down (set by a failed lookup).
     down_until: Mutex<Option<Instant>>,
+}
+
+/// A lookup's answer and when it was made.
+#[derive(Clone)]
+struct Verified {
+    identity: KeyIdentity,
+    at: Instant,
 }
 
 /// How long a failed lookup marks Postgres as down before the next lookup tries again.
@@ -111,8 +78,12 @@ impl KeyCache {
         fn bounded<V: Clone + Send + Sync + 'static>(capacity: u64, ttl: Duration) -> Cache<[u8; 32], V> {
             Cache::builder().max_capacity(capacity).time_to_live(ttl).build()
         }
+        let ttl = Duration::from_millis(auth.key_cache_ttl_ms.max(1));
         KeyCache {
-            found: bounded(auth.max_cached_keys, Duration::from_millis(auth.key_cache_ttl_ms.max(1))),
+            found: bounded(auth.max_cached_keys, ttl),
+            refresh_after: ttl / 2,
+            refreshing: Mutex::new(HashSet::new()),
+            generation: AtomicU64::new(0),
             grace: bounded(auth.max_cached_keys, Duration::from_secs(auth.outage_grace_secs)),
             unknown: bounded(auth.max_negative_keys, Duration::from_millis(auth.negative_ttl_ms.max(1))),
             lookups: TokenBucket::new(auth.unknown_key_lookups_per_sec),
@@ -122,7 +93,7 @@ impl KeyCache {
     }
 
     /// Authenticates a presented key.
-    pub async fn authenticate(&self, db: &PgPool, key: Option<String>) -> Result<Caller, GatewayError> {
+    pub async fn authenticate(self: &Arc<Self>, db: &PgPool, key: Option<String>) -> Result<Caller, GatewayError> {
         let key = key.ok_or(GatewayError::MissingKey)?;
         if !key.starts_with(keys::KEY_PREFIX) {
             return Err(GatewayError::InvalidKey);
@@ -131,8 +102,14 @@ impl KeyCache {
         if self.unknown.contains_key(&digest) {
             return Err(GatewayError::InvalidKey);
         }
-        let identity = match self.found.try_get_with(digest, self.lookup(db, digest)).await {
-            Ok(identity) => identity,
+        let fresh = async { self.lookup(db, digest).await.map(|identity| Verified { identity, at: Instant::now() }) };
+        let identity = match self.found.try_get_with(digest, fresh).await {
+            Ok(verified) => {
+                if verified.at.elapsed() >= self.refresh_after {
+                    self.refresh(db, digest);
+                }
+                verified.identity
+            }
             Err(miss) => match &*miss {
                 Miss::Unknown => return Err(GatewayError::InvalidKey),
                 Miss::Limited => return Err(GatewayError::KeyLookupsLimited),
@@ -141,7 +118,7 @@ impl KeyCache {
                     Some(known) => {
                         lookup_outcome("grace");
                         // Not asked again for a cache TTL: an outage costs one lookup per key.
-                        self.found.insert(digest, known.clone()).await;
+                        self.found.insert(digest, Verified { identity: known.clone(), at: Instant::now() }).await;
                         known
                     }
                     None => {
@@ -158,6 +135,29 @@ impl KeyCache {
             return Err(GatewayError::TenantSuspended);
         }
         Ok(Caller { key_id: identity.key_id, tenant_id: identity.tenant_id })
+    }
+
+    /// Looks `digest` up again in the background, unless that is already under way. A key
+    /// Postgres no longer knows is dropped; a failed lookup leaves the entry to its TTL (and
+    /// marks Postgres down, so the request after it goes straight to the outage grace).
+    fn refresh(self: &Arc<Self>, db: &PgPool, digest: [u8; 32]) {
+        if !self.refreshing.lock().insert(digest) {
+            return;
+        }
+        let (cache, db) = (self.clone(), db.clone());
+        let generation = self.generation.load(Ordering::Acquire);
+        tokio::spawn(async move {
+            metrics::counter!("xjp_key_refreshes_total").increment(1);
+            let looked_up = cache.lookup(&db, digest).await;
+            if cache.generation.load(Ordering::Acquire) == generation {
+                match looked_up {
+                    Ok(identity) => cache.found.insert(digest, Verified { identity, at: Instant::now() }).await,
+                    Err(Miss::Unknown) => cache.found.invalidate(&digest).await,
+                    Err(Miss::Limited | Miss::Failed(_)) => {}
+                }
+            }
+            cache.refreshing.lock().remove(&digest);
+        });
     }
 
     /// One Postgres lookup (shared by concurrent requests with the same key).
@@ -213,6 +213,7 @@ impl KeyCache {
     /// Forgets cached lookups and the outage grace of `key_id` (after an admin revoked it
     /// on this instance).
     pub async fn forget(&self, key_id: uuid::Uuid) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.found.invalidate_all();
         let revoked: Vec<_> = self.grace.iter().filter(|(_, id)| id.key_id == key_id).map(|(d, _)| *d).collect();
         for digest in revoked {
@@ -223,56 +224,4 @@ impl KeyCache {
 
 fn lookup_outcome(result: &'static str) {
     metrics::counter!("xjp_key_lookups_total", "result" => result).increment(1);
-}
-
-/// A token bucket holding one second's worth of tokens.
-struct TokenBucket {
-    per_sec: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl TokenBucket {
-    fn new(per_sec: u32) -> Self {
-        let per_sec = f64::from(per_sec);
-        TokenBucket { per_sec, state: Mutex::new((per_sec, Instant::now())) }
-    }
-
-    /// Takes a token if there is one.
-    fn take(&self) -> bool {
-        let mut state = self.state.lock();
-        let now = Instant::now();
-        let (tokens, at) = *state;
-        let tokens = (tokens + now.duration_since(at).as_secs_f64() * self.per_sec).min(self.per_sec);
-        let (left, taken) = if tokens >= 1.0 { (tokens - 1.0, true) } else { (tokens, false) };
-        *state = (left, now);
-        taken
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_key_wherever_clients_put_it() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Bearer XJP_abc".parse().unwrap());
-        assert_eq!(presented_key(&h, None).as_deref(), Some("XJP_abc"));
-        h.insert("authorization", "Basic Zm9v".parse().unwrap());
-        assert_eq!(presented_key(&h, None), None);
-        let mut h = HeaderMap::new();
-        h.insert("x-api-key", "XJP_a".parse().unwrap());
-        assert_eq!(presented_key(&h, None).as_deref(), Some("XJP_a"));
-        let h = HeaderMap::new();
-        assert_eq!(presented_key(&h, Some("alt=sse&key=XJP_q%2B1")).as_deref(), Some("XJP_q+1"));
-        assert_eq!(presented_key(&h, Some("alt=sse")), None);
-    }
-
-    #[test]
-    fn the_bucket_holds_one_second() {
-        let bucket = TokenBucket::new(5);
-        assert_eq!((0..10).filter(|_| bucket.take()).count(), 5);
-        std::thread::sleep(Duration::from_millis(220));
-        assert!(bucket.take(), "refilled at 5 per second");
-    }
 }

@@ -10,10 +10,12 @@ pub mod context;
 pub mod endpoint;
 pub mod exchange;
 pub mod fairness;
+mod presented_key;
 pub mod respond;
 pub mod route;
 pub mod sse_events;
 pub mod stream;
+mod token_bucket;
 pub mod upstream;
 
 pub use endpoint::Endpoint;
@@ -46,7 +48,7 @@ pub struct Proxy {
     plugins: Arc<PluginRegistry>,
     billing: Arc<Billing>,
     db: PgPool,
-    keys: KeyCache,
+    keys: Arc<KeyCache>,
     upstream: Arc<UpstreamClient>,
     /// Background reads of answers whose client left (bounded).
     drains: Arc<Semaphore>,
@@ -78,7 +80,7 @@ impl Proxy {
     /// A proxy over `parts`, with the key cache and drain limit of the current settings.
     pub fn new(parts: Parts) -> Arc<Proxy> {
         let config = &parts.settings.load().config;
-        let keys = KeyCache::new(&config.auth);
+        let keys = Arc::new(KeyCache::new(&config.auth));
         let drains = Arc::new(Semaphore::new(config.streaming.max_drains));
         let Parts { settings, prices, plugins, billing, db, upstream } = parts;
         let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());

@@ -126,3 +126,35 @@ async fn a_key_flood_during_a_postgres_outage_evicts_no_verified_key() {
     assert!(metric(&gw.url, "xjp_key_lookups_total{result=\"grace\"}").await >= 6.0);
     pg.resume();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_in_steady_use_is_refreshed_in_the_background_and_still_revoked_in_time() {
+    let mock = mock().await;
+    let options = Options { key_cache_ttl_ms: 400, ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    // Three TTLs of steady use: only the first request waits on Postgres.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        assert_eq!(models(&gw.url, &gw.key).await, 200);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let found = metric(&gw.url, "xjp_key_lookups_total{result=\"found\"}").await;
+    let refreshes = metric(&gw.url, "xjp_key_refreshes_total").await;
+    assert!(refreshes >= 2.0, "refreshed in the background: {refreshes}");
+    assert_eq!(found - refreshes, 1.0, "one lookup a request waited for ({found} lookups, {refreshes} refreshes)");
+    // Revoked behind this gateway's back (another replica, SQL): refused within the TTL.
+    sqlx::query("UPDATE api_keys SET status = 'revoked' WHERE tenant_id = $1")
+        .bind(gw.tenant)
+        .execute(&gw.gw.db)
+        .await
+        .unwrap();
+    let revoked = Instant::now();
+    while models(&gw.url, &gw.key).await == 200 {
+        assert!(
+            revoked.elapsed() < Duration::from_millis(400 + 300),
+            "still served {:?} after revocation",
+            revoked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
