@@ -53,6 +53,9 @@ pub struct E2e {
     /// Phases to run (c1, low, sat, stream).
     #[arg(long, value_delimiter = ',', default_value = "c1,low,sat,stream")]
     phases: Vec<String>,
+    /// Targets to measure (direct, billing-off, billing-on), e.g. one to profile it.
+    #[arg(long, value_delimiter = ',', default_value = "direct,billing-off,billing-on")]
+    targets: Vec<String>,
     /// Use the release binaries as they are.
     #[arg(long)]
     no_build: bool,
@@ -86,7 +89,8 @@ const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","conte
 
 fn measure_all(opts: &E2e) -> anyhow::Result<()> {
     let bin = target_dir().join("release");
-    let dir = target_dir().join("bench-e2e");
+    // A directory per run: the gateways watch their config's directory and lock their spool.
+    let dir = target_dir().join("bench-e2e").join(std::process::id().to_string());
     std::fs::create_dir_all(&dir)?;
     let db = Database::create()?;
     let prefix = format!("xjpbench{}", std::process::id());
@@ -97,7 +101,7 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
     let off = bench_setup::start_gateway(&bin, &off_cfg, off_port, opts.gateway_cpu, &db)?;
     let on = bench_setup::start_gateway(&bin, &on_cfg, on_port, opts.gateway_cpu, &db)?;
     let auth = Some(format!("Bearer {KEY}"));
-    let targets = [
+    let all = [
         Target { name: "direct", addr: mock, auth: None, pid: None },
         Target {
             name: "billing-off",
@@ -107,6 +111,7 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
         },
         Target { name: "billing-on", addr: ([127, 0, 0, 1], on_port).into(), auth, pid: Some(on.0.id()) },
     ];
+    let targets: Vec<Target> = all.into_iter().filter(|t| opts.targets.iter().any(|n| n == t.name)).collect();
     eprintln!(
         "bench e2e: mock {mock} (CPU {}), gateways billing-off pid {} / billing-on pid {} (CPU {}); logs in {}",
         opts.load_cpu,
@@ -118,6 +123,10 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(phases(opts, &targets, &db));
     bench_setup::redis_forget(&prefix);
+    drop((off, on));
+    for state in ["state-off", "state-on"] {
+        let _ = std::fs::remove_dir_all(dir.join(state));
+    }
     let ms = result?;
     let table = bench_report::table(&ms);
     println!("\n{table}");
