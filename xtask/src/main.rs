@@ -1,6 +1,10 @@
 //! `cargo xtask`: the project's commands (build-plugins, test, run, bench, dist,
 //! check-dockerfile, check-openapi).
 
+mod bench_e2e;
+mod bench_load;
+mod bench_report;
+mod bench_setup;
 mod compose;
 mod demo;
 mod dist;
@@ -61,6 +65,7 @@ enum Task {
     /// Build the plugins and run the benchmarks: plugins (criterion), then money (ledger
     /// throughput, reserve + settle latency; starts Postgres/Redis if absent), then
     /// billing_queries (transactions pages and summaries over 1M seeded rows).
+    /// `bench e2e [--help]`: the end-to-end comparison (direct, billing off, full billing).
     Bench {
         /// Extra arguments for the criterion `plugins` bench (e.g. `--warm-up-time 1 --measurement-time 3`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -106,6 +111,7 @@ fn main() -> anyhow::Result<()> {
             dockerfile::check(&dockerfile::CheckOptions { build_args, no_run })
         }
         Task::CheckOpenapi => python::check_openapi(),
+        Task::Bench { args } if args.first().is_some_and(|a| a == "e2e") => bench_e2e::main(&args[1..]),
         Task::Bench { args } => {
             plugins::build_all()?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "plugins", "--"]).args(&args))?;

@@ -41,6 +41,8 @@ pub struct Billing {
     settings: LiveSettings,
     /// Settle-and-record tasks (waited for at shutdown, before the ledger flushes).
     tasks: TaskTracker,
+    /// `[billing] enabled` at start; off (benchmarks only), nothing is held or recorded.
+    enabled: bool,
 }
 
 impl std::fmt::Debug for Billing {
@@ -64,11 +66,21 @@ impl Billing {
         let balances = Balances::new(redis, keys, db, pending, hold_ttl);
         let running = running::RunningHolds::default();
         let (resyncs, tasks) = (resync::Resyncs::default(), TaskTracker::new());
-        Ok(Arc::new(Billing { balances, ledger, running, resyncs, settings, tasks }))
+        let enabled = settings.load().config.billing.enabled;
+        if !enabled {
+            tracing::warn!(
+                "billing is OFF ([billing] enabled = false): requests are neither held, priced, recorded nor debited; for comparisons and benchmarks only"
+            );
+        }
+        Ok(Arc::new(Billing { balances, ledger, running, resyncs, settings, tasks, enabled }))
     }
 
     /// Phase 4: estimates, prices and holds for a routed bill (see [`reserve::reserve`]).
+    /// With billing off it holds nothing.
     pub async fn reserve(&self, bill: &mut Bill, body: &[u8]) -> Result<(), GatewayError> {
+        if !self.enabled {
+            return Ok(());
+        }
         let policy = self.settings.load().config.billing.redis_failure;
         reserve::reserve(self, bill, body, policy).await?;
         if bill.hold().is_some() {
@@ -79,7 +91,11 @@ impl Billing {
 
     /// Phases 7 and 8 for an ended request, in the background: price, record, settle.
     /// Taking the bill by value is what makes it happen once.
+    /// With billing off it records nothing.
     pub fn finish(self: &Arc<Self>, bill: Bill, ending: Ending, latency: Duration) {
+        if !self.enabled {
+            return;
+        }
         let billing = self.clone();
         self.tasks.spawn(async move { settle::settle_and_record(&billing, bill, ending, latency).await });
     }

@@ -363,6 +363,9 @@ pub enum UnknownUsage {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BillingConfig {
+    /// `false`: comparison/benchmark only; requests are authenticated and routed but
+    /// neither held, priced, recorded nor debited (read at start).
+    pub enabled: bool,
     /// A hold not settled within this time is released by the sweeper.
     pub hold_ttl_secs: u64,
     pub redis_failure: FailurePolicy,
@@ -380,6 +383,7 @@ pub struct BillingConfig {
 impl Default for BillingConfig {
     fn default() -> Self {
         BillingConfig {
+            enabled: true,
             hold_ttl_secs: 900,
             redis_failure: FailurePolicy::Closed,
             spool_dir: "spool".into(),

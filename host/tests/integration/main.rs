@@ -7,6 +7,7 @@ mod common;
 mod admin_ops;
 mod architecture;
 mod billing_api;
+mod billing_off;
 mod config_docs;
 mod edge_auth;
 mod edge_fairness;
