@@ -68,7 +68,9 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
     let mut telemetry = Telemetry { provider: None, writer: Some(guard) };
     if otel.enabled {
         let provider = super::otel::provider(otel)?;
-        let spans = Targets::new().with_target("xjp_gateway", tracing::Level::INFO);
+        // The phase spans (authenticate, route, reserve, upstream) are debug: they cost
+        // nothing unless a layer wants them, and only the trace export does.
+        let spans = Targets::new().with_target("xjp_gateway", tracing::Level::DEBUG);
         layers.push(super::otel::layer(&provider).with_filter(spans).boxed());
         telemetry.provider = Some(provider);
     }

@@ -56,7 +56,7 @@ pub async fn run(proxy: Arc<Proxy>, mut ctx: RequestCtx, req: Accepted, mut repl
     let format = req.endpoint.format();
     let routed = {
         let model = &ctx.bill().model_requested;
-        let _span = tracing::info_span!("route", model = %model).entered();
+        let _span = tracing::debug_span!("route", model = %model).entered();
         route::resolve(&settings.routes, &proxy.prices.load(), &proxy.plugins.current(), format, model)
     };
     match routed {
@@ -71,7 +71,7 @@ pub async fn run(proxy: Arc<Proxy>, mut ctx: RequestCtx, req: Accepted, mut repl
     // The estimate reads the body the provider will get: its output limit is the hold's.
     let billing = ctx.billing().clone();
     let reserve = billing.reserve(ctx.bill_mut(), &prepared.body);
-    if let Err(e) = reserve.instrument(tracing::info_span!("reserve")).await {
+    if let Err(e) = reserve.instrument(tracing::debug_span!("reserve")).await {
         return drop(reply.send(Err(ctx.refuse(e))));
     }
     let streaming = ctx.bill().stream;
@@ -187,7 +187,7 @@ async fn exchange(
         Err(e) => return failed(e, 0, None),
     };
     let started = Instant::now();
-    let resp = match proxy.upstream.send(provider, req).instrument(tracing::info_span!("upstream")).await {
+    let resp = match proxy.upstream.send(provider, req).instrument(tracing::debug_span!("upstream")).await {
         Ok(r) => r,
         Err(e) => return failed(e, 0, None),
     };

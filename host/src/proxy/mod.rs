@@ -154,7 +154,7 @@ async fn accept_and_run(
 ) -> Result<Response<Body>, GatewayError> {
     let started_at = SystemTime::now();
     let caller =
-        proxy.authenticate(&parts.headers, parts.uri.query()).instrument(tracing::info_span!("authenticate")).await?;
+        proxy.authenticate(&parts.headers, parts.uri.query()).instrument(tracing::debug_span!("authenticate")).await?;
     let (limit, secs, cap) = {
         let config = &proxy.settings.load().config;
         let server = &config.server;
