@@ -70,7 +70,12 @@ fn target_dir() -> PathBuf {
 
 /// Entry point: `args` follow `bench e2e`.
 pub fn main(args: &[String]) -> anyhow::Result<()> {
-    let opts = E2e::try_parse_from(std::iter::once("e2e").chain(args.iter().map(String::as_str)))?;
+    let opts = match E2e::try_parse_from(std::iter::once("e2e").chain(args.iter().map(String::as_str))) {
+        Ok(opts) => opts,
+        // `--help` (and a bad knob) print clap's own text, without a backtrace.
+        Err(e) if e.use_stderr() => e.exit(),
+        Err(e) => return Ok(e.print()?),
+    };
     if std::env::var_os(CHILD).is_some() {
         return measure_all(&opts);
     }

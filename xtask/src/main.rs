@@ -63,8 +63,9 @@ enum Task {
     /// openapi-spec-validator (PyPI, in target/pyenv).
     CheckOpenapi,
     /// Build the plugins and run the benchmarks: plugins (criterion), then money (ledger
-    /// throughput, reserve + settle latency; starts Postgres/Redis if absent), then
-    /// billing_queries (transactions pages and summaries over 1M seeded rows).
+    /// throughput, reserve + settle latency; starts Postgres/Redis if absent), redis_cluster
+    /// (reserve + settle on a 3-master cluster vs one server), then billing_queries
+    /// (transactions pages and summaries over 1M seeded rows).
     /// `bench e2e [--help]`: the end-to-end comparison (direct, billing off, full billing).
     Bench {
         /// Extra arguments for the criterion `plugins` bench (e.g. `--warm-up-time 1 --measurement-time 3`).
@@ -122,6 +123,7 @@ fn main() -> anyhow::Result<()> {
             }
             services::ensure_running()?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "money"]))?;
+            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "redis_cluster"]))?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "billing_queries"]))
         }
     }
