@@ -4,11 +4,12 @@
 
 use super::dead_letter;
 use super::insert::insert_batch;
+use super::inserter::Inserter;
 use super::refusal::{Failure, blames_the_database, classify, sqlstate};
 use super::row::TransactionRow;
-use super::writer::{RowKey, Writer};
+use super::writer::RowKey;
 
-impl Writer {
+impl Inserter {
     /// Inserts rows. A batch Postgres refuses (a value, not an outage: `ledger::refusal`) is
     /// halved until each refused row is alone; every other row is inserted and each refused
     /// one is set aside ([`dead_letter`](Self::dead_letter)). Fails only on an outage: what
@@ -61,7 +62,7 @@ impl Writer {
         };
         let new = dead_letter::store(&self.db, row, &error, kept).await?;
         self.settle_pending(&key);
-        self.unrecorded.lock().recorded(&key);
+        self.backlog.recorded([&key]);
         if new {
             metrics::counter!("xjp_ledger_dead_letters_total", "placeholder" => kept.to_string()).increment(1);
             tracing::error!(
@@ -109,12 +110,10 @@ impl Writer {
     fn committed(&mut self, rows: &[TransactionRow], inserted: u64) {
         metrics::counter!("xjp_ledger_rows_written_total").increment(inserted);
         metrics::counter!("xjp_ledger_duplicates_total").increment(rows.len() as u64 - inserted.min(rows.len() as u64));
-        let unrecorded = self.unrecorded.clone();
-        let mut unrecorded = unrecorded.lock();
-        for row in rows {
-            let key = (row.tenant_id, row.request_id.clone());
-            self.settle_pending(&key);
-            unrecorded.recorded(&key);
+        let keys: Vec<RowKey> = rows.iter().map(|r| (r.tenant_id, r.request_id.clone())).collect();
+        for key in &keys {
+            self.settle_pending(key);
         }
+        self.backlog.recorded(&keys);
     }
 }
