@@ -14,6 +14,7 @@ mod edge_plugin_cache;
 mod edge_server;
 mod graceful_shutdown;
 mod hostile_inputs;
+mod ledger_backpressure;
 mod ledger_robustness;
 mod money_concurrency;
 mod money_disconnect;

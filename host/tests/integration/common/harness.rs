@@ -94,6 +94,8 @@ pub struct Options {
     pub auth_toml: String,
     /// `[limits] max_concurrent_per_tenant` (high by default: most tests are not about it).
     pub tenant_cap: usize,
+    /// Lines added to `[billing]` (`spool_max_rows`, ...).
+    pub billing_toml: String,
 }
 
 impl Default for Options {
@@ -113,6 +115,7 @@ impl Default for Options {
             plugins_toml: String::new(),
             auth_toml: String::new(),
             tenant_cap: 10_000,
+            billing_toml: String::new(),
         }
     }
 }
@@ -129,6 +132,7 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let (grace, stream_max) = (o.shutdown_grace_secs, o.stream_max_secs);
     let (redis_toml, prefix) = (&o.redis_toml, key_prefix());
     let (server, plugins, auth, tenant_cap) = (&o.server_toml, &o.plugins_toml, &o.auth_toml, o.tenant_cap);
+    let billing = &o.billing_toml;
     format!(
         r#"
 [server]
@@ -159,6 +163,7 @@ key_cache_ttl_ms = {ttl}
 hold_ttl_secs = {hold}
 sweep_interval_ms = {sweep}
 rollup_interval_ms = 500
+{billing}
 
 [streaming]
 drain_timeout_secs = 10
