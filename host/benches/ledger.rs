@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p xjp-gateway --bench ledger`; `XJP_BENCH_ROWS` (200 000),
 //! `XJP_BENCH_TASKS` (submitters in flight, 4 096), `XJP_BENCH_TENANTS` (64),
-//! `XJP_BENCH_MAX_BATCH` (the writer's default when unset). Without `--bench`
+//! `XJP_BENCH_MAX_BATCH`, `XJP_BENCH_INSERTERS` (the writer's defaults when unset). Without `--bench`
 //! (`cargo test --benches`) it runs once with tiny sizes as a smoke test.
 
 use anyhow::ensure;
@@ -26,19 +26,22 @@ struct Sizes {
     tasks: usize,
     tenants: usize,
     max_batch: Option<usize>,
+    inserters: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
     let sizes = if std::env::args().any(|a| a == "--bench") {
         let batch = env_usize("XJP_BENCH_MAX_BATCH", 0)?;
+        let inserters = env_usize("XJP_BENCH_INSERTERS", 0)?;
         Sizes {
             rows: env_usize("XJP_BENCH_ROWS", 200_000)?,
             tasks: env_usize("XJP_BENCH_TASKS", 4_096)?.max(1),
             tenants: env_usize("XJP_BENCH_TENANTS", 64)?.max(1),
             max_batch: (batch > 0).then_some(batch),
+            inserters: (inserters > 0).then_some(inserters),
         }
     } else {
-        Sizes { rows: 500, tasks: 16, tenants: 4, max_batch: None }
+        Sizes { rows: 500, tasks: 16, tenants: 4, max_batch: None, inserters: None }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
@@ -72,10 +75,9 @@ async fn writer(pool: &sqlx::PgPool, tenants: &[(Uuid, Uuid)], sizes: Sizes) -> 
     let n = sizes.rows;
     let spool = tempfile::tempdir()?;
     let mut config = LedgerConfig::new(spool.path().to_path_buf());
-    if let Some(b) = sizes.max_batch {
-        config.max_batch = b;
-    }
-    let (max_batch, window) = (config.max_batch, config.batch_window);
+    config.max_batch = sizes.max_batch.unwrap_or(config.max_batch);
+    config.inserters = sizes.inserters.unwrap_or(config.inserters);
+    let (max_batch, window, inserters) = (config.max_batch, config.batch_window, config.inserters);
     let pending = Arc::new(PendingDebits::default());
     let ledger = Arc::new(Ledger::start(pool.clone(), config, pending.clone()).await?);
     let run = support::ledger_run::drive(pool, ledger, tenants, n, sizes.tasks, ROW_COST_NANO).await?;
@@ -89,7 +91,10 @@ async fn writer(pool: &sqlx::PgPool, tenants: &[(Uuid, Uuid)], sizes: Sizes) -> 
     let (acks, batches) = (&run.acks, &run.batches);
     let pct = |q: f64| acks[((acks.len() - 1) as f64 * q).round() as usize];
     let secs = run.all_in_postgres.as_secs_f64();
-    println!("\nwriter: {n} rows, {} submitters, max_batch {max_batch}, window {window:?}", sizes.tasks);
+    println!(
+        "\nwriter: {n} rows, {} submitters, max_batch {max_batch}, window {window:?}, {inserters} inserters",
+        sizes.tasks
+    );
     println!("  rows/s until count(*) = N      {:>10.0}  ({n} rows in {secs:.2} s)", n as f64 / secs);
     println!("  rows/s acknowledged (spooled)  {:>10.0}", n as f64 / run.all_acked.as_secs_f64());
     println!("  durable ack p50 / p99 / max    {:?} / {:?} / {:?}", pct(0.5), pct(0.99), pct(1.0));

@@ -8,6 +8,7 @@ use super::backlog::Backlog;
 use super::pending::PendingDebits;
 use super::row::TransactionRow;
 use super::writer::{LedgerConfig, RowKey, SharedSpool};
+use parking_lot::Mutex;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub(super) struct Inserter {
     /// Confirmed rows that are only in the spool: replayed from there.
     pub(super) spilled: HashSet<RowKey>,
     /// Confirmed, Redis-debited rows not yet in Postgres: key -> cost.
-    pub(super) uncommitted: HashMap<RowKey, i64>,
+    pub(super) uncommitted: Mutex<HashMap<RowKey, i64>>,
     /// When Postgres last failed as an outage (retried every `retry_interval`).
     pub(super) outage: Option<Instant>,
     /// Sealed segments whose deletion failed (retried).
@@ -63,7 +64,7 @@ impl Inserter {
             awaiting: HashMap::new(),
             ready: Vec::new(),
             spilled: replay,
-            uncommitted: HashMap::new(),
+            uncommitted: Mutex::default(),
             outage: None,
             undeleted: Vec::new(),
         }
@@ -142,7 +143,7 @@ impl Inserter {
                 let Some(row) = self.awaiting.remove(&key) else { return };
                 if let Some(cost) = settled_cost {
                     // Registered as pending by the settlement itself; un-registered on commit.
-                    self.uncommitted.insert(key.clone(), cost);
+                    self.uncommitted.get_mut().insert(key.clone(), cost);
                 }
                 // While rows are spilled, later ones follow them through the spool; so do
                 // rows beyond what memory keeps.
@@ -160,16 +161,20 @@ impl Inserter {
         self.outage.is_none_or(|at| at.elapsed() >= self.config.retry_interval)
     }
 
-    /// Inserts the oldest ready rows (one batch). On an outage they and the rest of the
-    /// ready rows are left to the spool.
+    /// Inserts the oldest ready rows: up to `inserters` batches at once. On an outage
+    /// what was not inserted and the rest of the ready rows are left to the spool.
     async fn insert_ready(&mut self) {
-        let n = self.ready.len().min(self.config.max_batch.max(1));
-        let batch: Vec<TransactionRow> = self.ready.drain(..n).collect();
-        if let Err(e) = self.insert_all(&batch).await {
-            tracing::warn!(error = %e, rows = batch.len() + self.ready.len(), "postgres unavailable; rows stay in the spool until it returns");
+        let n = self.ready.len().min(self.config.max_batch.max(1) * self.config.inserters.max(1));
+        let rows: Vec<TransactionRow> = self.ready.drain(..n).collect();
+        let batches: Vec<&[TransactionRow]> = rows.chunks(self.config.max_batch.max(1)).collect();
+        let results = self.insert_concurrently(&batches).await;
+        let failed: Vec<&TransactionRow> =
+            batches.iter().zip(&results).filter(|(_, r)| r.is_err()).flat_map(|(b, _)| b.iter()).collect();
+        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+            tracing::warn!(error = %e, rows = failed.len() + self.ready.len(), "postgres unavailable; rows stay in the spool until it returns");
             self.outage = Some(Instant::now());
             let rest = std::mem::take(&mut self.ready);
-            self.spill(batch.iter().chain(&rest));
+            self.spill(failed.into_iter().chain(&rest));
         }
     }
 

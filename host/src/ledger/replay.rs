@@ -73,15 +73,21 @@ impl Inserter {
         tracing::info!(rows, secs = at.elapsed().as_secs_f64(), "ledger spool replayed into postgres");
     }
 
-    /// Inserts rows in batches, taking the spool stage's messages between them. False on
-    /// an outage (what was not inserted waits in the spool again).
+    /// Inserts rows in batches (`inserters` at once), taking the spool stage's messages
+    /// between them. False on an outage (what was not inserted waits in the spool again).
     async fn insert_chunks(&mut self, rows: &[TransactionRow]) -> bool {
-        for (i, chunk) in rows.chunks(self.config.max_batch.max(1)).enumerate() {
-            if let Err(e) = self.insert_all(chunk).await {
+        let batch = self.config.max_batch.max(1);
+        let step = batch * self.config.inserters.max(1);
+        for (i, group) in rows.chunks(step).enumerate() {
+            let batches: Vec<&[TransactionRow]> = group.chunks(batch).collect();
+            let results = self.insert_concurrently(&batches).await;
+            if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
                 tracing::debug!(error = %e, "postgres still unavailable");
                 self.outage = Some(Instant::now());
-                let rest = &rows[i * self.config.max_batch.max(1)..];
-                self.spill(rest);
+                let failed: Vec<&TransactionRow> =
+                    batches.iter().zip(&results).filter(|(_, r)| r.is_err()).flat_map(|(b, _)| b.iter()).collect();
+                let rest = &rows[((i + 1) * step).min(rows.len())..];
+                self.spill(failed.into_iter().chain(rest));
                 return false;
             }
             self.take_queued();

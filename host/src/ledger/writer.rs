@@ -35,6 +35,9 @@ pub struct LedgerConfig {
     pub segment_bytes: u64,
     /// The active segment is emptied once every spooled row is in Postgres and it is this big.
     pub compact_bytes: u64,
+    /// Insert statements run at once (each on its own connection): Postgres inserts a
+    /// statement's rows on one core.
+    pub inserters: usize,
     /// Confirmed rows kept in memory for the insert stage; beyond them rows wait in the
     /// spool only and are replayed from it (memory stays bounded when Postgres is slow).
     pub max_ready: usize,
@@ -51,6 +54,7 @@ impl LedgerConfig {
             retry_interval: Duration::from_millis(500),
             segment_bytes: 32 << 20,
             compact_bytes: 1 << 20,
+            inserters: 2,
             max_ready: 20_000,
         }
     }
