@@ -3,10 +3,10 @@
 //! and is what load shedding reads ([`Backlog::exceeds`], two atomic loads) so that the
 //! gateway refuses new requests before the spool outgrows its bound.
 
-use super::unrecorded::Unrecorded;
+use super::unrecorded::{Place, Unrecorded};
 use super::writer::RowKey;
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,16 +32,14 @@ struct State {
 }
 
 impl Backlog {
-    /// Rows were made durable in `segment` (call under the spool's lock, before anything
-    /// can record them).
-    pub fn spooled<'a>(&self, keys: impl IntoIterator<Item = &'a RowKey>, segment: u64, at: Instant) {
+    /// Rows were made durable, each at its place (call under the spool's lock, before
+    /// anything can record them).
+    pub fn spooled<'a>(&self, rows: impl IntoIterator<Item = (&'a RowKey, Place)>, at: Instant) {
         let mut s = self.state.lock();
-        let mut new = 0;
-        for key in keys {
-            new += usize::from(s.unrecorded.accepted(key.clone(), at, segment));
-        }
-        if new > 0 {
-            *s.live.entry(segment).or_default() += new;
+        for (key, place) in rows {
+            if s.unrecorded.accepted(key.clone(), at, place) {
+                *s.live.entry(place.segment).or_default() += 1;
+            }
         }
         self.rows.store(s.unrecorded.len() as u64, Ordering::Relaxed);
     }
@@ -50,7 +48,7 @@ impl Backlog {
     pub fn recorded<'a>(&self, keys: impl IntoIterator<Item = &'a RowKey>) {
         let mut s = self.state.lock();
         for key in keys {
-            let Some(segment) = s.unrecorded.recorded(key) else { continue };
+            let Some(Place { segment, .. }) = s.unrecorded.recorded(key) else { continue };
             let live = s.live.get_mut(&segment).expect("a waiting row's segment is counted");
             *live -= 1;
             if *live == 0 {
@@ -80,15 +78,17 @@ impl Backlog {
 
     /// Whether `key` waits.
     pub fn contains(&self, key: &RowKey) -> bool {
-        self.state.lock().unrecorded.segment(key).is_some()
+        self.state.lock().unrecorded.place(key).is_some()
     }
 
-    /// The segments the given keys wait in, oldest first.
-    pub fn segments_of<'a>(&self, keys: impl IntoIterator<Item = &'a RowKey>) -> Vec<u64> {
+    /// Where the given keys wait: segment -> frame starts, in order.
+    pub fn places_of<'a>(&self, keys: impl IntoIterator<Item = &'a RowKey>) -> BTreeMap<u64, Vec<u64>> {
         let s = self.state.lock();
-        let mut out: Vec<u64> = keys.into_iter().filter_map(|k| s.unrecorded.segment(k)).collect();
-        out.sort_unstable();
-        out.dedup();
+        let mut out: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for place in keys.into_iter().filter_map(|k| s.unrecorded.place(k)) {
+            out.entry(place.segment).or_default().push(place.offset);
+        }
+        out.values_mut().for_each(|v| v.sort_unstable());
         out
     }
 
@@ -133,13 +133,18 @@ mod tests {
         (uuid::Uuid::nil(), n.to_string())
     }
 
+    fn spool(b: &Backlog, keys: &[RowKey], segment: u64) {
+        b.spooled(keys.iter().zip(0..).map(|(k, i)| (k, Place { segment, offset: i * 100 })), Instant::now());
+    }
+
     #[test]
     fn a_sealed_segment_is_done_when_its_rows_are_recorded() {
         let b = Backlog::default();
-        let now = Instant::now();
-        b.spooled(&[key(1), key(2)], 0, now);
-        b.spooled(&[key(2), key(3)], 1, now);
+        spool(&b, &[key(1), key(2)], 0);
+        spool(&b, &[key(2), key(3)], 1);
         assert_eq!(b.rows(), 3);
+        let places = b.places_of(&[key(3), key(2), key(1)]);
+        assert_eq!(places, BTreeMap::from([(0, vec![0, 100]), (1, vec![100])]));
         assert!(!b.sealed(0));
         b.recorded(&[key(1)]);
         assert!(b.take_done().is_empty());
@@ -148,7 +153,7 @@ mod tests {
         assert!(!b.sealed(1));
         b.recorded(&[key(3), key(3)]);
         assert_eq!((b.take_done(), b.rows()), (vec![1], 0));
-        b.spooled(&[key(4)], 2, now);
+        spool(&b, &[key(4)], 2);
         b.recorded(&[key(4)]);
         assert!(b.sealed(2), "an emptied segment is done when sealed");
         b.set_bytes(10);

@@ -1,12 +1,12 @@
 //! Replaying the spool: the confirmed rows that wait only in the spool (Postgres was down,
-//! slower than the load, or the process stopped) are read back from the segments that hold
-//! them and inserted, in passes until none is left. Rows confirmed meanwhile join the next
+//! slower than the load, or the process stopped) are read back from where the backlog says
+//! each frame is (only those frames are decoded) and inserted, in passes until none is left. Rows confirmed meanwhile join the next
 //! pass; a replay stops at an outage and is retried every `retry_interval`.
 
 use super::bounds::bound_row;
 use super::inserter::Inserter;
 use super::row::TransactionRow;
-use super::spool::read_frames;
+use super::spool::read_frames_at;
 use std::time::Instant;
 
 impl Inserter {
@@ -21,23 +21,16 @@ impl Inserter {
             // Rows recorded meanwhile (a dead letter, a duplicate) need no replay.
             let backlog = self.backlog.clone();
             self.spilled.retain(|k| backlog.contains(k));
-            let segments = self.backlog.segments_of(&self.spilled);
-            if segments.is_empty() {
+            let places = self.backlog.places_of(&self.spilled);
+            if places.is_empty() {
                 break;
             }
-            let (spool, dir) = (self.spool.clone(), self.config.spool_dir.clone());
-            let files = tokio::task::spawn_blocking(move || spool.lock().expect("spool lock").readers(&segments))
-                .await
-                .expect("spool task");
             let mut found = 0;
-            for file in files.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot open the ledger spool");
-                Vec::new()
-            }) {
-                let dir = dir.clone();
+            for (segment, starts) in places {
+                let (spool, dir) = (self.spool.clone(), self.config.spool_dir.clone());
                 let rows = tokio::task::spawn_blocking(move || {
-                    let mut file = file;
-                    read_frames(&mut file, &dir)
+                    let mut file = spool.lock().expect("spool lock").readers(&[segment])?.pop();
+                    file.as_mut().map_or(Ok(Vec::new()), |f| read_frames_at(f, &dir, &starts))
                 })
                 .await
                 .expect("spool task");

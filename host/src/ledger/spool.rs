@@ -12,7 +12,7 @@
 //! so a second gateway pointed at the same directory fails to start instead of replaying
 //! and truncating the first one's rows.
 
-use super::frames::{decode, encode};
+use super::frames::{decode, decode_at, encode};
 use super::lock::lock_dir;
 use super::row::TransactionRow;
 use std::collections::BTreeMap;
@@ -40,11 +40,14 @@ pub enum SpoolError {
     Locked { dir: PathBuf, holder: String },
 }
 
+/// Rows, each with where its frame starts.
+pub type Framed = Vec<(u64, TransactionRow)>;
+
 /// The rows a segment held when the spool was opened.
 #[derive(Debug)]
 pub struct Leftover {
     pub segment: u64,
-    pub rows: Vec<TransactionRow>,
+    pub rows: Framed,
 }
 
 /// The spool: sealed segments and the active one.
@@ -71,7 +74,7 @@ pub(super) fn io(path: &Path) -> impl Fn(std::io::Error) -> SpoolError + '_ {
 }
 
 /// Reads a segment's valid frames, truncating a torn or corrupt tail.
-fn open_segment(path: &Path) -> Result<(File, Vec<TransactionRow>, u64), SpoolError> {
+fn open_segment(path: &Path) -> Result<(File, Framed, u64), SpoolError> {
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io(path))?;
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0)).map_err(io(path))?;
@@ -131,7 +134,7 @@ impl Spool {
 
     /// Appends a batch and makes it durable (one fsync).
     pub fn append(&mut self, rows: &[TransactionRow]) -> Result<(), SpoolError> {
-        self.append_encoded(&encode(rows)?)
+        self.append_encoded(&encode(rows)?.0)
     }
 
     /// Appends frames made by `frames::encode` and makes them durable (one fsync).
@@ -184,7 +187,7 @@ impl Spool {
         let segments: Vec<u64> = self.sealed.keys().copied().chain([self.active]).collect();
         let mut rows = Vec::new();
         for mut file in self.readers(&segments)? {
-            rows.extend(read_frames(&mut file, &self.dir)?);
+            rows.extend(decode(&read_file(&mut file, &self.dir)?).0.into_iter().map(|(_, row)| row));
         }
         Ok(rows)
     }
@@ -199,12 +202,17 @@ impl Spool {
     }
 }
 
-/// The valid frames of an open segment (`dir` names it in errors).
-pub fn read_frames(file: &mut File, dir: &Path) -> Result<Vec<TransactionRow>, SpoolError> {
+fn read_file(file: &mut File, dir: &Path) -> Result<Vec<u8>, SpoolError> {
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0)).map_err(io(dir))?;
     file.read_to_end(&mut bytes).map_err(io(dir))?;
-    Ok(decode(&bytes).0)
+    Ok(bytes)
+}
+
+/// The rows of an open segment's frames that start at `starts` (`dir` names it in errors):
+/// only those are decoded.
+pub fn read_frames_at(file: &mut File, dir: &Path, starts: &[u64]) -> Result<Vec<TransactionRow>, SpoolError> {
+    Ok(decode_at(&read_file(file, dir)?, starts))
 }
 
 #[cfg(test)]
@@ -251,7 +259,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, rows) = Spool::open(dir.path()).unwrap();
         assert!(rows.is_empty());
-        let flat = |l: Vec<Leftover>| l.into_iter().flat_map(|l| l.rows).collect::<Vec<_>>();
+        let flat = |l: Vec<Leftover>| l.into_iter().flat_map(|l| l.rows).map(|(_, r)| r).collect::<Vec<_>>();
         s.append(&[row(1), row(2)]).unwrap();
         s.append(&[row(3)]).unwrap();
         let full = std::fs::read(dir.path().join("ledger.spool")).unwrap();
@@ -317,7 +325,13 @@ pub(crate) mod tests {
         drop(s);
         let (s, left) = Spool::open(dir.path()).unwrap();
         let got: Vec<_> = left.iter().map(|l| (l.segment, l.rows.clone())).collect();
-        assert_eq!(got, [(1, vec![row(3)]), (2, vec![row(4)])]);
+        assert_eq!(got, [(1, vec![(0, row(3))]), (2, vec![(0, row(4))])]);
+        let mut file = s.readers(&[1]).unwrap().remove(0);
+        assert_eq!(
+            read_frames_at(&mut file, dir.path(), &[0, 3]).unwrap(),
+            [row(3)],
+            "an offset off a frame reads nothing"
+        );
         assert_eq!((s.len(), s.active_segment()), (len, 2));
     }
 }

@@ -8,6 +8,7 @@ use super::frames::encode;
 use super::inserter::Stage;
 use super::row::TransactionRow;
 use super::spool::SpoolError;
+use super::unrecorded::Place;
 use super::writer::{LedgerConfig, RowKey, SharedSpool, Submit};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,7 +96,7 @@ fn append_blocking(
     segment_bytes: u64,
     rows: &[TransactionRow],
 ) -> Result<(), SpoolError> {
-    let frames = encode(rows)?;
+    let (frames, starts) = encode(rows)?;
     let keys: Vec<RowKey> = rows.iter().map(|r| (r.tenant_id, r.request_id.clone())).collect();
     let mut spool = spool.lock().expect("spool lock");
     if spool.active_len() >= segment_bytes {
@@ -106,8 +107,10 @@ fn append_blocking(
             tracing::error!(error = %e, "cannot delete a spooled segment already in Postgres (replayed idempotently)");
         }
     }
+    let (segment, base) = (spool.active_segment(), spool.active_len());
     spool.append_encoded(&frames)?;
-    backlog.spooled(&keys, spool.active_segment(), Instant::now());
+    let places = starts.iter().map(|start| Place { segment, offset: base + start });
+    backlog.spooled(keys.iter().zip(places), Instant::now());
     backlog.set_bytes(spool.len());
     Ok(())
 }

@@ -11,6 +11,7 @@ use super::pending::PendingDebits;
 use super::refusal::{Failure, classify};
 use super::row::TransactionRow;
 use super::spool::Spool;
+use super::unrecorded::Place;
 use parking_lot::Mutex;
 use sqlx::PgPool;
 use std::collections::HashSet;
@@ -115,11 +116,15 @@ impl Ledger {
         backlog.set_bytes(spool.len());
         let (now, mut replay, mut rows) = (Instant::now(), HashSet::new(), 0);
         for segment in leftover {
-            let keys: Vec<RowKey> =
-                segment.rows.iter().map(|r| (r.tenant_id, bound_id(&r.request_id).into_owned())).collect();
-            backlog.spooled(&keys, segment.segment, now);
+            let keys: Vec<(RowKey, Place)> = (segment.rows.iter())
+                .map(|(offset, r)| {
+                    let place = Place { segment: segment.segment, offset: *offset };
+                    ((r.tenant_id, bound_id(&r.request_id).into_owned()), place)
+                })
+                .collect();
+            backlog.spooled(keys.iter().map(|(k, p)| (k, *p)), now);
             rows += keys.len();
-            replay.extend(keys);
+            replay.extend(keys.into_iter().map(|(k, _)| k));
         }
         let spool: SharedSpool = Arc::new(std::sync::Mutex::new(spool));
         let (tx, rx) = mpsc::channel(config.queue_capacity);

@@ -16,6 +16,7 @@ mod graceful_shutdown;
 mod hostile_inputs;
 mod ledger_backpressure;
 mod ledger_robustness;
+mod ledger_segments;
 mod money_concurrency;
 mod money_disconnect;
 mod money_endings;
