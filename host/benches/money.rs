@@ -13,14 +13,14 @@
 use anyhow::{Context, ensure};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 use xjp_gateway::billing::{Balances, KeySpace, Reservation, Settlement};
 use xjp_gateway::db::RedisTarget;
 use xjp_gateway::db::credits::{self, CreditKind};
 use xjp_gateway::ledger::PendingDebits;
-use xjp_gateway::ledger::{Ledger, LedgerConfig, TransactionRow};
+use xjp_gateway::ledger::{Ledger, LedgerConfig};
 
 #[path = "support/mod.rs"]
 mod support;
@@ -97,46 +97,6 @@ async fn run(url: &str, sizes: Sizes) -> anyhow::Result<String> {
     Ok(report)
 }
 
-/// A realistic row: a served gpt-4o-mini chat request with a price snapshot.
-fn sample_row(tenant: Uuid, key: Uuid, i: usize) -> TransactionRow {
-    let rates = serde_json::json!({
-        "input": 150_000_000_000u64, "output": 600_000_000_000u64, "cache_read": 75_000_000_000u64,
-        "cache_write_5m": 0, "cache_write_1h": 0, "reasoning": null, "unit": "atto_usd_per_token"
-    });
-    let created = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    TransactionRow {
-        request_id: Uuid::now_v7().to_string(),
-        client_request_id: None,
-        tenant_id: tenant,
-        api_key_id: key,
-        provider: Some("openai".into()),
-        model_requested: "gpt-4o-mini".into(),
-        model_served: Some("gpt-4o-mini-2024-07-18".into()),
-        upstream_model: Some("gpt-4o-mini-2024-07-18".into()),
-        api_format: "openai-chat".into(),
-        stream: i.is_multiple_of(2),
-        status: "ok".into(),
-        error_class: None,
-        error_message: None,
-        http_status: Some(200),
-        input_uncached_tokens: 412,
-        cache_read_tokens: 0,
-        cache_write_5m_tokens: 0,
-        cache_write_1h_tokens: 0,
-        output_tokens: 187,
-        reasoning_tokens: 0,
-        fees: serde_json::json!({}),
-        cost_nano: ROW_COST_NANO,
-        provider_cost_nano: None,
-        price_version: None,
-        price_snapshot: Some(serde_json::json!({ "rates": rates, "long_context": null, "fees": {} })),
-        estimated: false,
-        needs_review: false,
-        latency_ms: Some(850),
-        created_at_us: created.as_micros() as i64,
-    }
-}
-
 /// Part 1. Returns the number of rows written.
 async fn ledger_throughput(
     pool: &sqlx::PgPool,
@@ -152,47 +112,7 @@ async fn ledger_throughput(
     let pending = Arc::new(PendingDebits::default());
     let ledger = Arc::new(Ledger::start(pool.clone(), config, pending.clone()).await?);
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = JoinSet::new();
-    for _ in 0..sizes.tasks {
-        let (ledger, next) = (ledger.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut acks = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    return anyhow::Ok(acks);
-                }
-                let row = sample_row(tenant, key, i);
-                let id = row.request_id.clone();
-                let t = Instant::now();
-                ledger.record(row).await?;
-                acks.push(t.elapsed());
-                // (the Redis settlement would happen here)
-                ledger.confirm(tenant, &id, Some(ROW_COST_NANO)).await;
-            }
-        });
-    }
-    let submit = async {
-        let mut acks = Vec::with_capacity(n);
-        while let Some(done) = tasks.join_next().await {
-            acks.extend(done??);
-        }
-        anyhow::Ok((acks, start.elapsed()))
-    };
-    let in_postgres = async {
-        loop {
-            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM billing_transactions").fetch_one(pool).await?;
-            if count as usize >= n {
-                return anyhow::Ok(start.elapsed());
-            }
-            ensure!(start.elapsed() < Duration::from_secs(600), "only {count} of {n} rows in Postgres after 10 min");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let ((mut acks, all_acked), all_in_postgres) = tokio::try_join!(submit, in_postgres)?;
-    ledger.shutdown().await;
+    let run = support::ledger_run::drive(pool, ledger, &[(tenant, key)], n, sizes.tasks, ROW_COST_NANO).await?;
 
     let (rows, distinct, ids, cost): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), count(DISTINCT request_id), (SELECT count(*) FROM billing_request_ids), \
@@ -203,13 +123,8 @@ async fn ledger_throughput(
     ensure!(rows as usize == n && distinct == rows && ids == rows, "{rows} rows, {distinct} distinct ids, {ids} ids");
     ensure!(cost == n as i64 * ROW_COST_NANO, "rows cost {cost}");
     ensure!(pending.get(tenant) == 0, "{} nano-USD still pending", pending.get(tenant));
-    // One insert statement is one transaction, so its rows share `recorded_at` (now()).
-    let mut batches: Vec<i64> =
-        sqlx::query_scalar("SELECT count(*) FROM billing_transactions GROUP BY recorded_at").fetch_all(pool).await?;
-    batches.sort_unstable();
-
-    acks.sort_unstable();
-    let secs = all_in_postgres.as_secs_f64();
+    let (acks, batches, all_acked) = (&run.acks, &run.batches, run.all_acked);
+    let secs = run.all_in_postgres.as_secs_f64();
     table.section(&format!(
         "ledger: {n} rows, {} tasks, each `record` (spool fsync) then `confirm`; max_batch {max_batch}, window {}",
         sizes.tasks,
@@ -222,7 +137,7 @@ async fn ledger_throughput(
     );
     table.row(
         "durable ack (`record` → spool fsync) p50 / p99 / max",
-        &format!("{} / {} / {}", fmt_dur(pct(&acks, 0.50)), fmt_dur(pct(&acks, 0.99)), fmt_dur(pct(&acks, 1.0))),
+        &format!("{} / {} / {}", fmt_dur(pct(acks, 0.50)), fmt_dur(pct(acks, 0.99)), fmt_dur(pct(acks, 1.0))),
     );
     let mean = batches.iter().sum::<i64>() as f64 / batches.len().max(1) as f64;
     table.row(

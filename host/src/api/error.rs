@@ -95,6 +95,10 @@ pub enum GatewayError {
     PluginMissing(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The billing ledger is behind (`[billing] spool_max_rows` / `spool_max_bytes`): new
+    /// requests are shed until it catches up.
+    #[error("service unavailable: the billing ledger is catching up; retry shortly")]
+    LedgerBacklog,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -118,7 +122,7 @@ impl GatewayError {
                 ErrorClass::Upstream
             }
             Plugin(_) | PluginMissing(_) => ErrorClass::Plugin,
-            Unavailable(_) => ErrorClass::Unavailable,
+            Unavailable(_) | LedgerBacklog => ErrorClass::Unavailable,
             Internal(_) => ErrorClass::Internal,
         }
     }
@@ -145,7 +149,7 @@ impl GatewayError {
             // No free plugin instance (the pool is exhausted): busy, not broken.
             Plugin(PluginCallError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Plugin(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            PluginMissing(_) | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PluginMissing(_) | Unavailable(_) | LedgerBacklog => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -456,6 +460,7 @@ mod tests {
             GatewayError::TenantBusy { limit: 4 },
             GatewayError::KeyLookupsLimited,
             GatewayError::Plugin(PluginCallError::Unavailable("pool exhausted".into())),
+            GatewayError::LedgerBacklog,
         ] {
             let resp = e.to_response(ApiFormat::GeminiGenerate);
             assert!(matches!(resp.status().as_u16(), 429 | 503), "{e}");

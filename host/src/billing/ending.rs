@@ -53,8 +53,12 @@ pub struct Refusal {
 
 impl Refusal {
     /// The refusal to record for `error`, or `None` when the client or its key was at
-    /// fault (malformed, duplicate, unauthenticated requests leave no row).
+    /// fault (malformed, duplicate, unauthenticated requests leave no row), or when the
+    /// ledger's backlog shed the request (a row would grow the backlog that shed it).
     pub fn of(error: &GatewayError) -> Option<Refusal> {
+        if matches!(error, GatewayError::LedgerBacklog) {
+            return None;
+        }
         let status = match error {
             GatewayError::InsufficientBalance { .. } => "insufficient_balance",
             GatewayError::BudgetDenied(_) => "budget_denied",

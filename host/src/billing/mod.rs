@@ -76,12 +76,21 @@ impl Billing {
     }
 
     /// Phase 4: estimates, prices and holds for a routed bill (see [`reserve::reserve`]).
-    /// With billing off it holds nothing.
+    /// With billing off it holds nothing. Sheds the request first, before anything is held,
+    /// while the ledger's backlog is at its bound (`[billing] spool_max_rows` /
+    /// `spool_max_bytes`).
     pub async fn reserve(&self, bill: &mut Bill, body: &[u8]) -> Result<(), GatewayError> {
         if !self.enabled {
             return Ok(());
         }
-        let policy = self.settings.load().config.billing.redis_failure;
+        let (policy, max_rows, max_bytes) = {
+            let b = &self.settings.load().config.billing;
+            (b.redis_failure, b.spool_max_rows, b.spool_max_bytes)
+        };
+        if self.ledger.backlog().exceeds(max_rows, max_bytes) {
+            metrics::counter!("xjp_ledger_shed_requests_total").increment(1);
+            return Err(GatewayError::LedgerBacklog);
+        }
         reserve::reserve(self, bill, body, policy).await?;
         if bill.hold().is_some() {
             self.running.add(bill.caller.tenant_id, &bill.request_id);

@@ -372,6 +372,10 @@ pub struct BillingConfig {
     /// The ledger spool (relative paths are relative to `server.state_dir`, which defaults
     /// to the config file's directory). One process per directory: it is locked.
     pub spool_dir: PathBuf,
+    /// New requests are refused (503) while this many rows wait in the spool for Postgres.
+    pub spool_max_rows: u64,
+    /// ... or while the spool holds this many bytes.
+    pub spool_max_bytes: u64,
     pub sweep_interval_ms: u64,
     pub rollup_interval_ms: u64,
     /// A 2xx answer whose usage cannot be read, or a plugin that failed on it.
@@ -387,6 +391,8 @@ impl Default for BillingConfig {
             hold_ttl_secs: 900,
             redis_failure: FailurePolicy::Closed,
             spool_dir: "spool".into(),
+            spool_max_rows: 1_000_000,
+            spool_max_bytes: 512 << 20,
             sweep_interval_ms: 2_000,
             rollup_interval_ms: 5_000,
             unreadable_usage: UnknownUsage::Hold,

@@ -63,12 +63,13 @@ impl Config {
                 errors.push(format!("limits.per_tenant.{tenant}: must be greater than 0"));
             }
         }
-        if self.billing.hold_ttl_secs == 0
-            || self.billing.sweep_interval_ms == 0
-            || self.billing.rollup_interval_ms == 0
+        let b = &self.billing;
+        if [b.hold_ttl_secs, b.sweep_interval_ms, b.rollup_interval_ms, b.spool_max_rows, b.spool_max_bytes]
+            .contains(&0)
         {
             errors.push(
-                "billing.hold_ttl_secs, billing.sweep_interval_ms, billing.rollup_interval_ms: must be greater than 0"
+                "billing.hold_ttl_secs, billing.sweep_interval_ms, billing.rollup_interval_ms, billing.spool_max_rows, \
+                 billing.spool_max_bytes: must be greater than 0"
                     .into(),
             );
         }

@@ -4,16 +4,17 @@
 
 use super::dead_letter;
 use super::insert::insert_batch;
+use super::inserter::Inserter;
 use super::refusal::{Failure, blames_the_database, classify, sqlstate};
 use super::row::TransactionRow;
-use super::writer::{RowKey, Writer};
+use super::writer::RowKey;
 
-impl Writer {
+impl Inserter {
     /// Inserts rows. A batch Postgres refuses (a value, not an outage: `ledger::refusal`) is
     /// halved until each refused row is alone; every other row is inserted and each refused
     /// one is set aside ([`dead_letter`](Self::dead_letter)). Fails only on an outage: what
     /// was inserted before it stays, the rest is retried from the spool.
-    pub(super) async fn insert_all(&mut self, rows: &[TransactionRow]) -> Result<(), sqlx::Error> {
+    pub(super) async fn insert_all(&self, rows: &[TransactionRow]) -> Result<(), sqlx::Error> {
         let mut todo = vec![rows];
         while let Some(part) = todo.pop() {
             let Err(e) = self.insert_locked(part).await else { continue };
@@ -29,6 +30,12 @@ impl Writer {
         Ok(())
     }
 
+    /// Inserts up to `inserters` batches at once, each on its own connection (each one
+    /// statement, as [`insert_all`](Self::insert_all)); a result per batch.
+    pub(super) async fn insert_concurrently(&self, batches: &[&[TransactionRow]]) -> Vec<Result<(), sqlx::Error>> {
+        futures_util::future::join_all(batches.iter().map(|b| self.insert_all(b))).await
+    }
+
     /// Sets aside a row Postgres refused: a placeholder (its money, `needs_review`, no client
     /// text) goes to `billing_transactions`, the row itself to `ledger_dead_letters`. Its
     /// debit then stops being pending, as on commit, under the tenant's shared lock.
@@ -42,7 +49,7 @@ impl Writer {
     ///
     /// Fails as an outage when Postgres is unavailable, or when the placeholder meets the
     /// same refusal (then the database refuses every row, not this one).
-    async fn dead_letter(&mut self, row: &TransactionRow, error: sqlx::Error) -> Result<(), sqlx::Error> {
+    async fn dead_letter(&self, row: &TransactionRow, error: sqlx::Error) -> Result<(), sqlx::Error> {
         let pending = self.pending.clone();
         let _shared = pending.lock(row.tenant_id).read().await;
         let key = (row.tenant_id, row.request_id.clone());
@@ -61,7 +68,7 @@ impl Writer {
         };
         let new = dead_letter::store(&self.db, row, &error, kept).await?;
         self.settle_pending(&key);
-        self.unrecorded.lock().recorded(&key);
+        self.backlog.recorded([&key]);
         if new {
             metrics::counter!("xjp_ledger_dead_letters_total", "placeholder" => kept.to_string()).increment(1);
             tracing::error!(
@@ -78,15 +85,16 @@ impl Writer {
     }
 
     /// The row's debit is recorded (or set aside for good): it is no longer pending.
-    fn settle_pending(&mut self, key: &RowKey) {
-        if let Some(cost) = self.uncommitted.remove(key) {
+    fn settle_pending(&self, key: &RowKey) {
+        let cost = self.uncommitted.lock().remove(key);
+        if let Some(cost) = cost {
             self.pending.recorded(key.0, cost);
         }
     }
 
     /// Inserts rows and un-registers their pending debits while holding the shared lock of
     /// every tenant involved, so a balance load sees each debit exactly once.
-    pub(super) async fn insert_locked(&mut self, rows: &[TransactionRow]) -> Result<u64, sqlx::Error> {
+    pub(super) async fn insert_locked(&self, rows: &[TransactionRow]) -> Result<u64, sqlx::Error> {
         let pending = self.pending.clone();
         let mut shards: Vec<&tokio::sync::RwLock<()>> = Vec::new();
         for row in rows {
@@ -106,15 +114,13 @@ impl Writer {
         Ok(inserted)
     }
 
-    fn committed(&mut self, rows: &[TransactionRow], inserted: u64) {
+    fn committed(&self, rows: &[TransactionRow], inserted: u64) {
         metrics::counter!("xjp_ledger_rows_written_total").increment(inserted);
         metrics::counter!("xjp_ledger_duplicates_total").increment(rows.len() as u64 - inserted.min(rows.len() as u64));
-        let unrecorded = self.unrecorded.clone();
-        let mut unrecorded = unrecorded.lock();
-        for row in rows {
-            let key = (row.tenant_id, row.request_id.clone());
-            self.settle_pending(&key);
-            unrecorded.recorded(&key);
+        let keys: Vec<RowKey> = rows.iter().map(|r| (r.tenant_id, r.request_id.clone())).collect();
+        for key in &keys {
+            self.settle_pending(key);
         }
+        self.backlog.recorded(&keys);
     }
 }

@@ -1,23 +1,28 @@
-//! The local append-only spool: every batch is written here (checksummed frames, one
-//! fsync per batch) before it goes to Postgres, and replayed from here when Postgres was
-//! down or the process died. A torn tail (a crash mid-write) is truncated on open.
+//! The local append-only spool: every batch is written here (one fsync per batch) before it
+//! goes to Postgres, and replayed from here when Postgres was down or the process died. A
+//! torn tail (a crash mid-write) is truncated on open. Records: `ledger::frames`.
 //!
-//! Frame: `len: u32 LE | crc32(payload): u32 LE | payload (JSON row)`.
+//! Segments: rows are appended to `ledger.spool`; once it is `segment_bytes` big it is sealed
+//! (renamed `ledger.spool.<n>`) and a new one started. A sealed segment is deleted as soon as
+//! every row first spooled in it is in Postgres (`ledger::backlog` counts them), so the spool
+//! stays small under a sustained load that never leaves it empty.
 //!
 //! One process per spool directory: `ledger.lock` beside the spool is locked (`flock`,
 //! exclusive, released when the process dies, however it dies) for the spool's lifetime,
 //! so a second gateway pointed at the same directory fails to start instead of replaying
 //! and truncating the first one's rows.
 
+use super::frames::{decode, decode_at, encode};
+use super::lock::lock_dir;
 use super::row::TransactionRow;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-const HEADER: usize = 8;
-/// Frames larger than this are corrupt by definition (a row is bounded well below it before
-/// it is spooled: `ledger::bounds::MAX_ROW_BYTES`).
-pub const MAX_FRAME: u32 = 16 << 20;
+pub use super::frames::MAX_FRAME;
+
+const ACTIVE: &str = "ledger.spool";
 
 /// Spool errors (disk full, permissions): the writer keeps retrying and reports them.
 #[derive(Debug, thiserror::Error)]
@@ -35,140 +40,179 @@ pub enum SpoolError {
     Locked { dir: PathBuf, holder: String },
 }
 
-/// The spool file.
+/// Rows, each with where its frame starts.
+pub type Framed = Vec<(u64, TransactionRow)>;
+
+/// The rows a segment held when the spool was opened.
+#[derive(Debug)]
+pub struct Leftover {
+    pub segment: u64,
+    pub rows: Framed,
+}
+
+/// The spool: sealed segments and the active one.
 pub struct Spool {
-    path: PathBuf,
+    dir: PathBuf,
     file: File,
-    len: u64,
+    /// The active segment's number (it becomes the sealed file's suffix).
+    active: u64,
+    active_len: u64,
+    /// Sealed segments: number -> bytes.
+    sealed: BTreeMap<u64, u64>,
     /// Holds the directory's lock until the spool is dropped.
     _lock: File,
 }
 
 impl std::fmt::Debug for Spool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Spool").field("path", &self.path).field("len", &self.len).finish()
+        f.debug_struct("Spool").field("dir", &self.dir).field("len", &self.len()).finish()
     }
 }
 
-fn crc(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
+pub(super) fn io(path: &Path) -> impl Fn(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io { path: path.to_path_buf(), source }
+}
+
+/// Reads a segment's valid frames, truncating a torn or corrupt tail.
+fn open_segment(path: &Path) -> Result<(File, Framed, u64), SpoolError> {
+    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io(path))?;
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    file.read_to_end(&mut bytes).map_err(io(path))?;
+    let (rows, good) = decode(&bytes);
+    if good < bytes.len() {
+        tracing::warn!(path = %path.display(), kept = good, dropped = bytes.len() - good, "truncating torn spool tail");
+        file.set_len(good as u64).map_err(io(path))?;
+        file.sync_all().map_err(io(path))?;
+    }
+    Ok((file, rows, good as u64))
 }
 
 impl Spool {
-    /// Opens (creating) `dir/ledger.spool`, truncating a torn or corrupt tail.
-    pub fn open(dir: &Path) -> Result<(Spool, Vec<TransactionRow>), SpoolError> {
-        let path = dir.join("ledger.spool");
-        let io = |source| SpoolError::Io { path: path.clone(), source };
-        std::fs::create_dir_all(dir).map_err(io)?;
+    /// Opens (creating) the spool in `dir`: every segment's rows, oldest first.
+    pub fn open(dir: &Path) -> Result<(Spool, Vec<Leftover>), SpoolError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
         let lock = lock_dir(dir)?;
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io)?;
-        let mut bytes = Vec::new();
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let (rows, good) = decode_frames(&bytes);
-        if good < bytes.len() {
-            tracing::warn!(path = %path.display(), kept = good, dropped = bytes.len() - good, "truncating torn spool tail");
-            file.set_len(good as u64).map_err(io)?;
-            file.sync_all().map_err(io)?;
+        let mut numbers: Vec<u64> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("ledger.spool.")?.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        let (mut leftover, mut sealed) = (Vec::new(), BTreeMap::new());
+        for n in numbers {
+            let (_, rows, len) = open_segment(&dir.join(format!("{ACTIVE}.{n}")))?;
+            sealed.insert(n, len);
+            leftover.push(Leftover { segment: n, rows });
         }
-        let spool = Spool { path, file, len: good as u64, _lock: lock };
-        Ok((spool, rows))
+        let active = sealed.last_key_value().map_or(0, |(n, _)| n + 1);
+        let (file, rows, active_len) = open_segment(&dir.join(ACTIVE))?;
+        leftover.push(Leftover { segment: active, rows });
+        leftover.retain(|l| !l.rows.is_empty());
+        let spool = Spool { dir: dir.to_path_buf(), file, active, active_len, sealed, _lock: lock };
+        Ok((spool, leftover))
     }
 
-    /// Bytes in the spool.
+    /// Bytes in every segment.
     pub fn len(&self) -> u64 {
-        self.len
+        self.active_len + self.sealed.values().sum::<u64>()
     }
 
     /// True when nothing is spooled.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// Bytes in the active segment.
+    pub fn active_len(&self) -> u64 {
+        self.active_len
+    }
+
+    /// The segment appends go to.
+    pub fn active_segment(&self) -> u64 {
+        self.active
     }
 
     /// Appends a batch and makes it durable (one fsync).
     pub fn append(&mut self, rows: &[TransactionRow]) -> Result<(), SpoolError> {
-        let mut buf = Vec::with_capacity(rows.len() * 512);
-        for row in rows {
-            let payload = serde_json::to_vec(row).map_err(|e| SpoolError::Decode(e.to_string()))?;
-            // Never written: on open it would read as a torn tail and take every later frame.
-            if payload.len() > MAX_FRAME as usize {
-                return Err(SpoolError::TooLarge(payload.len()));
+        self.append_encoded(&encode(rows)?.0)
+    }
+
+    /// Appends frames made by `frames::encode` and makes them durable (one fsync).
+    pub fn append_encoded(&mut self, frames: &[u8]) -> Result<(), SpoolError> {
+        let path = self.dir.join(ACTIVE);
+        self.file.write_all(frames).map_err(io(&path))?;
+        self.file.sync_data().map_err(io(&path))?;
+        self.active_len += frames.len() as u64;
+        Ok(())
+    }
+
+    /// Seals the active segment (it keeps its rows until [`remove`](Self::remove)) and starts
+    /// a new one; returns the sealed segment's number.
+    pub fn seal(&mut self) -> Result<u64, SpoolError> {
+        let (path, sealed) = (self.dir.join(ACTIVE), self.active);
+        std::fs::rename(&path, self.dir.join(format!("{ACTIVE}.{sealed}"))).map_err(io(&path))?;
+        self.file = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(io(&path))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
+        self.sealed.insert(sealed, self.active_len);
+        (self.active, self.active_len) = (sealed + 1, 0);
+        Ok(sealed)
+    }
+
+    /// Deletes a sealed segment (every row in it is in Postgres).
+    pub fn remove(&mut self, segment: u64) -> Result<(), SpoolError> {
+        let path = self.dir.join(format!("{ACTIVE}.{segment}"));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path)(e)),
+            _ => {}
+        }
+        self.sealed.remove(&segment);
+        Ok(())
+    }
+
+    /// Read handles of the given segments (existing ones), oldest first: they keep reading
+    /// the same file when it is sealed (renamed) meanwhile.
+    pub fn readers(&self, segments: &[u64]) -> Result<Vec<File>, SpoolError> {
+        let mut out = Vec::new();
+        for &n in segments {
+            let path = if n == self.active { self.dir.join(ACTIVE) } else { self.dir.join(format!("{ACTIVE}.{n}")) };
+            if n == self.active || self.sealed.contains_key(&n) {
+                out.push(File::open(&path).map_err(io(&path))?);
             }
-            buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc(&payload).to_le_bytes());
-            buf.extend_from_slice(&payload);
         }
-        let io = |source| SpoolError::Io { path: self.path.clone(), source };
-        self.file.write_all(&buf).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.len += buf.len() as u64;
-        Ok(())
+        Ok(out)
     }
 
-    /// Every row in the spool.
+    /// Every row in the spool, oldest first.
     pub fn read_all(&mut self) -> Result<Vec<TransactionRow>, SpoolError> {
-        let io = |source| SpoolError::Io { path: self.path.clone(), source };
-        let mut bytes = Vec::with_capacity(self.len as usize);
-        self.file.seek(SeekFrom::Start(0)).map_err(io)?;
-        self.file.read_to_end(&mut bytes).map_err(io)?;
-        Ok(decode_frames(&bytes).0)
+        let segments: Vec<u64> = self.sealed.keys().copied().chain([self.active]).collect();
+        let mut rows = Vec::new();
+        for mut file in self.readers(&segments)? {
+            rows.extend(decode(&read_file(&mut file, &self.dir)?).0.into_iter().map(|(_, row)| row));
+        }
+        Ok(rows)
     }
 
-    /// Empties the spool (everything in it is in Postgres).
+    /// Empties the active segment (everything in it is in Postgres).
     pub fn clear(&mut self) -> Result<(), SpoolError> {
-        let io = |source| SpoolError::Io { path: self.path.clone(), source };
-        self.file.set_len(0).map_err(io)?;
-        self.file.sync_all().map_err(io)?;
-        self.len = 0;
+        let path = self.dir.join(ACTIVE);
+        self.file.set_len(0).map_err(io(&path))?;
+        self.file.sync_all().map_err(io(&path))?;
+        self.active_len = 0;
         Ok(())
     }
 }
 
-/// Takes `dir/ledger.lock` (exclusive, not waiting) and writes this process's id into it.
-fn lock_dir(dir: &Path) -> Result<File, SpoolError> {
-    let path = dir.join("ledger.lock");
-    let io = |source| SpoolError::Io { path: path.clone(), source };
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => "pid unknown".to_string(),
-                pid => format!("pid {pid}"),
-            };
-            return Err(SpoolError::Locked { dir: dir.to_path_buf(), holder });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-    }
-    file.set_len(0).map_err(io)?;
-    file.write_all(format!("{}\n", std::process::id()).as_bytes()).map_err(io)?;
-    Ok(file)
+fn read_file(file: &mut File, dir: &Path) -> Result<Vec<u8>, SpoolError> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).map_err(io(dir))?;
+    file.read_to_end(&mut bytes).map_err(io(dir))?;
+    Ok(bytes)
 }
 
-/// Decodes whole valid frames; returns the rows and the length of the valid prefix.
-fn decode_frames(bytes: &[u8]) -> (Vec<TransactionRow>, usize) {
-    let mut rows = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= HEADER {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-        let sum = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        let end = at + HEADER + len as usize;
-        if len > MAX_FRAME || end > bytes.len() {
-            break;
-        }
-        let payload = &bytes[at + HEADER..end];
-        if crc(payload) != sum {
-            break;
-        }
-        match serde_json::from_slice(payload) {
-            Ok(row) => rows.push(row),
-            Err(_) => break,
-        }
-        at = end;
-    }
-    (rows, at)
+/// The rows of an open segment's frames that start at `starts` (`dir` names it in errors):
+/// only those are decoded.
+pub fn read_frames_at(file: &mut File, dir: &Path, starts: &[u64]) -> Result<Vec<TransactionRow>, SpoolError> {
+    Ok(decode_at(&read_file(file, dir)?, starts))
 }
 
 #[cfg(test)]
@@ -215,6 +259,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, rows) = Spool::open(dir.path()).unwrap();
         assert!(rows.is_empty());
+        let flat = |l: Vec<Leftover>| l.into_iter().flat_map(|l| l.rows).map(|(_, r)| r).collect::<Vec<_>>();
         s.append(&[row(1), row(2)]).unwrap();
         s.append(&[row(3)]).unwrap();
         let full = std::fs::read(dir.path().join("ledger.spool")).unwrap();
@@ -224,6 +269,7 @@ pub(crate) mod tests {
         for cut in 0..full.len() {
             std::fs::write(dir.path().join("ledger.spool"), &full[..cut]).unwrap();
             let (s, rows) = Spool::open(dir.path()).unwrap();
+            let rows = flat(rows);
             let whole: Vec<_> = first_batch.iter().take(rows.len()).cloned().collect();
             assert_eq!(rows, whole, "cut at {cut}");
             assert!(s.len() as usize <= cut);
@@ -235,7 +281,7 @@ pub(crate) mod tests {
         bad[last] ^= 0xff;
         std::fs::write(dir.path().join("ledger.spool"), &bad).unwrap();
         let (_, rows) = Spool::open(dir.path()).unwrap();
-        assert_eq!(rows.len(), 2);
+        assert_eq!(flat(rows).len(), 2);
     }
 
     #[test]
@@ -261,5 +307,31 @@ pub(crate) mod tests {
         drop(s);
         let (_, rows) = Spool::open(dir.path()).unwrap();
         assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn sealed_segments_are_read_on_open_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, _) = Spool::open(dir.path()).unwrap();
+        s.append(&[row(1), row(2)]).unwrap();
+        let first = s.seal().unwrap();
+        s.append(&[row(3)]).unwrap();
+        let second = s.seal().unwrap();
+        s.append(&[row(4)]).unwrap();
+        assert_eq!((first, second, s.active_segment()), (0, 1, 2));
+        assert_eq!(s.read_all().unwrap(), [row(1), row(2), row(3), row(4)]);
+        s.remove(first).unwrap();
+        let len = s.len();
+        drop(s);
+        let (s, left) = Spool::open(dir.path()).unwrap();
+        let got: Vec<_> = left.iter().map(|l| (l.segment, l.rows.clone())).collect();
+        assert_eq!(got, [(1, vec![(0, row(3))]), (2, vec![(0, row(4))])]);
+        let mut file = s.readers(&[1]).unwrap().remove(0);
+        assert_eq!(
+            read_frames_at(&mut file, dir.path(), &[0, 3]).unwrap(),
+            [row(3)],
+            "an offset off a frame reads nothing"
+        );
+        assert_eq!((s.len(), s.active_segment()), (len, 2));
     }
 }

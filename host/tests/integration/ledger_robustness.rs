@@ -21,7 +21,7 @@ use xjp_gateway::ledger::dead_letter::{PLACEHOLDER_CLASS, PLACEHOLDER_TEXT};
 use xjp_gateway::ledger::{Ledger, LedgerConfig, PendingDebits, TransactionRow};
 
 /// A migrated database with a tenant and a key.
-async fn database(url: &str) -> (PgPool, Uuid, Uuid) {
+pub(crate) async fn database(url: &str) -> (PgPool, Uuid, Uuid) {
     let pool = xjp_gateway::db::connect_lazy(url, 4).unwrap();
     xjp_gateway::db::migrate(&pool).await.unwrap();
     let tenant = xjp_gateway::db::tenants::create(&pool, "ledger robustness").await.unwrap().id;
@@ -41,7 +41,7 @@ fn now_us() -> i64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
-fn row(tenant: Uuid, key: Uuid, cost_nano: i64) -> TransactionRow {
+pub(crate) fn row(tenant: Uuid, key: Uuid, cost_nano: i64) -> TransactionRow {
     TransactionRow {
         request_id: Uuid::now_v7().to_string(),
         client_request_id: None,
@@ -144,7 +144,7 @@ async fn wait_counts(db: &PgPool, tenant: Uuid, rows: i64, dead: i64, within: Du
 }
 
 /// The sum of a metric over its label sets in this process's Prometheus output.
-fn metric(name: &str) -> f64 {
+pub(crate) fn metric(name: &str) -> f64 {
     parse_metric(&xjp_gateway::ops::install_metrics().render(), name)
 }
 

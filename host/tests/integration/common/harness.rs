@@ -94,7 +94,7 @@ pub struct Options {
     pub auth_toml: String,
     /// `[limits] max_concurrent_per_tenant` (high by default: most tests are not about it).
     pub tenant_cap: usize,
-    /// Lines added to `[billing]` (`enabled = false`).
+    /// Lines added to `[billing]` (`enabled = false`, `spool_max_rows`, ...).
     pub billing_toml: String,
 }
 
