@@ -63,7 +63,8 @@ enum Task {
     /// openapi-spec-validator (PyPI, in target/pyenv).
     CheckOpenapi,
     /// Build the plugins and run the benchmarks: plugins (criterion), then money (ledger
-    /// throughput, reserve + settle latency; starts Postgres/Redis if absent), redis_cluster
+    /// throughput, reserve + settle latency; starts Postgres/Redis if absent), ledger (rows/s
+    /// sustained by the two-stage writer), redis_cluster
     /// (reserve + settle on a 3-master cluster vs one server), then billing_queries
     /// (transactions pages and summaries over 1M seeded rows).
     /// `bench e2e [--help]`: the end-to-end comparison (direct, billing off, full billing).
@@ -123,6 +124,7 @@ fn main() -> anyhow::Result<()> {
             }
             services::ensure_running()?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "money"]))?;
+            run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "ledger"]))?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "redis_cluster"]))?;
             run(cargo().args(["bench", "-p", "xjp-gateway", "--bench", "billing_queries"]))
         }

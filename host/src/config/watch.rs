@@ -7,7 +7,8 @@
 //! what catches a Kubernetes ConfigMap update, where `gateway.toml` is a symlink to
 //! `..data/gateway.toml` and the update swaps the `..data` symlink to a new timestamped
 //! directory (an event on `..data`, none on `gateway.toml`), as well as editors that write a
-//! new file and rename it over the old one.
+//! new file and rename it over the old one. Events on other files of the directory (a log
+//! written next to the config, say) are ignored without reading anything.
 
 use super::ConfigError;
 use notify::RecursiveMode;
@@ -57,9 +58,14 @@ pub fn watch(path: PathBuf, reload: Reload) -> notify::Result<ConfigWatcher> {
     }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into());
     let mut seen = fingerprint(&path);
+    let name = path.file_name().map(|n| n.to_os_string());
+    // The file itself, or the `..data`-style entries a ConfigMap swap goes through.
+    let concerns = move |p: &Path| {
+        p.file_name().is_some_and(|n| Some(n) == name.as_deref() || n.as_encoded_bytes().starts_with(b".."))
+    };
     let mut debouncer = new_debouncer(Duration::from_millis(200), None, move |result: DebounceEventResult| {
         let Ok(events) = result else { return };
-        if events.iter().all(|e| e.kind.is_access()) {
+        if !events.iter().any(|e| !e.kind.is_access() && e.paths.iter().any(|p| concerns(p))) {
             return;
         }
         // Unreadable for a moment (mid-swap, deleted): wait for the next event.
