@@ -29,6 +29,12 @@ pub(super) fn now_ms() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// How often a gateway refreshes a tenant's entry in the hold index (see `holds.rs`): half
+/// a hold TTL, at most 30 s (always well under `TTL + 60 s - sweep`).
+pub(super) fn index_refresh(hold_ttl: Duration) -> Duration {
+    (hold_ttl / 2).min(Duration::from_secs(30))
+}
+
 /// How long a finished request's state (its idempotency record) is kept in Redis.
 pub(super) const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
 /// How long credit markers are kept (a credit is applied right after its insert).
@@ -101,10 +107,7 @@ impl Balances {
         pending: Arc<PendingDebits>,
         hold_ttl: Duration,
     ) -> Self {
-        let indexed = moka::sync::Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(super::holds::index_refresh(hold_ttl))
-            .build();
+        let indexed = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(index_refresh(hold_ttl)).build();
         Balances { target, conn: OnceCell::new(), keys, indexed, db, pending, hold_ttl }
     }
 

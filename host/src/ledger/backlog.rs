@@ -3,8 +3,8 @@
 //! and is what load shedding reads ([`Backlog::exceeds`], two atomic loads) so that the
 //! gateway refuses new requests before the spool outgrows its bound.
 
+use super::stages::RowKey;
 use super::unrecorded::{Place, Unrecorded};
-use super::writer::RowKey;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,7 +7,7 @@ use super::insert::insert_batch;
 use super::inserter::Inserter;
 use super::refusal::{Failure, blames_the_database, classify, sqlstate};
 use super::row::TransactionRow;
-use super::writer::RowKey;
+use super::stages::RowKey;
 
 impl Inserter {
     /// Inserts rows. A batch Postgres refuses (a value, not an outage: `ledger::refusal`) is

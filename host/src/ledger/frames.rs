@@ -2,7 +2,7 @@
 //! payload (JSON row)`. A torn or corrupt frame ends what is read of a file.
 
 use super::row::TransactionRow;
-use super::spool::SpoolError;
+use super::spool_error::SpoolError;
 
 const HEADER: usize = 8;
 /// Frames larger than this are corrupt by definition (a row is bounded well below it before

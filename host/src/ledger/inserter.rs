@@ -7,7 +7,7 @@
 use super::backlog::Backlog;
 use super::pending::PendingDebits;
 use super::row::TransactionRow;
-use super::writer::{LedgerConfig, RowKey, SharedSpool};
+use super::stages::{LedgerConfig, RowKey, SharedSpool};
 use parking_lot::Mutex;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};

@@ -1,7 +1,7 @@
 //! One process per spool directory: `ledger.lock` is locked (`flock`, exclusive, released
 //! when the process dies, however it dies) for the spool's lifetime and names its holder.
 
-use super::spool::{SpoolError, io};
+use super::spool_error::{SpoolError, io};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;

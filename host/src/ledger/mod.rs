@@ -20,7 +20,9 @@ mod replay;
 pub mod rollup;
 pub mod row;
 pub mod spool;
+mod spool_error;
 mod spooler;
+mod stages;
 pub mod unrecorded;
 pub mod writer;
 

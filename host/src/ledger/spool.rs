@@ -15,6 +15,8 @@
 use super::frames::{decode, decode_at, encode};
 use super::lock::lock_dir;
 use super::row::TransactionRow;
+pub use super::spool_error::SpoolError;
+use super::spool_error::io;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -23,22 +25,6 @@ use std::path::{Path, PathBuf};
 pub use super::frames::MAX_FRAME;
 
 const ACTIVE: &str = "ledger.spool";
-
-/// Spool errors (disk full, permissions): the writer keeps retrying and reports them.
-#[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
-    #[error("spool {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("spool record is not a transaction: {0}")]
-    Decode(String),
-    #[error("spool record of {0} bytes is larger than a frame")]
-    TooLarge(usize),
-    #[error(
-        "spool directory {dir} is in use by another process ({holder}); each gateway needs a \
-         spool directory of its own (billing.spool_dir / server.state_dir)"
-    )]
-    Locked { dir: PathBuf, holder: String },
-}
 
 /// Rows, each with where its frame starts.
 pub type Framed = Vec<(u64, TransactionRow)>;
@@ -67,10 +53,6 @@ impl std::fmt::Debug for Spool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Spool").field("dir", &self.dir).field("len", &self.len()).finish()
     }
-}
-
-pub(super) fn io(path: &Path) -> impl Fn(std::io::Error) -> SpoolError + '_ {
-    move |source| SpoolError::Io { path: path.to_path_buf(), source }
 }
 
 /// Reads a segment's valid frames, truncating a torn or corrupt tail.
