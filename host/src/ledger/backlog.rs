@@ -7,7 +7,7 @@ use super::stages::RowKey;
 use super::unrecorded::{Place, Unrecorded};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Spooled rows not in Postgres, by segment.
@@ -18,6 +18,8 @@ pub struct Backlog {
     rows: AtomicU64,
     /// Bytes in the spool (every segment).
     bytes: AtomicU64,
+    /// Shedding since the backlog reached a bound, until it is back under 90 % of both.
+    shedding: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -107,9 +109,23 @@ impl Backlog {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Whether the backlog is at or over either bound (the load-shedding check).
+    /// Whether new requests are shed: from when the backlog reaches either bound until it is
+    /// back under 90 % of both (so the gateway does not flap at the bound).
     pub fn exceeds(&self, max_rows: u64, max_bytes: u64) -> bool {
-        self.rows() >= max_rows || self.bytes() >= max_bytes
+        let (rows, bytes) = (self.rows(), self.bytes());
+        if rows >= max_rows || bytes >= max_bytes {
+            self.shedding.store(true, Ordering::Relaxed);
+            return true;
+        }
+        if !self.shedding.load(Ordering::Relaxed) {
+            return false;
+        }
+        let under = |v: u64, max: u64| u128::from(v) * 10 < u128::from(max) * 9;
+        if under(rows, max_rows) && under(bytes, max_bytes) {
+            self.shedding.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// How long the oldest waiting row has waited (zero when none waits).
@@ -156,7 +172,22 @@ mod tests {
         spool(&b, &[key(4)], 2);
         b.recorded(&[key(4)]);
         assert!(b.sealed(2), "an emptied segment is done when sealed");
+    }
+
+    #[test]
+    fn shedding_starts_at_a_bound_and_stops_under_nine_tenths_of_both() {
+        let b = Backlog::default();
         b.set_bytes(10);
-        assert!(b.exceeds(u64::MAX, 10) && !b.exceeds(1, 11));
+        assert!(!b.exceeds(1, 11), "under both bounds");
+        assert!(b.exceeds(u64::MAX, 10), "at the byte bound");
+        b.set_bytes(9);
+        assert!(b.exceeds(u64::MAX, 10), "still at 90 %: keeps shedding");
+        b.set_bytes(8);
+        assert!(!b.exceeds(u64::MAX, 10), "under 90 %: serves again");
+        assert!(!b.exceeds(u64::MAX, 10));
+        spool(&b, &[key(1), key(2)], 0);
+        assert!(b.exceeds(2, u64::MAX), "at the row bound");
+        b.recorded(&[key(1)]);
+        assert!(!b.exceeds(2, u64::MAX), "1 row of 2 is under 90 %");
     }
 }
