@@ -4,6 +4,7 @@
 //! binaries and re-runs itself from the release build pinned to the load CPU.
 
 use crate::bench_load::{self, Conn, Target};
+use crate::bench_many;
 use crate::bench_report::{self, Measured, Phase};
 use crate::bench_setup::{self, Database, KEY, MODEL};
 use crate::{cargo, root, run};
@@ -41,6 +42,9 @@ pub struct E2e {
     /// Streamed requests per target (sequential), timed to their first byte.
     #[arg(long, default_value_t = 30)]
     streams: usize,
+    /// Streams held open at once per gateway in the `many` phase (memory at the peak).
+    #[arg(long, default_value_t = 1000)]
+    many: usize,
     /// Milliseconds between the mock's stream chunks.
     #[arg(long, default_value_t = 2)]
     chunk_ms: u64,
@@ -50,7 +54,8 @@ pub struct E2e {
     /// CPU of the mock and the load generator.
     #[arg(long, default_value_t = 0)]
     load_cpu: usize,
-    /// Phases to run (c1, low, sat, stream).
+    /// Phases to run (c1, low, sat, stream; and `many`, not by default: N concurrent streams,
+    /// peak RSS — give it slow chunks and a raised `ulimit -n`).
     #[arg(long, value_delimiter = ',', default_value = "c1,low,sat,stream")]
     phases: Vec<String>,
     /// Targets to measure (direct, billing-off, billing-on), e.g. one to profile it.
@@ -127,6 +132,19 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
     );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = rt.block_on(phases(opts, &targets, &db));
+    let many = if opts.phases.iter().any(|p| p == "many") {
+        let body = Bytes::from(BODY.replacen("\"max_tokens\"", "\"stream\":true,\"max_tokens\"", 1));
+        let gateways = targets.iter().filter(|t| t.pid.is_some());
+        Some(rt.block_on(async {
+            let mut out = Vec::new();
+            for t in gateways {
+                out.push(bench_many::many_streams(t, &body, opts.many).await?);
+            }
+            anyhow::Ok(out)
+        }))
+    } else {
+        None
+    };
     bench_setup::redis_forget(&prefix);
     drop((off, on));
     for state in ["state-off", "state-on"] {
@@ -135,6 +153,9 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
     let ms = result?;
     let table = bench_report::table(&ms);
     println!("\n{table}");
+    if let Some(many) = many {
+        println!("\n{}", bench_many::report(&many?));
+    }
     if let Some(errors) = bench_report::error_summary(&ms) {
         eprintln!("WARNING: {errors} (see the gateway logs in {})", dir.display());
     }

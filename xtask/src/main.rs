@@ -3,6 +3,7 @@
 
 mod bench_e2e;
 mod bench_load;
+mod bench_many;
 mod bench_report;
 mod bench_setup;
 mod compose;
