@@ -51,7 +51,13 @@ async fn a_settlement_redis_missed_is_resynced_when_it_returns() {
         assert!(start.elapsed() < Duration::from_secs(40), "the failed settlement was never queued");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(rows_for(&gw.gw.db, "while-paused").await.len(), 1, "the row is recorded anyway");
+    // The row is confirmed right after the settlement is queued for resync, then inserted.
+    let start = Instant::now();
+    while rows_for(&gw.gw.db, "while-paused").await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the row is recorded anyway");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows_for(&gw.gw.db, "while-paused").await.len(), 1, "recorded once");
     redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
     // The resync marks the account for a rebuild.
     let start = Instant::now();
