@@ -284,7 +284,7 @@ async fn commandstats(
         .collect())
 }
 
-/// Deletes every Redis key of the bench tenant (`xjp:{tenant}:*`).
+/// Deletes every Redis key of the bench tenant.
 async fn delete_tenant_keys(redis: &redis::Client, tenant: Uuid) -> anyhow::Result<()> {
     let mut conn = redis.get_multiplexed_async_connection().await?;
     let mut cursor: u64 = 0;
@@ -292,7 +292,7 @@ async fn delete_tenant_keys(redis: &redis::Client, tenant: Uuid) -> anyhow::Resu
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("xjp:{{{tenant}}}:*"))
+            .arg(KeySpace::default().tenant_pattern(tenant))
             .arg("COUNT")
             .arg(1000)
             .query_async(&mut conn)

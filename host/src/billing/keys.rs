@@ -5,10 +5,10 @@
 use uuid::Uuid;
 
 /// A tenant's account keys.
-pub(super) struct TenantKeys {
-    pub(super) account: String,
-    pub(super) holds: String,
-    pub(super) expiry: String,
+pub struct TenantKeys {
+    pub account: String,
+    pub holds: String,
+    pub expiry: String,
 }
 
 /// Key names under one prefix.
@@ -24,23 +24,26 @@ impl KeySpace {
         KeySpace { prefix: prefix.to_string(), hold_tenants: format!("{prefix}:hold-tenants") }
     }
 
-    pub(super) fn tenant(&self, tenant: Uuid) -> TenantKeys {
-        let p = &self.prefix;
-        TenantKeys {
-            account: format!("{p}:{{{tenant}}}:account"),
-            holds: format!("{p}:{{{tenant}}}:holds"),
-            expiry: format!("{p}:{{{tenant}}}:expiry"),
-        }
+    /// `<prefix>:{tenant}:`, what every key of the tenant starts with (the tenant id is
+    /// formatted once per call, not once per key).
+    fn tag(&self, tenant: Uuid) -> String {
+        format!("{}:{{{tenant}}}:", self.prefix)
+    }
+
+    /// The tenant's account, holds and hold-expiry keys.
+    pub fn tenant(&self, tenant: Uuid) -> TenantKeys {
+        let tag = self.tag(tenant);
+        TenantKeys { account: format!("{tag}account"), holds: format!("{tag}holds"), expiry: tag + "expiry" }
     }
 
     /// A request's state (its idempotency record).
     pub fn request(&self, tenant: Uuid, request_id: &str) -> String {
-        format!("{}:{{{tenant}}}:req:{request_id}", self.prefix)
+        self.tag(tenant) + "req:" + request_id
     }
 
     /// A credit's applied-once marker.
     pub(super) fn credit(&self, tenant: Uuid, credit_id: &str) -> String {
-        format!("{}:{{{tenant}}}:credit:{credit_id}", self.prefix)
+        self.tag(tenant) + "credit:" + credit_id
     }
 
     /// The sorted set of tenants with (possibly) open holds: the one key outside a tenant's
@@ -51,7 +54,7 @@ impl KeySpace {
 
     /// The pattern matching every key of `tenant` (for tools and tests).
     pub fn tenant_pattern(&self, tenant: Uuid) -> String {
-        format!("{}:{{{tenant}}}:*", self.prefix)
+        self.tag(tenant) + "*"
     }
 }
 

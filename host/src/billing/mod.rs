@@ -18,7 +18,7 @@ pub mod sweeper;
 pub use balance::{BalanceError, Balances, LiveBalance, Reservation, Settlement};
 pub use bill::{Bill, Caller, Hold, Reserved, Routed};
 pub use ending::{Ending, Refusal};
-pub use keys::KeySpace;
+pub use keys::{KeySpace, TenantKeys};
 
 use crate::api::GatewayError;
 use crate::config::LiveSettings;

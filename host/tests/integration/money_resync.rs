@@ -97,7 +97,7 @@ async fn top_ups_are_never_lost_from_the_live_balance() {
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
     // Racing loads: the account is dropped and top-ups race the rebuilds it triggers.
     for round in 0..20 {
-        redis_cmd(&redis.url(), &["DEL", &format!("{}:{{{}}}:account", common::harness::key_prefix(), gw.tenant)]);
+        redis_cmd(&redis.url(), &["DEL", &common::harness::keys().tenant(gw.tenant).account]);
         let (a, b) = tokio::join!(
             admin(topups.clone(), format!(r#"{{"id":"race-{round}","amount_nano":1000}}"#)),
             gw.gw.billing.balances.load(gw.tenant),

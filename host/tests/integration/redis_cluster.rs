@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::cluster::PrivateCluster;
-use common::harness::{Options, TestGateway, key_prefix};
+use common::harness::{Options, TestGateway, keys};
 use common::http::{post, send};
 use common::money::{CHAT, assert_books_balance, books, hold_for, wait_rows};
 use common::scenarios::{mock, pair_for};
@@ -32,7 +32,7 @@ fn cluster_options(cluster: &PrivateCluster) -> Options {
 async fn tenants_on_every_master(gw: &TestGateway, cluster: &PrivateCluster) -> Vec<(Uuid, String)> {
     let masters = cluster.masters();
     let mut tenants = vec![(gw.tenant, gw.key.clone())];
-    let account = |t: Uuid| format!("{}:{{{t}}}:account", key_prefix());
+    let account = |t: Uuid| keys().tenant(t).account;
     let covered = |ts: &[(Uuid, String)]| {
         let on: Vec<u16> = ts.iter().map(|(t, _)| cluster.master_of(&account(*t))).collect();
         masters.iter().all(|m| on.contains(m))
@@ -122,7 +122,7 @@ async fn money_invariants_hold_on_a_three_master_cluster() {
     let balances = &gw.gw.billing.balances;
     let (tenant, _) = &tenants[2];
     let index_master = cluster.master_of(balances.keys().hold_tenants());
-    let tenant_master = cluster.master_of(&format!("{}:{{{tenant}}}:account", key_prefix()));
+    let tenant_master = cluster.master_of(&keys().tenant(*tenant).account);
     tracing::info!(index_master, tenant_master, "hold index and tenant placement");
     balances.reserve(*tenant, "orphan", 5_000).await.unwrap();
     let start = Instant::now();
@@ -151,7 +151,7 @@ async fn a_master_failing_over_to_its_replica_loses_nothing() {
     // Replication is asynchronous: let the replica catch up before its master dies.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let master = cluster.master_of(&format!("{}:{{{}}}:account", key_prefix(), gw.tenant));
+    let master = cluster.master_of(&keys().tenant(gw.tenant).account);
     cluster = tokio::task::spawn_blocking(move || {
         cluster.kill(master);
         cluster
@@ -174,7 +174,7 @@ async fn a_master_failing_over_to_its_replica_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    assert_ne!(cluster.master_of(&format!("{}:{{{}}}:account", key_prefix(), gw.tenant)), master);
+    assert_ne!(cluster.master_of(&keys().tenant(gw.tenant).account), master);
     let start = Instant::now();
     while books(&gw.gw.db, gw.tenant).await.served < 20 {
         assert!(start.elapsed() < Duration::from_secs(15), "{:?}", books(&gw.gw.db, gw.tenant).await);

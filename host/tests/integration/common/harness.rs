@@ -27,6 +27,11 @@ pub fn key_prefix() -> &'static str {
     &PREFIX
 }
 
+/// The key names under this test process's prefix.
+pub fn keys() -> xjp_gateway::billing::KeySpace {
+    xjp_gateway::billing::KeySpace::new(key_prefix())
+}
+
 /// A database of its own, dropped when the test ends.
 pub struct TestDb {
     pub name: String,

@@ -114,15 +114,11 @@ pub const FORMAT: ApiFormat = ApiFormat::OpenaiChat;
 pub async fn settlement(tenant: Uuid, request_id: &str) -> (Option<String>, bool) {
     let client = redis::Client::open(super::harness::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let p = super::harness::key_prefix();
+    let keys = super::harness::keys();
     let state: Option<String> =
-        redis::cmd("GET").arg(format!("{p}:{{{tenant}}}:req:{request_id}")).query_async(&mut conn).await.unwrap();
-    let held: bool = redis::cmd("HEXISTS")
-        .arg(format!("{p}:{{{tenant}}}:holds"))
-        .arg(request_id)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+        redis::cmd("GET").arg(keys.request(tenant, request_id)).query_async(&mut conn).await.unwrap();
+    let held: bool =
+        redis::cmd("HEXISTS").arg(keys.tenant(tenant).holds).arg(request_id).query_async(&mut conn).await.unwrap();
     (state, held)
 }
 
