@@ -11,7 +11,11 @@ use crate::plugins::convert::{prompt_tokens, zero_usage};
 /// Bytes of generated text per token assumed when an answer broke before its usage.
 const BYTES_PER_TOKEN: u64 = 4;
 
-/// How a request ended. Every request that got past authentication ends in exactly one.
+/// How a request ended. Every request whose body was read and named a valid model ends in
+/// exactly one (its `RequestCtx` is made then). Earlier refusals leave no row by design: an
+/// unauthenticated request, a tenant over its concurrency cap (429), a body too large, late
+/// or malformed, and the ledger-backlog 503 hold nothing and have no model to record, and a
+/// row per such refusal would let a flood of them write to the ledger.
 #[derive(Debug)]
 pub enum Ending {
     /// Refused before the upstream call; no money moved.
@@ -164,5 +168,96 @@ impl Verdict {
                 v(unknown_usage(bill, None, 0, UnknownUsage::Hold), "interrupted", 0, true, true, e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::bill::{Caller, Hold, Reserved};
+    use crate::plugins::ApiFormat;
+
+    fn bill(reserved: Option<Usage>) -> Bill {
+        Bill {
+            request_id: "r".into(),
+            client_request_id: None,
+            caller: Caller { key_id: uuid::Uuid::nil(), tenant_id: uuid::Uuid::nil() },
+            format: ApiFormat::OpenaiChat,
+            model_requested: "m".into(),
+            stream: false,
+            started_at: std::time::SystemTime::now(),
+            routed: None,
+            reserved: reserved.map(|estimate| Reserved { estimate, hold: Some(Hold { amount_nano: 1 }) }),
+        }
+    }
+
+    fn usage(input: u64, output: u64) -> Usage {
+        Usage { input_uncached_tokens: input, output_tokens: output, ..zero_usage() }
+    }
+
+    fn verdict(bill: &Bill, ending: Ending, policy: UnknownUsage) -> Verdict {
+        let config = BillingConfig { unreadable_usage: policy, interrupted_usage: policy, ..BillingConfig::default() };
+        Verdict::of(bill, ending, &config)
+    }
+
+    #[test]
+    fn each_ending_has_its_status_and_flags() {
+        let b = bill(Some(usage(1_000, 500)));
+        let hold = UnknownUsage::Hold;
+        let refusal =
+            Refusal { status: "routing_error", class: ErrorClass::Routing, http_status: 404, message: "x".into() };
+        let cases = [
+            (Ending::Refused(refusal), "routing_error", (false, false), (0, 0)),
+            (
+                Ending::UpstreamFailed { status: 500, usage: None, error: "e".into() },
+                "upstream_error",
+                (false, false),
+                (0, 0),
+            ),
+            (
+                Ending::Answered { status: 200, usage: Some(usage(7, 3)), cost: None, client_gone: false },
+                "ok",
+                (false, false),
+                (7, 3),
+            ),
+            (
+                Ending::Answered { status: 200, usage: Some(usage(7, 3)), cost: None, client_gone: true },
+                "client_disconnected",
+                (false, false),
+                (7, 3),
+            ),
+            (
+                Ending::Answered { status: 200, usage: None, cost: None, client_gone: false },
+                "no_usage",
+                (true, true),
+                (1_000, 500),
+            ),
+            (
+                Ending::Interrupted { status: 200, usage: None, output_text_bytes: 40, error: None },
+                "interrupted",
+                (true, false),
+                (1_000, 500),
+            ),
+            (Ending::Lost, "interrupted", (true, true), (1_000, 500)),
+        ];
+        for (ending, status, flags, tokens) in cases {
+            let label = format!("{ending:?}");
+            let v = verdict(&b, ending, hold);
+            assert_eq!(v.status, status, "{label}");
+            assert_eq!((v.estimated, v.needs_review), flags, "{label}");
+            assert_eq!((v.usage.input_uncached_tokens, v.usage.output_tokens), tokens, "{label}: billed usage");
+        }
+    }
+
+    #[test]
+    fn the_estimate_policy_counts_what_was_seen() {
+        let b = bill(Some(usage(1_000, 500)));
+        let ending = Ending::Interrupted { status: 200, usage: None, output_text_bytes: 40, error: None };
+        let v = verdict(&b, ending, UnknownUsage::Estimate);
+        // The prompt bound (1,000 bytes) / 4, the streamed text (40 bytes) / 4.
+        assert_eq!((v.usage.input_uncached_tokens, v.usage.output_tokens), (250, 10));
+        // `Lost` bills the hold whatever the policy.
+        let v = verdict(&b, Ending::Lost, UnknownUsage::Estimate);
+        assert_eq!((v.usage.input_uncached_tokens, v.usage.output_tokens), (1_000, 500));
     }
 }

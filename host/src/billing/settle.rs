@@ -15,7 +15,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
     if let Ending::Refused(refusal) = ending {
         let verdict = Verdict::of(&bill, Ending::Refused(refusal), &billing.settings.load().config.billing);
         let r = row(&bill, &verdict, Charged { cost_nano: 0, pricing_failed: false, over_hold: false, latency: None });
-        crate::access_line!(&r);
+        r.log_access();
         if let Err(e) = billing.ledger.record_final(r).await {
             tracing::error!(error = %e, "ledger refused a rejection row");
         }
@@ -52,7 +52,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
     }
     let charged = Charged { cost_nano, pricing_failed, over_hold: over_hold > 0, latency: Some(latency) };
     let r = row(&bill, &verdict, charged);
-    crate::access_line!(&r);
+    r.log_access();
     metrics::counter!("xjp_billed_nano_usd_total").increment(cost_nano as u64);
     if let Err(e) = billing.ledger.record(r).await {
         tracing::error!(request_id = %bill.request_id, error = %e, "ledger refused the row");

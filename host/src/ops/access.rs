@@ -2,13 +2,8 @@
 //! per-model and per-provider spend counters derived from it.
 //!
 //! The request settles in `billing` (below this module, so it cannot call into `ops`). It
-//! emits the line with [`access_line!`](crate::access_line) — a macro that expands to a
-//! plain `tracing` event and imports nothing — once per transaction row, refusals included:
-//!
-//! ```ignore
-//! let r = row(&bill, &verdict, charged);
-//! crate::access_line!(&r);
-//! ```
+//! emits the line with [`TransactionRow::log_access`](crate::ledger::TransactionRow::log_access) (in the ledger, below billing) once per
+//! transaction row, refusals included.
 //!
 //! [`SpendLayer`], installed with the log subscriber (`ops::telemetry`), turns every such
 //! event into counters, whatever the log filter says:
@@ -23,49 +18,13 @@
 //! request that was never routed (no provider: an unknown model, a refusal before routing)
 //! is counted under `provider="none", model="none"`, since its model name is the client's.
 
+use crate::ledger::row::ACCESS_TARGET;
 use metrics::Label;
 use std::fmt::Debug;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
-
-/// The access line's `tracing` target (filter it with `xjp_gateway::access=info`).
-pub const ACCESS_TARGET: &str = "xjp_gateway::access";
-
-/// One access line for a transaction row (any expression with `TransactionRow`'s fields):
-/// request id, tenant, key id, provider, model, status, HTTP status, cost, tokens, latency.
-/// Never a secret: no API key, prompt, answer or provider credential is in a row.
-#[macro_export]
-macro_rules! access_line {
-    ($row:expr) => {{
-        let r = $row;
-        ::tracing::info!(
-            target: "xjp_gateway::access",
-            request_id = %r.request_id,
-            tenant = %r.tenant_id,
-            key_id = %r.api_key_id,
-            provider = r.provider.as_deref().unwrap_or(""),
-            model = %r.model_requested,
-            upstream_model = r.upstream_model.as_deref().unwrap_or(""),
-            format = %r.api_format,
-            stream = r.stream,
-            status = %r.status,
-            http_status = r.http_status.unwrap_or(0),
-            cost_nano = r.cost_nano,
-            cost_usd = %::xjp_money::nano_to_usd(r.cost_nano),
-            input_tokens = r.input_uncached_tokens
-                .saturating_add(r.cache_read_tokens)
-                .saturating_add(r.cache_write_5m_tokens)
-                .saturating_add(r.cache_write_1h_tokens),
-            output_tokens = r.output_tokens,
-            latency_ms = r.latency_ms.unwrap_or(0),
-            estimated = r.estimated,
-            needs_review = r.needs_review,
-            "request"
-        );
-    }};
-}
 
 /// The fields of an access event the counters need.
 #[derive(Debug, Default)]
@@ -179,9 +138,9 @@ mod tests {
         let handle = crate::ops::install_metrics();
         let subscriber = tracing_subscriber::registry().with(SpendLayer.with_filter(spend_filter()));
         tracing::subscriber::with_default(subscriber, || {
-            crate::access_line!(&row(Some("openai"), "gpt-4o-mini", 1_500));
-            crate::access_line!(&row(Some("openai"), "gpt-4o-mini", 500));
-            crate::access_line!(&row(None, "whatever-a-client-sent", 0));
+            row(Some("openai"), "gpt-4o-mini", 1_500).log_access();
+            row(Some("openai"), "gpt-4o-mini", 500).log_access();
+            row(None, "whatever-a-client-sent", 0).log_access();
             // Another target with the same fields is not an access line.
             tracing::info!(provider = "openai", model = "gpt-4o-mini", cost_nano = 9_i64, "not access");
         });

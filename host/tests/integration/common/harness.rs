@@ -101,6 +101,11 @@ pub struct Options {
     pub tenant_cap: usize,
     /// Lines added to `[billing]` (`enabled = false`, `spool_max_rows`, ...).
     pub billing_toml: String,
+    /// `[streaming] drain_timeout_secs` and `max_drains`.
+    pub drain_timeout_secs: u64,
+    pub max_drains: usize,
+    /// `[streaming] client_write_timeout_secs`.
+    pub client_write_timeout_secs: u64,
 }
 
 impl Default for Options {
@@ -121,6 +126,9 @@ impl Default for Options {
             auth_toml: String::new(),
             tenant_cap: 10_000,
             billing_toml: String::new(),
+            drain_timeout_secs: 10,
+            max_drains: 8,
+            client_write_timeout_secs: 60,
         }
     }
 }
@@ -138,6 +146,7 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let (redis_toml, prefix) = (&o.redis_toml, key_prefix());
     let (server, plugins, auth, tenant_cap) = (&o.server_toml, &o.plugins_toml, &o.auth_toml, o.tenant_cap);
     let billing = &o.billing_toml;
+    let (drain_timeout, max_drains, write_timeout) = (o.drain_timeout_secs, o.max_drains, o.client_write_timeout_secs);
     format!(
         r#"
 [server]
@@ -171,8 +180,9 @@ rollup_interval_ms = 500
 {billing}
 
 [streaming]
-drain_timeout_secs = 10
-max_drains = 8
+drain_timeout_secs = {drain_timeout}
+max_drains = {max_drains}
+client_write_timeout_secs = {write_timeout}
 max_duration_secs = {stream_max}
 
 [limits]
