@@ -59,8 +59,9 @@ pub async fn credit(gw: &Gateway, tenant: Uuid, kind: CreditKind, req: Request<I
     let status = match credits::insert(&gw.db, tenant, &body.id, kind, amount_nano, body.note.as_deref()).await? {
         CreditInsert::Inserted => {
             if let Err(e) = gw.billing.balances.credit(tenant, &body.id, amount_nano).await {
-                // Postgres has it; the live balance catches up when it is next loaded.
-                tracing::warn!(%tenant, error = %e, "credit recorded but not applied to the live balance yet");
+                // Postgres has it; the live balance gets it once Redis answers.
+                tracing::warn!(%tenant, error = %e, "credit recorded, applied to the live balance when Redis returns");
+                gw.billing.resyncs.push_credit(tenant, &body.id, amount_nano);
             }
             StatusCode::CREATED
         }
@@ -69,7 +70,8 @@ pub async fn credit(gw: &Gateway, tenant: Uuid, kind: CreditKind, req: Request<I
             if age < crate::billing::Balances::credit_marker_ttl() - std::time::Duration::from_secs(3600)
                 && let Err(e) = gw.billing.balances.credit(tenant, &body.id, amount_nano).await
             {
-                tracing::warn!(%tenant, error = %e, "credit recorded but not applied to the live balance yet");
+                tracing::warn!(%tenant, error = %e, "credit recorded, applied to the live balance when Redis returns");
+                gw.billing.resyncs.push_credit(tenant, &body.id, amount_nano);
             }
             StatusCode::OK
         }

@@ -7,6 +7,10 @@ use super::bill::{Bill, Hold, Reserved};
 use crate::api::GatewayError;
 use crate::config::FailurePolicy;
 use crate::plugins::bindings::{BudgetRequest, Decision, DenyReason};
+use std::time::Duration;
+
+/// How long the reserve waits for the ledger to say whether a client's request id has a row.
+const ID_LOOKUP_LIMIT: Duration = Duration::from_secs(1);
 
 /// Estimates, prices and holds for the routed `bill`; refuses with 402 when the balance
 /// does not cover it. On success the hold is in `bill.reserved`.
@@ -29,24 +33,35 @@ pub async fn reserve(
     // A client's own id is refused once it has a row, even after its Redis state expired
     // (7 days); gateway-made ids are new by construction and skip this lookup. The lookup
     // runs beside the hold (one wait, not two); a hold taken for a reused id is given back.
+    // When the ledger cannot answer, a client's id is refused (503): admitting it could
+    // debit an id whose row exists, and the duplicate row would be dropped with its money.
     let reused = async {
         if bill.client_request_id.as_deref() != Some(bill.request_id.as_str()) {
-            return false;
+            return Ok(false);
         }
-        match billing.ledger.has_row(tenant, &bill.request_id).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot check the ledger for a reused request id; Redis decides");
-                false
-            }
+        match tokio::time::timeout(ID_LOOKUP_LIMIT, billing.ledger.has_row(tenant, &bill.request_id)).await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {ID_LOOKUP_LIMIT:?}")),
         }
     };
     let (reused, reservation) = tokio::join!(reused, billing.balances.reserve(tenant, &bill.request_id, amount));
-    if reused {
+    if reused != Ok(false) {
         if let Ok(Reservation::Reserved { .. }) = reservation {
-            release(billing, tenant, &bill.request_id).await;
+            // A reused id stays marked; one that could not be checked stays usable.
+            let label = if reused.is_ok() { "released" } else { "cancelled" };
+            give_back(billing, tenant, &bill.request_id, label).await;
         }
-        return Err(GatewayError::DuplicateRequest);
+        return Err(match reused {
+            Ok(_) => GatewayError::DuplicateRequest,
+            Err(e) => {
+                metrics::counter!("xjp_request_id_check_failures_total").increment(1);
+                tracing::warn!(error = %e, "cannot check the ledger for a reused request id; refusing the id");
+                GatewayError::Unavailable(
+                    "cannot check this request id against the billing ledger; retry shortly, or send the request without an id".into(),
+                )
+            }
+        });
     }
     let reservation = match reservation {
         Ok(r) => r,
@@ -77,8 +92,8 @@ pub async fn reserve(
         bill.reserved = Some(Reserved { estimate, hold: Some(Hold { amount_nano: amount }) });
         return Ok(());
     }
-    // Denied (or the policy failed): give the hold back before refusing.
-    release(billing, tenant, &bill.request_id).await;
+    // Denied (or the policy failed): give the hold back before refusing; the id stays usable.
+    give_back(billing, tenant, &bill.request_id, "cancelled").await;
     Err(match decision {
         Ok(Decision::Deny(DenyReason::InsufficientBalance)) => insufficient(available_before, amount),
         Ok(Decision::Deny(DenyReason::RequestTooExpensive(m) | DenyReason::Policy(m))) => GatewayError::BudgetDenied(m),
@@ -88,8 +103,8 @@ pub async fn reserve(
 }
 
 /// Gives a hold taken for a request that is refused back at once.
-async fn release(billing: &Billing, tenant: uuid::Uuid, request_id: &str) {
-    if let Err(e) = billing.balances.settle(tenant, request_id, 0, "released", false).await {
+async fn give_back(billing: &Billing, tenant: uuid::Uuid, request_id: &str, label: &str) {
+    if let Err(e) = billing.balances.settle(tenant, request_id, 0, label, false).await {
         tracing::warn!(error = %e, "could not release a refused request's hold; the sweeper will");
     }
 }

@@ -8,20 +8,34 @@ use hyper::HeaderMap;
 /// The longest client-supplied request id we adopt.
 const MAX_CLIENT_ID: usize = 128;
 
-/// The request id: the client's `Idempotency-Key` or `X-Request-Id` when it is a sane
-/// token, else a new UUID v7.
-pub fn request_id(headers: &HeaderMap) -> String {
-    client_request_id(headers).unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+/// The request id: the client's own id when it sent a valid one, else a new UUID v7.
+pub fn request_id(client_id: &Result<Option<String>, GatewayError>) -> String {
+    match client_id {
+        Ok(Some(id)) => id.clone(),
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
 }
 
-/// The id the client supplied, if any.
-pub fn client_request_id(headers: &HeaderMap) -> Option<String> {
-    ["idempotency-key", "x-request-id"]
-        .iter()
-        .filter_map(|h| headers.get(*h)?.to_str().ok())
-        .map(str::trim)
-        .find(|v| !v.is_empty() && v.len() <= MAX_CLIENT_ID && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
+/// The id the client supplied (`Idempotency-Key`, else `X-Request-Id`), if any. An id the
+/// gateway cannot keep exactly as sent (empty, over 128 bytes, not visible ASCII, or the
+/// header repeated with different values) is refused with 400 rather than replaced: a
+/// silently replaced id would leave the client's retries without their idempotency.
+pub fn client_request_id(headers: &HeaderMap) -> Result<Option<String>, GatewayError> {
+    for name in ["idempotency-key", "x-request-id"] {
+        let mut values = headers.get_all(name).iter();
+        let Some(first) = values.next() else { continue };
+        let invalid =
+            || GatewayError::InvalidRequest(format!("`{name}` must be 1 to {MAX_CLIENT_ID} visible ASCII characters"));
+        let id = first.to_str().map_err(|_| invalid())?.trim();
+        if id.is_empty() || id.len() > MAX_CLIENT_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid());
+        }
+        if values.any(|other| other.to_str().ok().map(str::trim) != Some(id)) {
+            return Err(GatewayError::InvalidRequest(format!("`{name}` is sent more than once with different values")));
+        }
+        return Ok(Some(id.to_string()));
+    }
+    Ok(None)
 }
 
 /// The longest model name the gateway accepts (it reaches the ledger).
@@ -60,6 +74,38 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, hyper::header::HeaderValue::from_bytes(value).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn a_client_id_is_kept_as_sent_or_refused() {
+        let ok = |pairs| client_request_id(&headers(pairs)).unwrap();
+        assert_eq!(ok(&[]), None);
+        assert_eq!(ok(&[("x-request-id", b" abc-1 ")]), Some("abc-1".into()));
+        assert_eq!(ok(&[("idempotency-key", b"k1"), ("x-request-id", b"r1")]), Some("k1".into()));
+        assert_eq!(ok(&[("idempotency-key", b"k1"), ("idempotency-key", b"k1")]), Some("k1".into()));
+        let long = "a".repeat(129);
+        let bad: [&[(&'static str, &[u8])]; 6] = [
+            &[("x-request-id", b"")],
+            &[("x-request-id", b"two words")],
+            &[("idempotency-key", long.as_bytes())],
+            &[("idempotency-key", b"caf\xc3\xa9")],
+            &[("idempotency-key", b"a\tb")],
+            &[("idempotency-key", b"k1"), ("idempotency-key", b"k2")],
+        ];
+        for pairs in bad {
+            let got = client_request_id(&headers(pairs));
+            assert!(matches!(got, Err(GatewayError::InvalidRequest(_))), "{pairs:?}: {got:?}");
+        }
+        assert_eq!(request_id(&Ok(Some("mine".into()))), "mine");
+        assert_eq!(request_id(&Err(GatewayError::InvalidRequest(String::new()))).len(), 36);
+    }
 
     #[test]
     fn model_names_that_reach_a_row_are_bounded() {

@@ -120,10 +120,11 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, endpoint: Endpoin
     let format = endpoint.format();
     let label = endpoint.label();
     let (parts, body) = req.into_parts();
-    let request_id = accept::request_id(&parts.headers);
+    let client_id = accept::client_request_id(&parts.headers);
+    let request_id = accept::request_id(&client_id);
     let span = tracing::info_span!("request", request_id = %request_id, endpoint = label);
-    let result =
-        accept_and_run(proxy, parts, body, endpoint, &request_id, started, span.clone()).instrument(span).await;
+    let ids = Ids { request_id: &request_id, client_id };
+    let result = accept_and_run(proxy, parts, body, endpoint, ids, started, span.clone()).instrument(span).await;
     let mut resp = result.unwrap_or_else(|e| {
         metrics::counter!("xjp_errors_total", "class" => e.class().as_str()).increment(1);
         if e.class() == ErrorClass::Internal {
@@ -142,19 +143,26 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, endpoint: Endpoin
     resp
 }
 
+/// The request's id, and the id the client sent (refused if invalid, after authentication).
+struct Ids<'a> {
+    request_id: &'a str,
+    client_id: Result<Option<String>, GatewayError>,
+}
+
 /// Accept and authenticate on the connection; the rest in a request task that outlives it.
 async fn accept_and_run(
     proxy: Arc<Proxy>,
     parts: hyper::http::request::Parts,
     body: Incoming,
     endpoint: Endpoint,
-    request_id: &str,
+    ids: Ids<'_>,
     started: Instant,
     span: tracing::Span,
 ) -> Result<Response<Body>, GatewayError> {
     let started_at = SystemTime::now();
     let caller =
         proxy.authenticate(&parts.headers, parts.uri.query()).instrument(tracing::debug_span!("authenticate")).await?;
+    let client_request_id = ids.client_id?;
     let (limit, secs, cap) = {
         let config = &proxy.settings.load().config;
         let server = &config.server;
@@ -174,8 +182,8 @@ async fn accept_and_run(
     };
     let model = accept::valid_model(model)?;
     let bill = Bill {
-        request_id: request_id.to_string(),
-        client_request_id: accept::client_request_id(&parts.headers),
+        request_id: ids.request_id.to_string(),
+        client_request_id,
         caller,
         format: endpoint.format(),
         model_requested: model,

@@ -132,3 +132,50 @@ async fn a_stream_running_past_the_shutdown_grace_is_recorded_and_debited() {
     assert_eq!(settlement(gw.tenant, "at-shutdown").await, (Some(format!("settled:{cost}")), false));
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
+
+/// A client that stops reading a stream: once a chunk cannot be written within
+/// `client_write_timeout_secs`, the client counts as gone, the upstream is drained and the
+/// request is billed its real usage, once; the tenant's slot is free again.
+#[tokio::test]
+async fn a_stalled_reader_ends_within_the_write_timeout_and_is_billed() {
+    use tokio::io::AsyncWriteExt;
+    let mock = mock().await;
+    // 512 chunks of 64 KiB (32 MiB): more than any socket buffer holds.
+    let text = "x".repeat(64 * 1024);
+    let mut sse = String::new();
+    for i in 0..512 {
+        sse.push_str(&format!(
+            "data: {{\"id\":\"c{i}\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"{MODEL}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}},\"finish_reason\":null}}]}}\n\n"
+        ));
+    }
+    sse.push_str(&format!(
+        "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"{MODEL}\",\"choices\":[],\"usage\":{{\"prompt_tokens\":412,\"completion_tokens\":200,\"total_tokens\":612}}}}\n\ndata: [DONE]\n\n"
+    ));
+    mock.set_scenario(MODEL, xjp_mock_upstream::Scenario::stream(sse));
+    let options = Options { client_write_timeout_secs: 1, tenant_cap: 1, ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = gw.url.trim_start_matches("http://").parse().unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    let body = streaming(&CHAT);
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {}\r\nx-request-id: never-reads\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        gw.key,
+        body.len()
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(body.as_bytes()).await.unwrap();
+    // The client never reads; the connection stays open.
+    let started = Instant::now();
+    let (_, status, cost) = row(&gw.gw.db, "never-reads").await;
+    assert!(started.elapsed() < Duration::from_secs(20), "ended by the write timeout, not a test timeout");
+    assert_eq!(status, "client_disconnected", "the drained stream carries the provider's usage");
+    assert!(cost > 0);
+    assert_eq!(settlement(gw.tenant, "never-reads").await, (Some(format!("settled:{cost}")), false));
+    // The tenant's only slot is free again while the stalled connection is still open.
+    assert_eq!(send(&gw.url, &gw.key, "after-the-stall", &CHAT).await.status, 200);
+    drop(stalled);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}

@@ -87,3 +87,43 @@ async fn an_id_with_a_row_stays_refused_after_its_redis_state_expired() {
     assert_eq!(common::money::rows_for(&gw.gw.db, "kept-a-week").await.len(), 1);
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
+
+/// While Postgres cannot say whether a client's id has a row, that id is refused (503 in the
+/// client's format, nothing held, no upstream call) rather than debited with a row that
+/// could be dropped as a duplicate; requests without an id are still served, and the id is
+/// served once Postgres is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_id_is_refused_while_the_ledger_cannot_check_it() {
+    let pg = common::services::PrivatePostgres::start();
+    let mock = mock().await;
+    let options = common::harness::Options { database_url: Some(pg.url()), ..Default::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    assert_eq!(call(&gw.url, &gw.key, "before-the-outage").await, 200);
+    wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await;
+
+    pg.stop();
+    let auth = format!("Bearer {}", gw.key);
+    let h = [("authorization", auth.as_str()), ("content-type", "application/json"), ("idempotency-key", "unchecked")];
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let r = send("POST", &url, &h, CHAT.clone()).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "api_error", "{}", r.text());
+    assert!(r.text().contains("request id"), "{}", r.text());
+    assert_eq!(common::money::settlement(gw.tenant, "unchecked").await, (None, false), "nothing held for it");
+    assert_eq!(mock.requests().len(), 1, "no upstream call for the unchecked id");
+    let plain = common::http::post(&url, &gw.key, &CHAT).await;
+    assert_eq!(plain.status, 200, "a request without an id is served from the spool: {}", plain.text());
+
+    pg.resume();
+    let start = std::time::Instant::now();
+    let status = loop {
+        let status = call(&gw.url, &gw.key, "unchecked").await;
+        if status != 503 || start.elapsed() > Duration::from_secs(30) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, 200, "the id is served once the ledger answers");
+    assert_eq!(call(&gw.url, &gw.key, "unchecked").await, 409);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}

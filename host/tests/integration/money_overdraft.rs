@@ -107,3 +107,93 @@ async fn uncapped_and_odd_requests_never_overdraw() {
         p.stop().await;
     }
 }
+
+/// Request headers.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
+fn model_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body).unwrap()["model"].as_str().unwrap().to_string()
+}
+
+/// Without a client limit, each API format's upstream body carries the limit the hold was
+/// priced with (OpenAI `max_completion_tokens` by default, Anthropic `max_tokens`, Gemini
+/// `generationConfig.maxOutputTokens` above); a client limit above the route's is lowered.
+#[tokio::test]
+async fn every_api_format_forwards_the_reserved_output_limit() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let auth = format!("Bearer {}", gw.key);
+    let openai = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    let anthropic =
+        [("x-api-key", gw.key.as_str()), ("anthropic-version", "2023-06-01"), ("content-type", "application/json")];
+    let cases: [(&str, Headers, &str, &str); 4] = [
+        (
+            "/v1/chat/completions",
+            &openai,
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#,
+            "max_completion_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            &openai,
+            r#"{"model":"or-sonnet","messages":[{"role":"user","content":"hi"}]}"#,
+            "max_completion_tokens",
+        ),
+        (
+            "/v1/messages",
+            &anthropic,
+            r#"{"model":"claude-sonnet-4-5","max_tokens":100000000,"messages":[{"role":"user","content":"hi"}]}"#,
+            "max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            &openai,
+            r#"{"model":"gpt-4o-mini","max_completion_tokens":100000000,"messages":[{"role":"user","content":"hi"}]}"#,
+            "max_completion_tokens",
+        ),
+    ];
+    for (path, headers, body, field) in cases {
+        mock.take_requests();
+        let r = common::http::send("POST", &format!("{}{path}", gw.url), headers, body.to_string()).await;
+        assert_eq!(r.status, 200, "{body}: {}", r.text());
+        let sent = mock.take_requests();
+        assert_eq!(sent.len(), 1, "{body}");
+        let limit = sent[0].body_json().unwrap()[field].as_u64();
+        let limit = limit.unwrap_or_else(|| panic!("{body}: no `{field}` upstream: {:?}", sent[0].body_json()));
+        let route = gw.gw.settings.load().routes.route(&model_of(body)).unwrap().limits;
+        assert!(limit <= route.max_output_tokens, "{body}: upstream `{field}` = {limit}, above the model's ceiling");
+    }
+}
+
+/// A provider that bills more than the hold (here: far more output than the limit it was
+/// sent) is debited what it billed; the row is flagged for review and the excess counted.
+#[tokio::test]
+async fn billing_beyond_the_hold_is_debited_flagged_and_counted() {
+    let mock = mock().await;
+    let answer = r#"{"id":"chatcmpl-over","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",
+"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
+"usage":{"prompt_tokens":400,"completion_tokens":50000,"total_tokens":50400}}"#;
+    mock.set_scenario("gpt-4o-mini-2024-07-18", Scenario::json(200, answer));
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let chat = &*common::money::CHAT;
+    let hold = common::money::hold_for(&gw.gw, "gpt-4o-mini", chat);
+    let auth = format!("Bearer {}", gw.key);
+    let h = [("authorization", auth.as_str()), ("x-request-id", "over-the-hold"), ("content-type", "application/json")];
+    let r = common::http::send("POST", &format!("{}/v1/chat/completions", gw.url), &h, chat.clone()).await;
+    assert_eq!(r.status, 200);
+    wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await;
+    let (cost, output, review): (i64, i64, bool) = sqlx::query_as(
+        "SELECT cost_nano, output_tokens, needs_review FROM billing_transactions WHERE request_id = 'over-the-hold'",
+    )
+    .fetch_one(&gw.gw.db)
+    .await
+    .unwrap();
+    assert_eq!(output, 50_000, "billed what the provider reported");
+    assert!(cost > hold, "the excess is debited: cost {cost}, hold {hold}");
+    assert!(review, "a row beyond its hold is flagged");
+    assert_eq!(common::money::settlement(gw.tenant, "over-the-hold").await, (Some(format!("settled:{cost}")), false));
+    assert_eq!(common::http::metric(&gw.url, "xjp_billed_over_hold_total").await, 1.0);
+    let excess = common::http::metric(&gw.url, "xjp_billed_over_hold_nano_usd_total").await;
+    assert_eq!(excess, (cost - hold) as f64);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}

@@ -58,6 +58,9 @@ async fn a_settlement_redis_missed_is_resynced_when_it_returns() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(rows_for(&gw.gw.db, "while-paused").await.len(), 1, "recorded once");
+    // The settle commands Redis queued while paused are lost with their connections: only
+    // the resync can bring the debit back.
+    redis_cmd(&redis.url(), &["CLIENT", "KILL", "TYPE", "normal"]);
     redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
     // The resync marks the account for a rebuild.
     let start = Instant::now();
@@ -69,6 +72,47 @@ async fn a_settlement_redis_missed_is_resynced_when_it_returns() {
     gw.gw.billing.balances.load(gw.tenant).await.unwrap();
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
     assert_eq!(send("after").await, 200);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
+
+/// `redis_failure = "open"`: with Redis not answering, a request is served without a hold,
+/// and its settlement, which Redis never got, is applied (by a rebuild) once it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fail_open_request_is_debited_when_redis_returns() {
+    let mock = mock().await;
+    let redis = PrivateRedis::start();
+    let billing_toml = "redis_failure = \"open\"".to_string();
+    let options = Options { redis_url: Some(redis.url()), sweep_interval_ms: 200, billing_toml, ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+    assert_eq!(common::http::post(&url, &gw.key, &CHAT).await.status, 200);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    let before = gw.gw.billing.balances.live(gw.tenant).await.unwrap().available_nano;
+
+    redis_cmd(&redis.url(), &["CLIENT", "PAUSE", "60000", "WRITE"]);
+    let auth = format!("Bearer {}", gw.key);
+    let h = [("authorization", auth.as_str()), ("x-request-id", "served-open"), ("content-type", "application/json")];
+    let r = common::http::send("POST", &url, &h, CHAT.to_string()).await;
+    assert_eq!(r.status, 200, "served without a hold: {}", r.text());
+    let start = Instant::now();
+    while rows_for(&gw.gw.db, "served-open").await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the row is recorded anyway");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cost = rows_for(&gw.gw.db, "served-open").await[0].2;
+    assert!(cost > 0, "billed its real usage");
+    assert!(!gw.gw.billing.resyncs.is_empty(), "the settlement waits for Redis");
+    // Whatever Redis queued while paused is lost with its connections.
+    redis_cmd(&redis.url(), &["CLIENT", "KILL", "TYPE", "normal"]);
+    redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
+    let start = Instant::now();
+    while !gw.gw.billing.resyncs.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "never resynced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.gw.billing.balances.load(gw.tenant).await.unwrap();
+    let after = gw.gw.billing.balances.live(gw.tenant).await.unwrap().available_nano;
+    assert_eq!(before - after, cost, "the live balance carries the debit Redis missed");
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
 
@@ -87,11 +131,20 @@ async fn top_ups_are_never_lost_from_the_live_balance() {
     // Never loaded: the top-up loads the account, which counts it once.
     assert_eq!(admin(topups.clone(), r#"{"id":"t1","amount_usd":"1"}"#.into()).await, 201);
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
-    // Its Redis step fails (writes paused past the response timeout): recorded, not applied…
+    // Its Redis step fails (writes paused past the response timeout, the queued command
+    // lost with its connection): recorded, not applied…
     redis_cmd(&redis.url(), &["CLIENT", "PAUSE", "6000", "WRITE"]);
     assert_eq!(admin(topups.clone(), r#"{"id":"t2","amount_usd":"2"}"#.into()).await, 201);
+    redis_cmd(&redis.url(), &["CLIENT", "KILL", "TYPE", "normal"]);
     redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
-    // …and the client's retry applies it, once.
+    // …and applied once Redis answers, without the client retrying…
+    let start = Instant::now();
+    while !gw.gw.billing.resyncs.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the credit was never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    // …and a retry does not apply it again.
     assert_eq!(admin(topups.clone(), r#"{"id":"t2","amount_usd":"2"}"#.into()).await, 200);
     assert_eq!(admin(topups.clone(), r#"{"id":"t2","amount_usd":"2"}"#.into()).await, 200);
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;

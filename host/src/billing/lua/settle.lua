@@ -1,6 +1,7 @@
 -- Settle a request: turn its hold into a debit of `cost` and release the rest, once.
 -- KEYS as reserve.lua. ARGV[1] request id, ARGV[2] cost (nano-USD, >= 0), ARGV[3] outcome
--- label ('settled' or 'released'), ARGV[4] state ttl (s).
+-- label ('settled', 'released', or 'cancelled': the hold goes back and no state is kept, so
+-- the id stays usable), ARGV[4] state ttl (s).
 -- Returns {code, available}: 1 settled now, 2 already settled (nothing changed),
 -- -2 account not loaded (rebuild, then retry).
 local state = redis.call('GET', KEYS[4])
@@ -23,5 +24,7 @@ else
   -- The hold expired and was swept (or Redis lost it): debit directly.
   redis.call('HINCRBY', KEYS[1], 'available', -cost)
 end
-redis.call('SET', KEYS[4], ARGV[3] .. ':' .. ARGV[2], 'EX', tonumber(ARGV[4]))
+if ARGV[3] ~= 'cancelled' then
+  redis.call('SET', KEYS[4], ARGV[3] .. ':' .. ARGV[2], 'EX', tonumber(ARGV[4]))
+end
 return {1, tonumber(redis.call('HGET', KEYS[1], 'available'))}
