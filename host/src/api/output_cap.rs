@@ -5,7 +5,7 @@
 //!
 //! | format | field(s) read | field written when absent |
 //! |---|---|---|
-//! | OpenAI chat | `max_completion_tokens`, `max_tokens` (both set to the cap) | the provider's `output_limit_field` |
+//! | OpenAI chat | `max_completion_tokens`, `max_tokens` (both set to the cap; for a provider whose `output_limit_field` is `max_tokens`, `max_completion_tokens` becomes `max_tokens`) | the provider's `output_limit_field` |
 //! | Anthropic | `max_tokens` | `max_tokens` |
 //! | Gemini | `generationConfig.maxOutputTokens` (or the snake_case spellings; both → 400) | `generationConfig.maxOutputTokens` |
 
@@ -74,7 +74,13 @@ fn cap_fields(
 pub fn cap(object: &mut Map<String, Value>, rule: &CapRule<'_>) -> Result<u64, GatewayError> {
     match rule.format {
         ApiFormat::OpenaiChat => {
-            cap_fields(object, &["max_completion_tokens", "max_tokens"], rule.openai_field, &rule.limits)
+            let cap = cap_fields(object, &["max_completion_tokens", "max_tokens"], rule.openai_field, &rule.limits)?;
+            // A provider that reads only `max_tokens` would ignore the client's
+            // `max_completion_tokens`: the cap goes in the field it reads.
+            if rule.openai_field == "max_tokens" && object.remove("max_completion_tokens").is_some() {
+                object.insert("max_tokens".to_string(), Value::from(cap));
+            }
+            Ok(cap)
         }
         ApiFormat::AnthropicMessages => cap_fields(object, &["max_tokens"], "max_tokens", &rule.limits),
         ApiFormat::GeminiGenerate => {
@@ -113,6 +119,17 @@ mod tests {
         assert_eq!((c, &v["max_tokens"], &v["max_completion_tokens"]), (50, &json!(50), &json!(50)));
         let (c, _) = run(ApiFormat::OpenaiChat, json!({"max_tokens": null})).unwrap();
         assert_eq!(c, 1000);
+    }
+
+    #[test]
+    fn a_max_tokens_provider_gets_the_cap_in_max_tokens() {
+        let rule = CapRule { format: ApiFormat::OpenaiChat, openai_field: "max_tokens", limits: LIMITS };
+        let mut map = json!({"max_completion_tokens": 9000}).as_object().unwrap().clone();
+        assert_eq!(cap(&mut map, &rule).unwrap(), 4000);
+        assert_eq!((map.get("max_tokens"), map.get("max_completion_tokens")), (Some(&json!(4000)), None));
+        let mut map = json!({"max_completion_tokens": 10, "max_tokens": 20}).as_object().unwrap().clone();
+        assert_eq!(cap(&mut map, &rule).unwrap(), 10);
+        assert_eq!((map.get("max_tokens"), map.get("max_completion_tokens")), (Some(&json!(10)), None));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const MEMORY_RESERVATION: u64 = 4 << 30;
 /// Guard region after each memory: static offsets below it need no check either.
 pub const MEMORY_GUARD: u64 = 32 << 20;
 
+/// Core instance (and table) slots per component instance (see `PluginEngine::new`).
+const CORE_PER_COMPONENT: u32 = 4;
+
 /// Resource limits for plugin execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuntimeLimits {
@@ -91,11 +94,15 @@ impl PluginEngine {
     /// Builds the engine and starts its epoch ticker.
     pub fn new(limits: RuntimeLimits) -> wasmtime::Result<Arc<Self>> {
         let mut pool = PoolingAllocationConfig::default();
+        // A plugin component instantiates several core modules (a Rust one for wasm32-wasip2:
+        // its own module plus wit-component's shim and fix-up modules, each with a table), so
+        // core instance and table slots are sized at CORE_PER_COMPONENT per component: the
+        // component count, `max_instances`, is then the limit that binds.
         pool.total_component_instances(limits.max_instances)
-            .total_core_instances(limits.max_instances.saturating_mul(2))
+            .total_core_instances(limits.max_instances.saturating_mul(CORE_PER_COMPONENT))
             // A Rust plugin component has one memory; a component with more uses more slots.
             .total_memories(limits.max_instances)
-            .total_tables(limits.max_instances.saturating_mul(2))
+            .total_tables(limits.max_instances.saturating_mul(CORE_PER_COMPONENT))
             .max_memory_size(limits.memory_bytes)
             .max_memories_per_component(4)
             .max_tables_per_component(4);

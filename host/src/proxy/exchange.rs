@@ -220,11 +220,13 @@ async fn exchange(
             return Answer::Whole(Err(e), Ending::Interrupted { status, usage: None, output_text_bytes: 0, error });
         }
     };
+    // An unreadable body counts as output text, byte for byte, under the estimate policy.
+    let seen = body.len() as u64;
     let (resp, priced) = respond::respond(head, body, &routed.plugin, format, &routed.price).await;
     let ending = match priced {
         Ok(Some(p)) => Ending::Answered { status, usage: Some(p.usage), cost: Some(p.cost), client_gone: false },
         Ok(None) => Ending::Answered { status, usage: None, cost: None, client_gone: false },
-        Err(e) => Ending::PluginFailed { status, usage: None, output_text_bytes: 0, error: e },
+        Err(e) => Ending::PluginFailed { status, usage: None, output_text_bytes: seen, error: e },
     };
     Answer::Whole(Ok(resp), ending)
 }

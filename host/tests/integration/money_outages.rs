@@ -125,17 +125,24 @@ async fn sigkill_mid_load_then_restart_bills_nothing_twice() {
         (child, line.trim().trim_start_matches("xjp-gateway listening on ").to_string())
     };
     let (first, url) = tokio::task::spawn_blocking(spawn.clone()).await.unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let inflight = tokio::spawn({
-        let (url, key) = (url.clone(), gw.key.clone());
+        let (url, key, answered) = (url.clone(), gw.key.clone(), answered.clone());
         async move {
             let calls: Vec<_> = (0..40)
                 .map(|i| {
-                    let (url, key) = (url.clone(), key.clone());
+                    let (url, key, answered) = (url.clone(), key.clone(), answered.clone());
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(i * 15)).await;
                         let auth = format!("Bearer {key}");
                         let h = [("authorization", auth.as_str()), ("content-type", "application/json")];
-                        common::http::try_send("POST", &format!("{url}/v1/chat/completions"), &h, CHAT.clone()).await
+                        let status =
+                            common::http::try_send("POST", &format!("{url}/v1/chat/completions"), &h, CHAT.clone())
+                                .await;
+                        if status == Some(200) {
+                            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        status
                     })
                 })
                 .collect();
@@ -148,7 +155,12 @@ async fn sigkill_mid_load_then_restart_bills_nothing_twice() {
             ok
         }
     });
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    // Killed mid-load: once the first answers are out (however slow this machine is right
+    // now), while later requests are still in flight.
+    let waiting = std::time::Instant::now();
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 3 && waiting.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let pid = first.0.id();
     let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     drop(first);

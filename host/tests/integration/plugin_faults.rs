@@ -116,3 +116,23 @@ fn faults_in_parallel_never_disturb_good_calls() {
         }
     });
 }
+
+/// `max_instances` is the number of instances the pool really holds: every one can be leased
+/// at once (a component instantiates several core modules, so the engine sizes its core
+/// instance slots for that), and the next lease is a clear "no free plugin instance".
+#[test]
+fn the_pool_holds_max_instances_at_once() {
+    let limits = RuntimeLimits { max_instances: 6, idle_per_plugin: 0, ..RuntimeLimits::default() };
+    let engine = PluginEngine::new(limits).unwrap();
+    let plugin = common::load(&engine, &common::plugin_file("openai"));
+    let held: Vec<_> = (0..6)
+        .map(|i| {
+            xjp_gateway::plugins::PluginStream::open(plugin.clone(), ApiFormat::OpenaiChat)
+                .unwrap_or_else(|e| panic!("lease {} of 6: {e}", i + 1))
+        })
+        .collect();
+    let err = xjp_gateway::plugins::PluginStream::open(plugin.clone(), ApiFormat::OpenaiChat).err().expect("a 7th");
+    assert!(err.to_string().contains("no free plugin instance"), "{err}");
+    drop(held);
+    assert!(xjp_gateway::plugins::PluginStream::open(plugin, ApiFormat::OpenaiChat).is_ok(), "freed on drop");
+}
