@@ -1,8 +1,15 @@
 //! Precompiled plugin cache integrity: entries carry this install's MAC; a flipped byte,
 //! another plugin's artifact under this plugin's name, a foreign file or an entry written by
-//! another install is rejected (deleted, counted), recompiled, and the plugin still works.
+//! another install is rejected (deleted, counted), recompiled, and the plugin still works —
+//! through `Plugin::load`, and across a restart of the real binary with a state directory.
 
 use crate::common;
+
+use common::harness::{Options, TestDb, TestGateway};
+use common::http::{metric, post};
+use common::money::CHAT;
+use common::process::GatewayProcess;
+use common::scenarios::mock;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -96,4 +103,55 @@ fn a_secret_others_can_read_turns_the_cache_off() {
     std::fs::remove_file(&openai).unwrap();
     works(&load(&engine, dir.path(), "openai"));
     assert!(!openai.exists(), "nothing is cached (or loaded) with a secret others may know");
+}
+
+/// The real binary keeps its cache under `<state_dir>/plugin-cache`: after a stop, every
+/// entry gets a flipped byte; the restart rejects each (counted on `/metrics`), recompiles
+/// and writes it back, and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_rejects_tampered_entries_after_a_restart_and_recompiles() {
+    let mock = mock().await;
+    let db = TestDb::create().await;
+    let owner =
+        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
+            .await;
+    let state = tempfile::tempdir().unwrap();
+    let options = Options { state_dir: Some(state.path().to_path_buf()), ..Options::default() };
+    let process = GatewayProcess::start(&mock.base_url(), &db.url, &options).await;
+    assert_eq!(post(&format!("{}/v1/chat/completions", process.url), &owner.key, &CHAT).await.status, 200);
+    assert_eq!(metric(&process.url, "xjp_plugin_cache_rejected_total").await, 0.0);
+    process.stop().await;
+
+    let cache = state.path().join("plugin-cache");
+    let openai = content_hash(&std::fs::read(common::plugin_file("openai")).unwrap());
+    let mut entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xjpc"))
+        .collect();
+    entries.sort();
+    assert!(
+        entries.iter().any(|p| p.file_name().unwrap().to_string_lossy().starts_with(&openai)),
+        "the openai entry was cached: {entries:?}"
+    );
+    let mut tampered = Vec::new();
+    for path in &entries {
+        let good = std::fs::read(path).unwrap();
+        let mut bad = good.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 0x40;
+        std::fs::write(path, &bad).unwrap();
+        tampered.push((good.len(), bad));
+    }
+
+    let process = GatewayProcess::start(&mock.base_url(), &db.url, &options).await;
+    let r = post(&format!("{}/v1/chat/completions", process.url), &owner.key, &CHAT).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rejected = metric(&process.url, "xjp_plugin_cache_rejected_total{reason=\"mac\"}").await;
+    assert_eq!(rejected, entries.len() as f64, "every tampered entry is rejected");
+    for (path, (len, bad)) in entries.iter().zip(&tampered) {
+        let now = std::fs::read(path).unwrap();
+        assert!(now != *bad && now.len() == *len, "{} was recompiled and written back", path.display());
+    }
+    process.stop().await;
 }

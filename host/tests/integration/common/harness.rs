@@ -101,6 +101,9 @@ pub struct Options {
     pub tenant_cap: usize,
     /// Lines added to `[billing]` (`enabled = false`, `spool_max_rows`, ...).
     pub billing_toml: String,
+    /// `[server] state_dir`; when set, the plugin cache is its default `<state_dir>/plugin-cache`
+    /// instead of the shared `target/plugin-cache`.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -121,6 +124,7 @@ impl Default for Options {
             auth_toml: String::new(),
             tenant_cap: 10_000,
             billing_toml: String::new(),
+            state_dir: None,
         }
     }
 }
@@ -138,12 +142,17 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let (redis_toml, prefix) = (&o.redis_toml, key_prefix());
     let (server, plugins, auth, tenant_cap) = (&o.server_toml, &o.plugins_toml, &o.auth_toml, o.tenant_cap);
     let billing = &o.billing_toml;
+    let (state_dir, cache_dir) = match &o.state_dir {
+        Some(state) => (format!("state_dir = \"{}\"", state.display()), String::new()),
+        None => (String::new(), format!("cache_dir = \"{cache_dir}\"")),
+    };
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 body_limit_bytes = 65536
 shutdown_grace_secs = {grace}
+{state_dir}
 {server}
 
 [database]
@@ -157,7 +166,7 @@ key_prefix = "{prefix}"
 
 [plugins]
 dir = "{plugin_dir}"
-cache_dir = "{cache_dir}"
+{cache_dir}
 {plugins}
 
 [auth]
