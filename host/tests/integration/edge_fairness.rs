@@ -1,8 +1,8 @@
 //! Fairness: one tenant's stalled streams, more of them than the plugin instance pool has,
 //! take only its own `[limits]` cap (429 beyond it) while another tenant keeps getting 200s
 //! (the real binary);
-//! an exhausted pool answers 503 in the client's format, never 500; plugin calls on large
-//! inputs run on the blocking pool.
+//! a `[limits.per_tenant]` override raises one tenant's cap; an exhausted pool answers 503
+//! in the client's format, never 500; plugin calls on large inputs run on the blocking pool.
 
 use crate::common;
 
@@ -100,6 +100,41 @@ async fn one_tenants_stalled_streams_take_only_its_own_cap() {
     assert_eq!(post(&format!("{base}/v1/chat/completions"), &owner.key, &CHAT).await.status, 429);
     assert_eq!(metric(base, "xjp_plugin_instance_unavailable_total").await, 0.0, "the pool was never exhausted");
     process.stop().await;
+}
+
+/// `n` streams opened at once with `key` (kept open, unread) and their statuses.
+async fn stream_statuses(base: &str, key: &str, n: usize) -> (Vec<hyper::Response<Incoming>>, Vec<u16>) {
+    let streams = open_streams(base, key, n).await;
+    let statuses = streams.iter().map(|r| r.status().as_u16()).collect();
+    (streams, statuses)
+}
+
+/// `[limits.per_tenant]` raises tenant B's cap to 6 above the default of 2 (its id spelled
+/// in upper case); tenant A keeps the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_per_tenant_override_raises_one_tenants_cap() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
+    let db = TestDb::create().await;
+    // This gateway makes tenant B (the one with the override) before the one under test starts.
+    let b = TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
+        .await;
+    let options = Options {
+        database_url: Some(db.url.clone()),
+        tenant_cap: 2,
+        extra_toml: format!("[limits.per_tenant]\n\"{}\" = 6\n", b.tenant.to_string().to_uppercase()),
+        ..Options::default()
+    };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let (_a_streams, a) = stream_statuses(&gw.url, &gw.key, 5).await;
+    let (_b_streams, b_got) = stream_statuses(&gw.url, &b.key, 8).await;
+    let ok = |s: &[u16]| s.iter().filter(|s| **s == 200).count();
+    assert_eq!((ok(&a), a.len() - ok(&a)), (2, 3), "tenant A has the default cap: {a:?}");
+    assert_eq!((ok(&b_got), b_got.len() - ok(&b_got)), (6, 2), "tenant B has its own cap: {b_got:?}");
+    assert!(a.iter().chain(&b_got).all(|s| [200, 429].contains(s)), "{a:?} {b_got:?}");
+    let r = post(&format!("{}/v1/chat/completions", gw.url), &b.key, &CHAT).await;
+    assert_eq!(r.status, 429);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("limit 6"), "{}", r.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
