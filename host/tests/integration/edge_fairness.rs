@@ -1,8 +1,8 @@
 //! Fairness: one tenant's stalled streams, more of them than the plugin instance pool has,
 //! take only its own `[limits]` cap (429 beyond it) while another tenant keeps getting 200s
-//! (the real binary);
-//! a `[limits.per_tenant]` override raises one tenant's cap; an exhausted pool answers 503
-//! in the client's format, never 500; plugin calls on large inputs run on the blocking pool.
+//! (the real binary); a `[limits.per_tenant]` override raises one tenant's cap; an exhausted
+//! pool answers 503 in the client's format, never 500; plugin calls on large inputs run on
+//! the blocking pool.
 
 use crate::common;
 
