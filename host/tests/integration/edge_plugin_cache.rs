@@ -2,6 +2,7 @@
 //! another plugin's artifact under this plugin's name, a foreign file or an entry written by
 //! another install is rejected (deleted, counted), recompiled, and the plugin still works —
 //! through `Plugin::load`, and across a restart of the real binary with a state directory.
+//! A secret others may read or a cache directory others may write turns the cache off.
 
 use crate::common;
 
@@ -17,10 +18,19 @@ use std::sync::Arc;
 use xjp_gateway::plugins::cache::{ComponentCache, SECRET_FILE, content_hash};
 use xjp_gateway::plugins::{ApiFormat, Plugin, PluginEngine};
 
-fn rejected(reason: &str) -> f64 {
+/// A counter of this test process, by its `reason`.
+fn counted(name: &str, reason: &str) -> f64 {
     let text = xjp_gateway::ops::install_metrics().render();
-    let prefix = format!("xjp_plugin_cache_rejected_total{{reason=\"{reason}\"}}");
+    let prefix = format!("{name}{{reason=\"{reason}\"}}");
     text.lines().find(|l| l.starts_with(&prefix)).and_then(|l| l.rsplit_once(' ')?.1.parse().ok()).unwrap_or(0.0)
+}
+
+fn rejected(reason: &str) -> f64 {
+    counted("xjp_plugin_cache_rejected_total", reason)
+}
+
+fn disabled(reason: &str) -> f64 {
+    counted("xjp_plugin_cache_disabled_total", reason)
 }
 
 /// Loads `name` through a cache in `dir` (a new cache each time, as a restart would).
@@ -95,6 +105,7 @@ fn tampered_entries_are_rejected_and_recompiled() {
 
 #[test]
 fn a_secret_others_can_read_turns_the_cache_off() {
+    xjp_gateway::ops::install_metrics();
     let engine = common::engine();
     let dir = tempfile::tempdir().unwrap();
     load(&engine, dir.path(), "openai");
@@ -103,6 +114,19 @@ fn a_secret_others_can_read_turns_the_cache_off() {
     std::fs::remove_file(&openai).unwrap();
     works(&load(&engine, dir.path(), "openai"));
     assert!(!openai.exists(), "nothing is cached (or loaded) with a secret others may know");
+    assert_eq!(disabled("secret_mode"), 1.0);
+}
+
+#[test]
+fn a_cache_directory_group_or_others_may_write_turns_the_cache_off() {
+    xjp_gateway::ops::install_metrics();
+    let engine = common::engine();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o775)).unwrap();
+    works(&load(&engine, dir.path(), "openai"));
+    assert!(!entry(&engine, dir.path(), "openai").exists(), "nothing is cached in a directory others may write");
+    assert!(!dir.path().join(SECRET_FILE).exists(), "no secret is made there either");
+    assert_eq!(disabled("directory_mode"), 1.0);
 }
 
 /// The real binary keeps its cache under `<state_dir>/plugin-cache`: after a stop, every
