@@ -64,7 +64,7 @@ async fn streams_beyond_the_limit_are_refused_while_the_allowed_ones_are_served(
             refused.insert(frame.stream);
         }
     }
-    assert_eq!(refused, streams[4..].iter().copied().collect(), "the six beyond the limit are refused");
+    assert_eq!(refused, streams[4..].iter().copied().collect::<BTreeSet<_>>(), "the six beyond the limit are refused");
 
     // The four allowed ones get their bodies and are answered.
     for s in &streams[..4] {
