@@ -56,13 +56,15 @@ async fn other_tenant(gw: &Gateway) -> String {
     key
 }
 
-/// The real binary with a plugin pool of 16 instances: tenant A opens 24 never-read
-/// streams (more than the pool holds; without the cap they would take it all and B would
-/// get 503s), runs its cap of 4, and tenant B keeps getting 200s.
+/// The real binary with a plugin pool of 24 instances (fewer in practice: a plugin
+/// component needs more core instances than the two per instance the engine's pool
+/// reserves, and the six plugins keep idle ones): tenant A opens 30 never-read streams (more than the pool holds; without the
+/// cap they would take it all and B would get 503s), runs its cap of 4, and tenant B keeps
+/// getting 200s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_tenants_stalled_streams_take_only_its_own_cap() {
-    const POOL: usize = 16;
-    const A_STREAMS: usize = 24;
+    const POOL: usize = 24;
+    const A_STREAMS: usize = 30;
     let mock = mock().await;
     // About 10 s per stream.
     mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
