@@ -41,7 +41,10 @@ pub fn is_admin(gw: &Gateway, headers: &hyper::HeaderMap) -> bool {
 /// The JSON request body (empty means `{}`). Its strings go to Postgres text columns,
 /// which cannot hold a NUL character: a body with one is refused here (400), not by the
 /// database (which would read as an outage, 503).
-pub(crate) async fn json_body<T: for<'de> Deserialize<'de>>(gw: &Gateway, req: Request<Incoming>) -> Result<T, ApiError> {
+pub(crate) async fn json_body<T: for<'de> Deserialize<'de>>(
+    gw: &Gateway,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
     let bytes = read_body(gw, req, ADMIN_BODY_LIMIT).await?;
     let bytes = if bytes.is_empty() { bytes::Bytes::from_static(b"{}") } else { bytes };
     let parsed = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;

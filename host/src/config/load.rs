@@ -139,7 +139,10 @@ mod tests {
             for key in commented {
                 assert!(fields.contains(key), "[{table}] has no key {key}");
                 let shown = [format!("# {key} = "), format!("# [{table}.{key}]")];
-                assert!(shown.iter().any(|s| text.contains(s.as_str())), "config/gateway.toml: [{table}] {key} not shown");
+                assert!(
+                    shown.iter().any(|s| text.contains(s.as_str())),
+                    "config/gateway.toml: [{table}] {key} not shown"
+                );
             }
         }
         let c = load_file(&path).unwrap();

@@ -13,12 +13,12 @@
 //! uid, or a cache directory that group or others may write, disables the cache (compile
 //! every time; logged and counted in `xjp_plugin_cache_disabled_total{reason}`).
 
+use super::cache_secret::read_or_create_secret;
 use super::engine::PluginEngine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use super::cache_secret::read_or_create_secret;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -119,8 +119,9 @@ async fn a_per_tenant_override_raises_one_tenants_cap() {
     mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
     let db = TestDb::create().await;
     // This gateway makes tenant B (the one with the override) before the one under test starts.
-    let b = TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
-        .await;
+    let b =
+        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
+            .await;
     let options = Options {
         database_url: Some(db.url.clone()),
         tenant_cap: 2,

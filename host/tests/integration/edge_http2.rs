@@ -86,7 +86,8 @@ async fn a_header_list_over_the_limit_gets_431_and_reaches_no_provider() {
     let options = Options { server_toml: "http2_max_header_list_bytes = 4096".into(), ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let tcp = tokio::net::TcpStream::connect(gw.url.trim_start_matches("http://")).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(conn);
     let url = format!("{}/v1/chat/completions", gw.url);
     let auth = format!("Bearer {}", gw.key);

@@ -84,7 +84,13 @@ fn assert_billed(rows: &[(String, String, i64)], n: usize) {
     }
 }
 
-pub(crate) async fn call(base: &str, path_and_query: &str, id: &str, auth: Option<(&str, String)>, body: &str) -> Reply {
+pub(crate) async fn call(
+    base: &str,
+    path_and_query: &str,
+    id: &str,
+    auth: Option<(&str, String)>,
+    body: &str,
+) -> Reply {
     let mut headers = noisy_headers();
     headers.push(("x-request-id", id.to_string()));
     headers.extend(auth);
