@@ -47,7 +47,7 @@ fn amount(c: &NewCredit) -> Result<i64, &'static str> {
 
 /// `POST /admin/tenants/{id}/topups` and `.../adjustments`.
 pub async fn credit(gw: &Gateway, tenant: Uuid, kind: CreditKind, req: Request<Incoming>) -> ApiResult {
-    let body: NewCredit = json_body(req).await?;
+    let body: NewCredit = json_body(gw, req).await?;
     let amount_nano = amount(&body).map_err(|m| ApiError::BadRequest(m.into()))?;
     if body.id.trim().is_empty() || body.id.len() > 200 {
         return Err(ApiError::BadRequest("`id` must be 1 to 200 characters".into()));

@@ -17,7 +17,17 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 /// Admin request bodies are small.
-const ADMIN_BODY_LIMIT: usize = 64 << 10;
+pub const ADMIN_BODY_LIMIT: usize = 64 << 10;
+/// `/internal/billing/quote` takes a whole exchange (a request and its response).
+pub const QUOTE_BODY_LIMIT: usize = 16 << 20;
+
+/// The request body, within `limit` bytes and the server's body-read timeout (as the
+/// proxy's: 413 / 408).
+async fn read_body(gw: &Gateway, req: Request<Incoming>, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    let secs = gw.settings.load().config.server.body_read_timeout_secs;
+    let (parts, body) = req.into_parts();
+    Ok(crate::proxy::accept::read_body_within(&parts.headers, body, limit, secs).await?)
+}
 
 /// Checks the admin token in constant time (comparing digests, so length leaks nothing).
 pub fn is_admin(gw: &Gateway, headers: &hyper::HeaderMap) -> bool {
@@ -31,9 +41,11 @@ pub fn is_admin(gw: &Gateway, headers: &hyper::HeaderMap) -> bool {
 /// The JSON request body (empty means `{}`). Its strings go to Postgres text columns,
 /// which cannot hold a NUL character: a body with one is refused here (400), not by the
 /// database (which would read as an outage, 503).
-pub(crate) async fn json_body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, ApiError> {
-    let (parts, body) = req.into_parts();
-    let bytes = crate::proxy::accept::read_body(&parts.headers, body, ADMIN_BODY_LIMIT).await?;
+pub(crate) async fn json_body<T: for<'de> Deserialize<'de>>(
+    gw: &Gateway,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let bytes = read_body(gw, req, ADMIN_BODY_LIMIT).await?;
     let bytes = if bytes.is_empty() { bytes::Bytes::from_static(b"{}") } else { bytes };
     let parsed = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     if serde_json::from_slice(&bytes).is_ok_and(|v| holds_nul(&v)) {
@@ -90,9 +102,7 @@ async fn route(gw: &Gateway, req: Request<Incoming>) -> ApiResult {
     match (&method, segments.as_slice()) {
         (&Method::GET, ["internal", "plugins"]) => plugins(gw),
         (&Method::POST, ["internal", "billing", "quote"]) => {
-            let (parts, body) = req.into_parts();
-            let bytes = crate::proxy::accept::read_body(&parts.headers, body, 16 << 20).await?;
-            reports::quote::handle(gw, bytes).await
+            reports::quote::handle(gw, read_body(gw, req, QUOTE_BODY_LIMIT).await?).await
         }
         (&Method::GET, ["internal", "billing", "transactions"]) => {
             reports::transactions::list(&gw.db, query, reports::transactions::Scope::Admin).await
@@ -123,7 +133,7 @@ fn plugins(gw: &Gateway) -> ApiResult {
 }
 
 async fn create_tenant(gw: &Gateway, req: Request<Incoming>) -> ApiResult {
-    let body: NewTenant = json_body(req).await?;
+    let body: NewTenant = json_body(gw, req).await?;
     if body.name.trim().is_empty() {
         return Err(ApiError::BadRequest("`name` must not be empty".into()));
     }
@@ -140,7 +150,7 @@ pub(crate) async fn known_tenant(gw: &Gateway, tenant: Uuid) -> Result<(), ApiEr
 }
 
 async fn create_key(gw: &Gateway, tenant: Uuid, req: Request<Incoming>) -> ApiResult {
-    let body: NewKey = json_body(req).await?;
+    let body: NewKey = json_body(gw, req).await?;
     known_tenant(gw, tenant).await?;
     let (row, plaintext) = keys::create(&gw.db, tenant, body.name.as_deref()).await?;
     let mut v = json!(row);

@@ -88,9 +88,63 @@ mod tests {
         assert!(e.contains("models[0] (m).price.input: `abc`"), "{e}");
     }
 
+    /// The field names a config table declares (serde hands them to `deserialize_struct`).
+    fn fields_of<T: for<'de> serde::Deserialize<'de>>() -> &'static [&'static str] {
+        use serde::de::{Error, Visitor, value};
+        struct Probe(std::cell::Cell<&'static [&'static str]>);
+        impl<'de> serde::Deserializer<'de> for &Probe {
+            type Error = value::Error;
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, value::Error> {
+                self.0.set(fields);
+                Err(value::Error::custom("fields read"))
+            }
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, value::Error> {
+                Err(value::Error::custom("not a table"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+                unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        let probe = Probe(std::cell::Cell::new(&[]));
+        let _ = T::deserialize(&probe);
+        probe.0.get()
+    }
+
     #[test]
     fn the_example_config_shows_every_limit_at_its_default() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Every key is written out (a deleted one would still parse, to its default); the
+        // ones without a default value are shown commented out.
+        let raw: toml::Table = text.parse().unwrap();
+        let tables = [
+            ("server", fields_of::<crate::config::ServerConfig>(), &["admin_listen", "state_dir"][..]),
+            ("limits", fields_of::<crate::config::LimitsConfig>(), &["per_tenant"]),
+            ("auth", fields_of::<crate::config::AuthConfig>(), &[]),
+            ("streaming", fields_of::<crate::config::StreamingConfig>(), &[]),
+            ("plugins", fields_of::<crate::config::PluginsConfig>(), &["cache_dir"]),
+        ];
+        for (table, fields, commented) in tables {
+            assert!(fields.len() >= 2, "[{table}]: {fields:?}");
+            let written = raw.get(table).and_then(|t| t.as_table()).unwrap_or_else(|| panic!("[{table}] is a table"));
+            for key in fields.iter().filter(|k| !commented.contains(*k)) {
+                assert!(written.contains_key(*key), "config/gateway.toml: [{table}] {key} is missing");
+            }
+            for key in commented {
+                assert!(fields.contains(key), "[{table}] has no key {key}");
+                let shown = [format!("# {key} = "), format!("# [{table}.{key}]")];
+                assert!(
+                    shown.iter().any(|s| text.contains(s.as_str())),
+                    "config/gateway.toml: [{table}] {key} not shown"
+                );
+            }
+        }
         let c = load_file(&path).unwrap();
         // `state_dir` defaults to the config file's directory, resolved at load.
         let server = crate::config::ServerConfig { state_dir: None, ..c.server.clone() };

@@ -67,10 +67,12 @@ pub struct ServerConfig {
     /// file's directory. In a container: a volume such as `/var/lib/xjp`, so the root file
     /// system can be read-only.
     pub state_dir: Option<PathBuf>,
-    /// A request head (request line and headers) must arrive within this; an HTTP/1.1
-    /// connection waiting for its next request is bounded by it too.
+    /// A request head (request line and headers) must arrive within this: a new
+    /// connection's first one from its start (whatever it sends, before the protocol is
+    /// known), and an HTTP/1.1 connection's next one.
     pub header_read_timeout_secs: u64,
-    /// A connection with no request in flight for this long is closed (HTTP/1.1 and h2).
+    /// A connection that served a request and has none in flight for this long is closed
+    /// (HTTP/1.1 and h2).
     pub idle_timeout_secs: u64,
     /// The whole request body must arrive within this (408 otherwise).
     pub body_read_timeout_secs: u64,

@@ -9,14 +9,17 @@
 //! artifact under this name or a file written by anyone without the secret fails the check.
 //! A failing entry is deleted, counted (`xjp_plugin_cache_rejected_total{reason}`) and
 //! recompiled. Entries are written atomically (a temporary file, then a rename). A secret
-//! that cannot be created or is readable by others disables the cache (compile every time).
+//! that cannot be created, is readable by others or is not owned by the process's effective
+//! uid, or a cache directory that group or others may write, disables the cache (compile
+//! every time; logged and counted in `xjp_plugin_cache_disabled_total{reason}`).
 
+use super::cache_secret::read_or_create_secret;
 use super::engine::PluginEngine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use wasmtime::component::Component;
@@ -29,8 +32,7 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// The start of every entry (the format's version is its last byte).
 const MAGIC: &[u8; 8] = b"XJPCWSM1";
 const MAC_LEN: usize = 32;
-/// The per-install secret, in the cache directory.
-pub const SECRET_FILE: &str = "cache.key";
+pub use super::cache_secret::{SECRET_FILE, SecretError};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -85,6 +87,7 @@ impl ComponentCache {
                 let dir = self.dir.as_ref()?;
                 read_or_create_secret(dir)
                     .map_err(|e| {
+                        metrics::counter!("xjp_plugin_cache_disabled_total", "reason" => e.reason()).increment(1);
                         tracing::error!(dir = %dir.display(), error = %e, "plugin cache disabled: no usable secret");
                     })
                     .ok()
@@ -164,37 +167,6 @@ fn reject(path: &Path, reason: &'static str, detail: &str) {
     }
 }
 
-/// The install's secret: read, or created atomically (a complete file appears at once, so
-/// concurrent processes agree on one). Refused when others may read or write it.
-fn read_or_create_secret(dir: &Path) -> std::io::Result<[u8; 32]> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let path = dir.join(SECRET_FILE);
-    if std::fs::symlink_metadata(&path).is_err() {
-        let key: [u8; 32] = rand::random();
-        let tmp = dir.join(format!(".{SECRET_FILE}.tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(&key)?;
-        f.sync_all()?;
-        // A hard link fails if another process created the secret first: theirs is used.
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        if let Err(e) = linked
-            && e.kind() != std::io::ErrorKind::AlreadyExists
-        {
-            return Err(e);
-        }
-    }
-    let meta = std::fs::symlink_metadata(&path)?;
-    if !meta.file_type().is_file() || meta.permissions().mode() & 0o077 != 0 {
-        return Err(std::io::Error::other(format!(
-            "{} must be a regular file readable by its owner only (mode 0600)",
-            path.display()
-        )));
-    }
-    let bytes = std::fs::read(&path)?;
-    bytes.try_into().map_err(|_| std::io::Error::other(format!("{} is not 32 bytes", path.display())))
-}
-
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -233,16 +205,5 @@ mod tests {
         *flipped.last_mut().unwrap() ^= 1;
         assert_eq!(verify(&key, "aa", "e1", &flipped), Err("mac"));
         assert_eq!(verify(&key, "aa", "e1", b"\x7fELF"), Err("format"));
-    }
-
-    #[test]
-    fn the_secret_is_created_once_and_private() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = read_or_create_secret(dir.path()).unwrap();
-        assert_eq!(read_or_create_secret(dir.path()).unwrap(), a);
-        let path = dir.path().join(SECRET_FILE);
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(read_or_create_secret(dir.path()).is_err(), "a secret others can read is refused");
     }
 }

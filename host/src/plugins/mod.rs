@@ -7,6 +7,7 @@
 
 pub mod bindings;
 pub mod cache;
+mod cache_secret;
 pub mod convert;
 pub mod engine;
 pub mod error;

@@ -1,4 +1,5 @@
-//! Phase 1, accept: request id and the size-limited request body.
+//! Phase 1, accept: request id and the size- and time-limited request body (the admin
+//! endpoints read theirs the same way).
 
 use crate::api::GatewayError;
 use bytes::Bytes;
@@ -52,8 +53,20 @@ pub fn valid_model(model: String) -> Result<String, GatewayError> {
     Ok(model)
 }
 
+/// Reads the whole request body within `[server] body_read_timeout_secs` (`secs`; 408
+/// after it), refusing more than `limit` bytes (413).
+pub async fn read_body_within<B>(headers: &HeaderMap, body: B, limit: usize, secs: u64) -> Result<Bytes, GatewayError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    tokio::time::timeout(std::time::Duration::from_secs(secs), read_body(headers, body, limit))
+        .await
+        .map_err(|_| GatewayError::BodyReadTimeout { secs })?
+}
+
 /// Reads the whole request body, refusing more than `limit` bytes.
-pub async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, GatewayError>
+async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, GatewayError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,

@@ -69,4 +69,23 @@ mod tests {
         assert!(slots.running.lock().is_empty(), "no entry left for idle tenants");
         assert!(slots.take(a, 2).is_ok());
     }
+
+    #[test]
+    fn a_per_tenant_override_replaces_the_default_cap_for_that_tenant_only() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        // Spelled in upper case: ids compare as UUIDs, not as text.
+        let text = format!(
+            "[limits]\nmax_concurrent_per_tenant = 2\n[limits.per_tenant]\n\"{}\" = 5\n",
+            b.to_string().to_uppercase()
+        );
+        let config = crate::config::parse(&text, std::path::Path::new("/etc/xjp/gateway.toml")).unwrap();
+        let (cap_a, cap_b) = (config.limits.tenant_cap(&a), config.limits.tenant_cap(&b));
+        assert_eq!((cap_a, cap_b), (2, 5));
+        let slots = Arc::new(TenantSlots::default());
+        let held_a: Vec<_> = (0..2).map(|_| slots.take(a, cap_a).unwrap()).collect();
+        assert!(matches!(slots.take(a, cap_a), Err(GatewayError::TenantBusy { limit: 2 })));
+        let held_b: Vec<_> = (0..5).map(|_| slots.take(b, cap_b).unwrap()).collect();
+        assert!(matches!(slots.take(b, cap_b), Err(GatewayError::TenantBusy { limit: 5 })));
+        assert_eq!((held_a.len(), held_b.len()), (slots.running(&a), slots.running(&b)));
+    }
 }

@@ -170,9 +170,7 @@ async fn accept_and_run(
     };
     // Held until the request ends (a stream's relay and drain included).
     let slot = proxy.tenants.take(caller.tenant_id, cap)?;
-    let raw = tokio::time::timeout(Duration::from_secs(secs), accept::read_body(&parts.headers, body, limit))
-        .await
-        .map_err(|_| GatewayError::BodyReadTimeout { secs })??;
+    let raw = accept::read_body_within(&parts.headers, body, limit, secs).await?;
     let client = ClientRequest::parse(&raw)?;
     let (model, stream) = match &endpoint {
         Endpoint::Gemini { model, stream } => (model.clone(), *stream),

@@ -1,5 +1,10 @@
 //! One client connection: the HTTP/1.1 and h2 limits of `[server]`, what it has in flight
 //! (for its idle timeout), and its part in graceful shutdown.
+//!
+//! Until its first request head has arrived, a connection lives at most the header-read
+//! timeout (or the idle timeout when shorter): hyper-util's `auto` reads the first bytes to
+//! tell HTTP/1.1 from h2 without a timer, so a client that sends nothing, or an h2 preface
+//! byte by byte, is bounded here.
 
 use super::router::{self, Listener};
 use crate::api::Body;
@@ -12,7 +17,7 @@ use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -53,6 +58,7 @@ impl Connection {
         let Connection { gw, role, permit, mut stopped } = self;
         let server = gw.settings.load().config.server.clone();
         let idle_timeout = Duration::from_secs(server.idle_timeout_secs);
+        let first_head_timeout = Duration::from_secs(server.header_read_timeout_secs).min(idle_timeout);
         let activity = Arc::new(Activity::new());
         let service = {
             let activity = activity.clone();
@@ -73,7 +79,7 @@ impl Connection {
         // Set once the connection was asked to close: it must be gone by then.
         let mut closing: Option<Instant> = None;
         loop {
-            let idle_check = activity.idle_since() + idle_timeout;
+            let idle_check = activity.deadline(first_head_timeout, idle_timeout);
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
@@ -87,8 +93,9 @@ impl Connection {
                     closing = Some(Instant::now() + Duration::from_secs(24 * 3600));
                 }
                 () = tokio::time::sleep_until(idle_check), if closing.is_none() => {
-                    if activity.is_idle() && activity.idle_since() + idle_timeout <= Instant::now() {
-                        metrics::counter!("xjp_connections_idle_closed_total").increment(1);
+                    if activity.is_idle() && activity.deadline(first_head_timeout, idle_timeout) <= Instant::now() {
+                        let why = if activity.seen_request() { "idle" } else { "no_request_head" };
+                        metrics::counter!("xjp_connections_idle_closed_total", "reason" => why).increment(1);
                         conn.as_mut().graceful_shutdown();
                         closing = Some(Instant::now() + CLOSE_WAIT);
                     }
@@ -104,13 +111,29 @@ impl Connection {
 /// What a connection has in flight: requests whose response has not been sent (or dropped).
 struct Activity {
     in_flight: AtomicUsize,
+    /// Set when the first request head has arrived (its handler started).
+    seen_request: AtomicBool,
     /// When the last request ended (or the connection opened); read only when idle.
     idle_since: Mutex<Instant>,
 }
 
 impl Activity {
     fn new() -> Self {
-        Activity { in_flight: AtomicUsize::new(0), idle_since: Mutex::new(Instant::now()) }
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            seen_request: AtomicBool::new(false),
+            idle_since: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn seen_request(&self) -> bool {
+        self.seen_request.load(Ordering::SeqCst)
+    }
+
+    /// When the connection, if still idle, is to be closed: `first_head` after it opened
+    /// while no request head has arrived, else `idle` after its last request ended.
+    fn deadline(&self, first_head: Duration, idle: Duration) -> Instant {
+        self.idle_since() + if self.seen_request() { idle } else { first_head }
     }
 
     fn is_idle(&self) -> bool {
@@ -128,6 +151,7 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn start(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::SeqCst);
+        activity.seen_request.store(true, Ordering::SeqCst);
         InFlight(activity.clone())
     }
 }

@@ -2,7 +2,8 @@
 //! HTTP/1.1 keep-alive and h2c, the connection limits of `[server]`, graceful shutdown.
 //!
 //! What a connection may hold: its request head must arrive within the header-read timeout
-//! (an HTTP/1.1 connection waiting for its next request too), a connection with nothing in
+//! (its first one counted from the connection's start, whatever it sends; an HTTP/1.1
+//! connection waiting for its next request too), a connection with nothing in
 //! flight is closed after the idle timeout, heads and h2 header lists are bounded, h2
 //! streams per connection are capped, and at most `max_connections` are served at once per
 //! listener — the next ones wait in the listen backlog until one closes, while the open ones

@@ -173,3 +173,32 @@ async fn readyz_follows_redis_without_a_connection_per_probe() {
     }
     drop(redis);
 }
+
+/// The admin endpoints read their bodies under the proxy's body-read timeout: a body that
+/// stops arriving gets 408 after `body_read_timeout_secs`, on the small JSON endpoints and
+/// on the 16 MiB quote endpoint alike; a body that arrives is served.
+#[tokio::test]
+async fn admin_bodies_that_do_not_arrive_in_time_get_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = mock().await;
+    let options = Options { server_toml: "body_read_timeout_secs = 1".into(), ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    for path in ["/admin/tenants", "/internal/billing/quote", &format!("/admin/tenants/{}/topups", gw.tenant)] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
+             content-type: application/json\r\ncontent-length: 500\r\n\r\n{{\"name\":"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut answer)).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer:?}");
+        assert!(answer.contains("request body not received within 1 s"), "{path}: {answer}");
+        let took = started.elapsed();
+        assert!((Duration::from_millis(900)..Duration::from_secs(3)).contains(&took), "{path}: {took:?}");
+    }
+    let r = admin_call("POST", &format!("{}/admin/tenants", gw.url), r#"{"name":"on time"}"#).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}

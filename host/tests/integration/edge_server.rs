@@ -1,5 +1,6 @@
-//! The server's limits (`[server]`): slow and idle connections closed by the header-read and
-//! idle timeouts while requests still answer (the real binary, 2,000 connections), the
+//! The server's limits (`[server]`): slow-header, silent and byte-by-byte h2-preface
+//! connections closed by the header-read timeout while requests still answer (the real
+//! binary, 2,000 connections), an answered keep-alive connection by the idle timeout, the
 //! connection cap (new connections wait, open ones are served), the body-read timeout (408),
 //! the head size limit (431), the accept back-off when file descriptors run out, and the
 //! admin listener.
@@ -38,13 +39,20 @@ async fn healthz_on(stream: &mut TcpStream, within: Duration) -> Option<String> 
     read_until(stream, r#"{"status":"ok"}"#, within).await
 }
 
-/// Sends one byte of a request head every `every` until the server closes the connection;
+/// An HTTP/1.1 head that never ends (a slow-header client's).
+fn slow_head() -> Vec<u8> {
+    format!("POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-slow: {}", "a".repeat(200)).into_bytes()
+}
+
+/// The h2 client preface: sent byte by byte, hyper-util's `auto` cannot yet tell the version.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Sends one byte of `head` (cycled) every `every` until the server closes the connection;
 /// returns how long that took (`None`: still open after `give_up`).
-async fn trickle(mut stream: TcpStream, every: Duration, give_up: Duration) -> Option<Duration> {
-    let head = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-slow: {}", "a".repeat(200));
+async fn trickle(mut stream: TcpStream, head: Vec<u8>, every: Duration, give_up: Duration) -> Option<Duration> {
     let started = Instant::now();
     let mut buf = [0u8; 1024];
-    for byte in head.as_bytes().iter().cycle() {
+    for byte in head.iter().cycle() {
         if started.elapsed() > give_up {
             return None;
         }
@@ -64,38 +72,62 @@ async fn trickle(mut stream: TcpStream, every: Duration, give_up: Duration) -> O
     unreachable!("the head cycles forever")
 }
 
+/// How long each connection of a group lived: all must have been closed by the 3 s
+/// header-read timeout (after it, and well before the 60 s idle timeout).
+async fn closed_by_the_header_timeout(group: &str, tasks: Vec<tokio::task::JoinHandle<Option<Duration>>>) {
+    let mut lived = Vec::new();
+    for task in tasks {
+        lived.push(task.await.unwrap().unwrap_or_else(|| panic!("a {group} connection was never closed")));
+    }
+    let (first, last) = (lived.iter().min().unwrap(), lived.iter().max().unwrap());
+    println!("{} {group} connections closed after {first:?} .. {last:?}", lived.len());
+    assert!(*first >= Duration::from_millis(2_500), "a {group} connection closed before the 3 s timeout: {first:?}");
+    assert!(*last < Duration::from_secs(10), "the header-read timeout let a {group} connection live {last:?}");
+}
+
+/// The public port's slow and silent clients: with the idle timeout at 60 s only the 3 s
+/// header-read timeout can close them within the test — slow HTTP/1.1 heads, connections
+/// that never send a byte, and h2 prefaces sent a byte a second (the last two before
+/// hyper-util has picked a protocol, so no hyper timer runs for them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn slow_and_idle_connections_are_closed_while_requests_still_answer() {
+async fn slow_and_silent_connections_are_closed_by_the_header_timeout_while_requests_still_answer() {
     const SLOW: usize = 2_000;
     const SILENT: usize = 50;
+    const H2_SLOW: usize = 20;
     let mock = mock().await;
     let db = TestDb::create().await;
     let owner =
         TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
             .await;
     let options = Options {
-        server_toml: "header_read_timeout_secs = 3\nidle_timeout_secs = 3\nmax_connections = 5000".into(),
+        server_toml: "header_read_timeout_secs = 3\nidle_timeout_secs = 60\nmax_connections = 5000".into(),
         ..Options::default()
     };
     let process = GatewayProcess::start(&mock.base_url(), &db.url, &options).await;
     let addr = process.url.trim_start_matches("http://").to_string();
+    let (every, give_up) = (Duration::from_secs(1), Duration::from_secs(20));
 
     let opened = Instant::now();
     let mut slow = Vec::new();
     for _ in 0..SLOW {
         let stream = TcpStream::connect(&addr).await.expect("connect");
-        slow.push(tokio::spawn(trickle(stream, Duration::from_millis(1_000), Duration::from_secs(20))));
+        slow.push(tokio::spawn(trickle(stream, slow_head(), every, give_up)));
     }
     let mut silent = Vec::new();
     for _ in 0..SILENT {
         let mut stream = TcpStream::connect(&addr).await.expect("connect");
         silent.push(tokio::spawn(async move {
             let started = Instant::now();
-            read_until(&mut stream, "never", Duration::from_secs(20)).await;
-            started.elapsed()
+            let _ = tokio::time::timeout(give_up, stream.read(&mut [0u8; 64])).await.ok()?;
+            Some(started.elapsed())
         }));
     }
-    let opening = opened.elapsed();
+    let mut h2_slow = Vec::new();
+    for _ in 0..H2_SLOW {
+        let stream = TcpStream::connect(&addr).await.expect("connect");
+        h2_slow.push(tokio::spawn(trickle(stream, H2_PREFACE.to_vec(), every, give_up)));
+    }
+    println!("{} connections opened in {:?}", SLOW + SILENT + H2_SLOW, opened.elapsed());
 
     // While they trickle, normal requests answer quickly.
     let mut worst = Duration::ZERO;
@@ -107,26 +139,32 @@ async fn slow_and_idle_connections_are_closed_while_requests_still_answer() {
         worst = worst.max(t.elapsed());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    println!("worst request next to them: {worst:?}");
     assert!(worst < Duration::from_secs(2), "a request took {worst:?} next to {SLOW} slow connections");
 
-    let mut closed_after = Vec::new();
-    for task in slow {
-        closed_after.push(task.await.unwrap().expect("a slow connection was never closed"));
-    }
-    for task in silent {
-        let after = task.await.unwrap();
-        assert!(after < Duration::from_secs(10), "a silent connection stayed open {after:?}");
-        closed_after.push(after);
-    }
-    let (first, last) = (closed_after.iter().min().unwrap(), closed_after.iter().max().unwrap());
-    println!(
-        "{SLOW} slow + {SILENT} silent connections opened in {opening:?}; closed after {first:?} .. {last:?}; worst request {worst:?}"
-    );
-    assert!(*first >= Duration::from_millis(2_500), "closed before the 3 s timeout: {first:?}");
-    assert!(*last < Duration::from_secs(10), "the timeout let one live {last:?}");
+    closed_by_the_header_timeout("slow-header", slow).await;
+    closed_by_the_header_timeout("silent", silent).await;
+    closed_by_the_header_timeout("h2-preface", h2_slow).await;
     // And the gateway still serves.
     assert_eq!(post(&url, &owner.key, &CHAT).await.status, 200);
     process.stop().await;
+}
+
+/// A keep-alive connection whose request was answered is closed by the idle timeout, not by
+/// the header-read timeout (that one bounds only the first head).
+#[tokio::test]
+async fn an_answered_keep_alive_connection_lives_until_the_idle_timeout() {
+    let mock = mock().await;
+    let options =
+        Options { server_toml: "header_read_timeout_secs = 30\nidle_timeout_secs = 2".into(), ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    assert!(healthz_on(&mut s, Duration::from_secs(5)).await.is_some());
+    let started = Instant::now();
+    assert_eq!(read_until(&mut s, "never", Duration::from_secs(10)).await, None);
+    let lived = started.elapsed();
+    assert!((Duration::from_millis(1_500)..Duration::from_secs(5)).contains(&lived), "idle for {lived:?}");
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@ mod billing_off;
 mod config_docs;
 mod edge_auth;
 mod edge_fairness;
+mod edge_http2;
+mod edge_leaks;
 mod edge_plugin_cache;
 mod edge_server;
 mod graceful_shutdown;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use xjp_mock_upstream::{RecordedRequest, Scenario};
 
 /// Provider-account, field-selection and client-description headers a client may try.
-fn noisy_headers() -> Vec<(&'static str, String)> {
+pub(crate) fn noisy_headers() -> Vec<(&'static str, String)> {
     let big = "v".repeat(3 * 1024);
     let beta_junk = (0..150).map(|i| format!("junk-{i}")).collect::<Vec<_>>().join(", ");
     vec![
@@ -54,7 +54,7 @@ fn header_names(req: &RecordedRequest) -> Vec<&str> {
 }
 
 /// Every request the mock saw carries only gateway headers and `extra`, and no key.
-fn assert_clean(received: &[RecordedRequest], key: &str, extra: &[&str]) {
+pub(crate) fn assert_clean(received: &[RecordedRequest], key: &str, extra: &[&str]) {
     for req in received {
         let names = header_names(req);
         for name in &names {
@@ -84,12 +84,18 @@ fn assert_billed(rows: &[(String, String, i64)], n: usize) {
     }
 }
 
-async fn call(gw: &TestGateway, path_and_query: &str, id: &str, auth: Option<(&str, String)>, body: &str) -> Reply {
+pub(crate) async fn call(
+    base: &str,
+    path_and_query: &str,
+    id: &str,
+    auth: Option<(&str, String)>,
+    body: &str,
+) -> Reply {
     let mut headers = noisy_headers();
     headers.push(("x-request-id", id.to_string()));
     headers.extend(auth);
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let r = send("POST", &format!("{}{path_and_query}", gw.url), &headers, body.to_string()).await;
+    let r = send("POST", &format!("{base}{path_and_query}"), &headers, body.to_string()).await;
     assert_eq!(r.status, 200, "{path_and_query}: {}", r.text());
     r
 }
@@ -100,7 +106,7 @@ async fn only_allowed_headers_reach_openai_and_anthropic() {
     let gw = TestGateway::start(&mock.base_url()).await;
     let bearer = Some(("authorization", format!("Bearer {}", gw.key)));
     let chat = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
-    let r = call(&gw, "/v1/chat/completions?trace=1&k%65y=XJP_x", "oa-1", bearer.clone(), chat).await;
+    let r = call(&gw.url, "/v1/chat/completions?trace=1&k%65y=XJP_x", "oa-1", bearer.clone(), chat).await;
     assert_eq!(r.body, std::fs::read(fixture("openai/chat_basic.json")).unwrap(), "usage comes back unchanged");
     let openai = mock.take_requests();
     assert_clean(&openai, &gw.key, &[]);
@@ -109,9 +115,9 @@ async fn only_allowed_headers_reach_openai_and_anthropic() {
 
     let messages = r#"{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}"#;
     let api_key = Some(("x-api-key", gw.key.clone()));
-    call(&gw, "/v1/messages", "an-1", api_key.clone(), messages).await;
+    call(&gw.url, "/v1/messages", "an-1", api_key.clone(), messages).await;
     let streamed = messages.replace(r#""max_tokens":50"#, r#""max_tokens":50,"stream":true"#);
-    let r = call(&gw, "/v1/messages", "an-2", api_key, &streamed).await;
+    let r = call(&gw.url, "/v1/messages", "an-2", api_key, &streamed).await;
     assert_eq!(r.body, std::fs::read(fixture("anthropic/messages_stream.sse")).unwrap());
     let anthropic = mock.take_requests();
     assert_clean(&anthropic, &gw.key, &["anthropic-version", "anthropic-beta"]);
@@ -133,13 +139,13 @@ async fn gemini_gets_alt_sse_only_and_never_a_key_however_spelled() {
     let select = "fields=candidates&%24fields=candidates&$fields=candidates&prettyPrint=false&%00=1&alt=proto";
     let header_key = Some(("x-goog-api-key", key.clone()));
     // The key in an encoded name authenticates, and still never reaches the provider.
-    let r = call(&gw, &format!("{base}:generateContent?k%65y={key}&{select}"), "g-1", None, body).await;
+    let r = call(&gw.url, &format!("{base}:generateContent?k%65y={key}&{select}"), "g-1", None, body).await;
     assert_eq!(r.body, std::fs::read(fixture("gemini/generate_basic.json")).unwrap());
-    call(&gw, &format!("{base}:generateContent?%6Bey={key}&key={key}"), "g-2", None, body).await;
+    call(&gw.url, &format!("{base}:generateContent?%6Bey={key}&key={key}"), "g-2", None, body).await;
     let dup = format!("{base}:streamGenerateContent?alt=json&alt=sse&%61lt=sse&alt=sse&{select}");
-    let r = call(&gw, &dup, "g-3", header_key.clone(), body).await;
+    let r = call(&gw.url, &dup, "g-3", header_key.clone(), body).await;
     assert_eq!(r.body, std::fs::read(fixture("gemini/stream_thinking.sse")).unwrap(), "one alt=sse: an SSE stream");
-    let r = call(&gw, &format!("{base}:streamGenerateContent?{select}&$alt=sse"), "g-4", header_key, body).await;
+    let r = call(&gw.url, &format!("{base}:streamGenerateContent?{select}&$alt=sse"), "g-4", header_key, body).await;
     assert_eq!(r.body, std::fs::read(fixture("gemini/stream_thinking.json")).unwrap(), "no alt: a JSON array");
     let sent = mock.take_requests();
     assert_eq!(sent.len(), 4);
@@ -170,11 +176,11 @@ const PROVIDER_ONLY: &[(&str, &str)] = &[
     ("x-envoy-upstream-service-time", "40"),
 ];
 
-fn noisy(scenario: Scenario) -> Scenario {
+pub(crate) fn noisy(scenario: Scenario) -> Scenario {
     PROVIDER_ONLY.iter().fold(scenario, |s, (n, v)| s.with_header(*n, *v))
 }
 
-fn assert_no_provider_headers(r: &Reply, what: &str) {
+pub(crate) fn assert_no_provider_headers(r: &Reply, what: &str) {
     for (name, _) in PROVIDER_ONLY.iter().filter(|(n, _)| *n != "x-request-id") {
         assert!(r.headers.get(*name).is_none(), "{what}: `{name}` reached the client: {:?}", r.headers);
     }

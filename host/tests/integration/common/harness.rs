@@ -106,6 +106,9 @@ pub struct Options {
     pub max_drains: usize,
     /// `[streaming] client_write_timeout_secs`.
     pub client_write_timeout_secs: u64,
+    /// `[server] state_dir`; when set, the plugin cache is its default `<state_dir>/plugin-cache`
+    /// instead of the shared `target/plugin-cache`.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -129,6 +132,7 @@ impl Default for Options {
             drain_timeout_secs: 10,
             max_drains: 8,
             client_write_timeout_secs: 60,
+            state_dir: None,
         }
     }
 }
@@ -147,12 +151,17 @@ pub fn config_toml_with(base: &str, plugin_dir: &str, cache_dir: &str, o: &Optio
     let (server, plugins, auth, tenant_cap) = (&o.server_toml, &o.plugins_toml, &o.auth_toml, o.tenant_cap);
     let billing = &o.billing_toml;
     let (drain_timeout, max_drains, write_timeout) = (o.drain_timeout_secs, o.max_drains, o.client_write_timeout_secs);
+    let (state_dir, cache_dir) = match &o.state_dir {
+        Some(state) => (format!("state_dir = \"{}\"", state.display()), String::new()),
+        None => (String::new(), format!("cache_dir = \"{cache_dir}\"")),
+    };
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 body_limit_bytes = 65536
 shutdown_grace_secs = {grace}
+{state_dir}
 {server}
 
 [database]
@@ -166,7 +175,7 @@ key_prefix = "{prefix}"
 
 [plugins]
 dir = "{plugin_dir}"
-cache_dir = "{cache_dir}"
+{cache_dir}
 {plugins}
 
 [auth]

@@ -7,6 +7,7 @@ pub mod http;
 pub mod money;
 pub mod panics;
 pub mod process;
+pub mod raw_h2;
 pub mod raw_http;
 pub mod scenarios;
 pub mod schema;

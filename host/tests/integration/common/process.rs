@@ -1,6 +1,6 @@
 //! Gateway processes (the real binary) for tests where the process matters.
 
-use super::harness::{Options, PROVIDER_KEY, config_toml_with, redis_url};
+use super::harness::{ADMIN_TOKEN, Options, PROVIDER_KEY, config_toml_with, redis_url};
 use super::money::ChildGuard;
 
 /// A running `xjp-gateway serve` process and its config directory.
@@ -27,6 +27,7 @@ impl GatewayProcess {
             .env("TEST_DATABASE_URL", database_url)
             .env("TEST_REDIS_URL", redis_url())
             .env("MOCK_PROVIDER_KEY", PROVIDER_KEY)
+            .env("XJP_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
