@@ -101,6 +101,8 @@ pub struct Options {
     pub tenant_cap: usize,
     /// Lines added to `[billing]` (`enabled = false`, `spool_max_rows`, ...).
     pub billing_toml: String,
+    /// `[plugins] dir` (default: target/plugins, where `cargo xtask build-plugins` puts them).
+    pub plugin_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -121,6 +123,7 @@ impl Default for Options {
             auth_toml: String::new(),
             tenant_cap: 10_000,
             billing_toml: String::new(),
+            plugin_dir: None,
         }
     }
 }
@@ -298,8 +301,11 @@ impl TestGateway {
         };
         let database_url = options.database_url.clone().unwrap_or_else(|| db.as_ref().unwrap().url.clone());
         let dir = tempfile::tempdir().unwrap();
-        let plugin_dir = super::root().join("target/plugins");
-        assert!(plugin_dir.join("openai.wasm").exists(), "run `cargo xtask build-plugins` first");
+        let plugin_dir = options.plugin_dir.clone().unwrap_or_else(|| {
+            let built = super::root().join("target/plugins");
+            assert!(built.join("openai.wasm").exists(), "run `cargo xtask build-plugins` first");
+            built
+        });
         let cache = super::root().join("target/plugin-cache");
         let path = dir.path().join("gateway.toml");
         let toml =
