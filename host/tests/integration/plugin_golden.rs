@@ -126,7 +126,7 @@ fn gemini_golden() {
 
 #[test]
 fn perplexity_golden() {
-    run_provider("perplexity", 5);
+    run_provider("perplexity", 6);
 }
 
 #[test]
