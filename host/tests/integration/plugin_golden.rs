@@ -131,7 +131,7 @@ fn perplexity_golden() {
 
 #[test]
 fn xai_golden() {
-    run_provider("xai", 4);
+    run_provider("xai", 5);
 }
 
 /// The wasm build of the SDK's JSON scanner (sixteen bytes per step, wasm SIMD) reads
