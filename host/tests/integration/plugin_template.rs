@@ -13,11 +13,11 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use xjp_mock_upstream::{MockConfig, MockUpstream, Scenario};
 use xjp_gateway::plugins::bindings::{ApiFormat, PriceEntry, TokenRates};
 use xjp_gateway::plugins::cache::ComponentCache;
 use xjp_gateway::plugins::convert::usage_json;
 use xjp_gateway::plugins::{Plugin, PluginEngine, RuntimeLimits};
+use xjp_mock_upstream::{MockConfig, MockUpstream, Scenario};
 
 fn gateway() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xjp-gateway"))

@@ -80,7 +80,8 @@ impl Provider for Perplexity {
 /// object alone does not say which model served, the response's `model` does.
 pub fn drop_unbilled_fees(usage: &mut Usage) {
     if usage.served_model.as_deref().is_some_and(estimate::is_deep_research) {
-        let request_fee = |name: &str| name == SEARCH_CONTEXT_UNKNOWN_FEE || SEARCH_CONTEXT_FEES.iter().any(|(_, n)| *n == name);
+        let request_fee =
+            |name: &str| name == SEARCH_CONTEXT_UNKNOWN_FEE || SEARCH_CONTEXT_FEES.iter().any(|(_, n)| *n == name);
         usage.fees.retain(|f| !request_fee(&f.name));
     }
 }
