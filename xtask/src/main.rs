@@ -1,5 +1,5 @@
 //! `cargo xtask`: the project's commands (build-plugins, test, run, bench, dist,
-//! check-dockerfile, check-openapi).
+//! check-dockerfile, check-openapi, check-sdk-package).
 
 mod bench_e2e;
 mod bench_load;
@@ -12,6 +12,7 @@ mod dist;
 mod dockerfile;
 mod plugins;
 mod python;
+mod sdk_package;
 mod services;
 
 use clap::{Parser, Subcommand};
@@ -63,6 +64,10 @@ enum Task {
     /// Validate the served OpenAPI document (host/src/reports/openapi.json) with
     /// openapi-spec-validator (PyPI, in target/pyenv).
     CheckOpenapi,
+    /// Check, offline, that the plugin SDK and the crates it depends on can be published to
+    /// crates.io as they are (metadata, versioned path dependencies, the WIT in the SDK's
+    /// package), and write their `.crate` files to target/package.
+    CheckSdkPackage,
     /// Build the plugins and run the benchmarks: plugins (criterion), then money (ledger
     /// throughput, reserve + settle latency; starts Postgres/Redis if absent), ledger (rows/s
     /// sustained by the two-stage writer), redis_cluster
@@ -114,6 +119,7 @@ fn main() -> anyhow::Result<()> {
             dockerfile::check(&dockerfile::CheckOptions { build_args, no_run })
         }
         Task::CheckOpenapi => python::check_openapi(),
+        Task::CheckSdkPackage => sdk_package::check(),
         Task::Bench { args } if args.first().is_some_and(|a| a == "e2e") => bench_e2e::main(&args[1..]),
         Task::Bench { args } => {
             plugins::build_all()?;

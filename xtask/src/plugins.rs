@@ -11,6 +11,10 @@ const TEST_PLUGINS: &[(&str, &str, &str)] = &[
     ("trap", "misbehave", "trap"),
     ("spin", "misbehave", "spin"),
     ("hog", "misbehave", "hog"),
+    ("error-usage", "misbehave", "error-usage"),
+    ("price-down", "misbehave", "price-down"),
+    ("slow-large", "misbehave", "slow-large"),
+    ("hog-large", "misbehave", "hog-large"),
     ("wrong-world", "wrong-world", ""),
 ];
 

@@ -3,7 +3,10 @@
 //! The crate depends on `xjp-plugin-sdk` by version (a commented `path =` shows how to use a
 //! checkout instead), implements `Provider` with the SDK's `openai_chat` reader, has golden
 //! cases and a test that runs them, a README, and a `.cargo/config.toml` with the wasm
-//! rustflags. `cargo build --target wasm32-wasip2 --release` builds the component.
+//! rustflags. `cargo build --target wasm32-wasip2 --release` builds the component. With
+//! `--member` it writes a workspace member instead: workspace dependencies, cases under the
+//! workspace's `fixtures/NAME`, no `.cargo/`, and a README that builds and tests it from the
+//! workspace.
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +38,8 @@ const CARGO_CONFIG: &str = include_str!("plugin_template/cargo-config.toml.tmpl"
 const LIB_RS: &str = include_str!("plugin_template/lib.rs.tmpl");
 const GOLDEN_RS: &str = include_str!("plugin_template/golden.rs.tmpl");
 const README: &str = include_str!("plugin_template/README.md.tmpl");
+/// A workspace member's README: built and tested from the workspace, no `.cargo/` of its own.
+const README_MEMBER: &str = include_str!("plugin_template/README.member.md.tmpl");
 /// The golden cases: (file name, contents).
 const FIXTURES: &[(&str, &str)] = &[
     ("chat_basic.json", include_str!("plugin_template/fixtures/chat_basic.json")),
@@ -101,7 +106,7 @@ pub fn render(name: &str, sdk_path: Option<&Path>, member: bool) -> Result<Vec<(
         (PathBuf::from("Cargo.toml"), fill(if member { CARGO_MEMBER_TOML } else { CARGO_TOML })),
         (PathBuf::from("src/lib.rs"), fill(LIB_RS)),
         (PathBuf::from("tests/golden.rs"), fill(GOLDEN_RS)),
-        (PathBuf::from("README.md"), fill(README)),
+        (PathBuf::from("README.md"), fill(if member { README_MEMBER } else { README })),
     ];
     if !member {
         // A member builds with the workspace's own `.cargo/config.toml`.
@@ -212,6 +217,11 @@ mod tests {
                 assert!(cargo.contains(r#"path = "/src/xjp \"gw\"/plugins/sdk""#), "{cargo}");
                 assert!(files.iter().any(|(p, _)| p == Path::new(".cargo/config.toml")));
             }
+            // Each README describes the files its crate has.
+            let readme = &files.iter().find(|(p, _)| p == Path::new("README.md")).unwrap().1;
+            assert_eq!(readme.contains("`.cargo/config.toml` turns on"), !member, "{readme}");
+            assert_eq!(readme.contains("cargo xtask build-plugins"), member, "{readme}");
+            assert!(readme.contains("plugin check --plugin"), "{readme}");
             let lib = &files.iter().find(|(p, _)| p == Path::new("src/lib.rs")).unwrap().1;
             assert!(lib.contains("pub struct AcmeAi;") && lib.contains("descriptor!(\"acme-ai\""));
         }

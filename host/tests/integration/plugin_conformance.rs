@@ -1,6 +1,8 @@
 //! `xjp-gateway plugin check --cases DIR`, run as the binary an author runs: every provider
 //! plugin passes over its own fixtures; a wrong expectation and an estimate that does not
-//! bound its case fail, with a FAIL row and exit code 1.
+//! bound its case fail, with a FAIL row and exit code 1; and each contract check (error
+//! bodies, monotonic pricing, time on a large body, memory) fails alone on a plugin that
+//! reads its cases right but breaks that one contract.
 
 use crate::common;
 
@@ -14,8 +16,12 @@ const TEST_DEADLINE_MS: &str = "2000";
 
 /// Runs the suite with `--json`; (exit code, report).
 fn suite(plugin: &Path, cases: &Path) -> (i32, Value) {
+    suite_with_deadline(plugin, cases, TEST_DEADLINE_MS)
+}
+
+fn suite_with_deadline(plugin: &Path, cases: &Path, deadline_ms: &str) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_xjp-gateway"))
-        .args(["plugin", "check", "--json", "--seed", "7", "--splits", "6", "--call-timeout-ms", TEST_DEADLINE_MS])
+        .args(["plugin", "check", "--json", "--seed", "7", "--splits", "6", "--call-timeout-ms", deadline_ms])
         .arg("--plugin")
         .arg(plugin)
         .arg("--cases")
@@ -124,4 +130,80 @@ fn a_plugin_that_hogs_memory_fails_the_contract_checks() {
         failed.iter().any(|r| r["detail"].as_str().unwrap().contains("memory cap")),
         "no memory-cap failure: {failed:?}"
     );
+}
+
+/// A whole response and a stream, both read right by every `misbehave` contract plugin.
+const CONTRACT_CASES: &[&str] =
+    &["chat_basic.json", "chat_basic.case.json", "stream_usage.sse", "stream_usage.case.json"];
+
+/// Checks the report of a plugin that breaks one contract: it exits 1, every kind of check
+/// ran, every other kind passed, and `check` failed; its failed rows.
+fn only_failing<'a>(code: i32, report: &'a Value, check: &str) -> Vec<&'a Value> {
+    assert_eq!(code, 1, "{report}");
+    let rows = report["checks"].as_array().unwrap();
+    for kind in ["case", "split", "estimate", "error-body", "pricing", "price-response", "large-body"] {
+        assert!(rows.iter().any(|r| r["check"] == kind), "no {kind} check: {report}");
+    }
+    let failed = failures(report);
+    let others: Vec<&&Value> = failed.iter().filter(|r| r["check"] != check).collect();
+    assert!(others.is_empty(), "checks other than {check} failed: {others:?}");
+    assert!(!failed.is_empty(), "{check} did not fail: {report}");
+    failed
+}
+
+#[test]
+fn usage_for_an_error_status_fails_the_error_body_check() {
+    let dir = openai_cases(CONTRACT_CASES);
+    let (code, report) = suite(&common::test_plugin_file("error-usage"), dir.path());
+    let failed = only_failing(code, &report, "error-body");
+    for r in &failed {
+        assert!(r["detail"].as_str().unwrap().starts_with("an error body gave usage: in 0"), "{r}");
+    }
+    // Every error status fails (400, 401, 429, 500, the HTML 502, the empty 503); the error
+    // inside a 200 is read by the SDK's reader and still gives no usage.
+    let mut statuses: Vec<&str> =
+        failed.iter().map(|r| r["subject"].as_str().unwrap().split(' ').nth(1).unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, ["400", "401", "429", "500", "502", "503"], "{failed:?}");
+}
+
+#[test]
+fn pricing_that_falls_with_more_tokens_fails_the_pricing_check() {
+    let dir = openai_cases(CONTRACT_CASES);
+    let (code, report) = suite(&common::test_plugin_file("price-down"), dir.path());
+    let failed = only_failing(code, &report, "pricing");
+    // Output beyond 100k tokens is free: a million more output (or reasoning) tokens on a
+    // case that has output costs less; zero usage has no output cost to lose.
+    let subjects: Vec<&str> = failed.iter().map(|r| r["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["chat_basic", "stream_usage"], "{failed:?}");
+    for r in &failed {
+        let detail = r["detail"].as_str().unwrap();
+        assert!(detail.starts_with("output +1000000: total "), "{detail}");
+    }
+}
+
+#[test]
+fn a_plugin_too_slow_for_a_large_body_fails_the_large_body_check() {
+    let dir = openai_cases(CONTRACT_CASES);
+    // The cases are a few KB, read in well under a second even on a loaded machine; the
+    // 8 MB bodies spin until the deadline on each of the three tries.
+    let (code, report) = suite_with_deadline(&common::test_plugin_file("slow-large"), dir.path(), "1000");
+    let failed = only_failing(code, &report, "large-body");
+    let subjects: Vec<&str> = failed.iter().map(|r| r["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["openai-chat whole", "openai-chat stream"], "{failed:?}");
+    for r in &failed {
+        assert!(r["detail"].as_str().unwrap().contains("time budget"), "{r}");
+    }
+}
+
+#[test]
+fn a_plugin_that_hoards_memory_on_a_large_body_fails_the_large_body_check() {
+    let dir = openai_cases(CONTRACT_CASES);
+    let (code, report) = suite(&common::test_plugin_file("hog-large"), dir.path());
+    let failed = only_failing(code, &report, "large-body");
+    let subjects: Vec<&str> = failed.iter().map(|r| r["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["openai-chat whole", "openai-chat stream"], "{failed:?}");
+    for r in &failed {
+        assert!(r["detail"].as_str().unwrap().contains("memory cap"), "{r}");
+    }
 }

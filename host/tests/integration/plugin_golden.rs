@@ -1,5 +1,6 @@
 //! Golden tests through the real wasm components: every recorded fixture of every
-//! provider plugin, responses whole, streams whole / split at every byte / in 7-byte chunks.
+//! provider plugin (openai, openrouter, anthropic, gemini, perplexity, xai), responses
+//! whole and priced, streams whole / split at every byte / in 7-byte chunks.
 
 use crate::common;
 
@@ -23,8 +24,10 @@ fn stream_usage(
     (o.usage.as_ref().map(usage_json).unwrap_or(Value::Null), o.complete, o.error.map(|e| e.message))
 }
 
-/// A price with every part set, so that every bucket of a case shows in its cost.
-fn probe_price() -> PriceEntry {
+/// A price with every part set, so that every bucket of a case shows in its cost, and a
+/// rate for every fee the case expects (each its own, so a fee counted under the wrong
+/// name or count shows in the cost).
+fn probe_price(case: &Case) -> PriceEntry {
     let rates = |base: u64| TokenRates {
         input: base * 3,
         output: base * 11,
@@ -33,13 +36,20 @@ fn probe_price() -> PriceEntry {
         cache_write_1h: base * 7,
         reasoning: Some(base * 13),
     };
+    let mut fees = vec![
+        FeeRate { name: "web_search".into(), atto_usd_per_unit: 10_000_000_000_000_000 },
+        FeeRate { name: "request".into(), atto_usd_per_unit: 1_000_000_000 },
+    ];
+    let expected = case.expect["usage"]["fees"].as_object().into_iter().flat_map(|f| f.keys());
+    for (i, name) in (2u64..).zip(expected) {
+        if !fees.iter().any(|f| &f.name == name) {
+            fees.push(FeeRate { name: name.clone(), atto_usd_per_unit: i * 1_000_000_000_000_000 });
+        }
+    }
     PriceEntry {
         rates: rates(1_000_000_000),
         long_context: Some(LongContextTier { threshold_tokens: 1_000, rates: rates(2_000_000_000) }),
-        fees: vec![
-            FeeRate { name: "web_search".into(), atto_usd_per_unit: 10_000_000_000_000_000 },
-            FeeRate { name: "request".into(), atto_usd_per_unit: 1_000_000_000 },
-        ],
+        fees,
     }
 }
 
@@ -50,7 +60,7 @@ fn check_case(plugin: &std::sync::Arc<Plugin>, case: &Case) {
         let got = plugin.extract_response(format, case.status, &case.body).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got.as_ref().map(usage_json).unwrap_or(Value::Null), case.expect["usage"], "{name}");
         // The one-call export answers what the two calls do.
-        let price = probe_price();
+        let price = probe_price(case);
         let priced = plugin.price_response(format, case.status, &case.body, &price).unwrap();
         let two_calls = got.map(|u| match plugin.price(&u, &price) {
             Ok(cost) => (u, Ok(cost)),
@@ -81,12 +91,14 @@ fn check_case(plugin: &std::sync::Arc<Plugin>, case: &Case) {
     assert_eq!(stream_usage(plugin, case, format, &sevens), whole, "{name}: 7-byte chunks");
 }
 
-fn run_provider(provider: &str) {
+/// Runs every case of `provider` (at least `min_cases` of them: a fixture directory that
+/// lost its files fails rather than passing on nothing).
+fn run_provider(provider: &str, min_cases: usize) {
     let engine = common::engine();
     let plugin = common::load(&engine, &common::plugin_file(provider));
     assert_eq!(plugin.info().name, provider);
     let cases = load_cases(&common::fixtures(provider));
-    assert!(cases.len() >= 6, "{provider}: expected the full set of golden cases, found {}", cases.len());
+    assert!(cases.len() >= min_cases, "{provider}: expected the full set of golden cases, found {}", cases.len());
     for case in &cases {
         check_case(&plugin, case);
     }
@@ -94,22 +106,32 @@ fn run_provider(provider: &str) {
 
 #[test]
 fn openai_golden() {
-    run_provider("openai");
+    run_provider("openai", 6);
 }
 
 #[test]
 fn openrouter_golden() {
-    run_provider("openrouter");
+    run_provider("openrouter", 6);
 }
 
 #[test]
 fn anthropic_golden() {
-    run_provider("anthropic");
+    run_provider("anthropic", 6);
 }
 
 #[test]
 fn gemini_golden() {
-    run_provider("gemini");
+    run_provider("gemini", 6);
+}
+
+#[test]
+fn perplexity_golden() {
+    run_provider("perplexity", 6);
+}
+
+#[test]
+fn xai_golden() {
+    run_provider("xai", 5);
 }
 
 /// The wasm build of the SDK's JSON scanner (sixteen bytes per step, wasm SIMD) reads

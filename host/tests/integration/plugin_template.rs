@@ -1,16 +1,23 @@
 //! `xjp-gateway plugin new`: the crate it writes builds, outside this workspace, into a
 //! component the gateway loads and prices with, and passes its own golden test and the
-//! conformance suite. The SDK is used by path, as a published crate would be used (its own
-//! manifest, its own WIT), from a directory no workspace file reaches.
+//! conformance suite; dropped into a running gateway's plugin directory, it shows in
+//! `GET /internal/plugins` and bills a request routed to it. The SDK is used by path, as a
+//! published crate would be used (its own manifest, its own WIT), from a directory no
+//! workspace file reaches.
 
 use crate::common;
 
+use common::harness::{ADMIN_TOKEN, Options, TestGateway};
+use common::http::send;
+use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 use xjp_gateway::plugins::bindings::{ApiFormat, PriceEntry, TokenRates};
 use xjp_gateway::plugins::cache::ComponentCache;
 use xjp_gateway::plugins::convert::usage_json;
 use xjp_gateway::plugins::{Plugin, PluginEngine, RuntimeLimits};
+use xjp_mock_upstream::{MockConfig, MockUpstream, Scenario};
 
 fn gateway() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xjp-gateway"))
@@ -101,4 +108,98 @@ fn the_template_builds_outside_the_workspace_and_loads_in_the_gateway() {
     let table = String::from_utf8_lossy(&check.stdout);
     assert_eq!(check.status.code(), Some(0), "{table}");
     assert!(table.contains(" 0 failed"), "{table}");
+
+    tokio::runtime::Runtime::new().unwrap().block_on(deploy(&wasm, &crate_dir));
+}
+
+/// A route to the `acme` plugin on the mock, priced as above.
+fn acme_route(mock_base: &str) -> String {
+    format!(
+        r#"
+[providers.acme]
+base_url = "{mock_base}"
+api = "openai-chat"
+credential_env = "MOCK_PROVIDER_KEY"
+auth = "bearer"
+plugin = "acme"
+
+[[models]]
+name = "acme-chat"
+provider = "acme"
+upstream_model = "acme-model-1"
+price = {{ input = "1", output = "4", cache_read = "0.25" }}
+"#
+    )
+}
+
+async fn chat(gw: &TestGateway, request: &Value, id: &str) -> common::http::Reply {
+    let auth = format!("Bearer {}", gw.key);
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json"), ("x-request-id", id)];
+    send("POST", &format!("{}/v1/chat/completions", gw.url), &headers, request.to_string()).await
+}
+
+/// The `acme` entry of `GET /internal/plugins`, if any.
+async fn acme_status(gw: &TestGateway) -> Option<Value> {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let r = send("GET", &format!("{}/internal/plugins", gw.url), &[("authorization", auth.as_str())], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["plugins"].as_array().unwrap().iter().find(|p| p["key"] == "acme").cloned()
+}
+
+/// Drops the built component into a running gateway's plugin directory the way the guide
+/// says (a temporary name, then a rename), watched as `serve` watches it; the route that
+/// answered "not loaded" then bills the template's recorded answer.
+async fn deploy(wasm: &Path, crate_dir: &Path) {
+    let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
+    mock.set_scenario("acme-model-1", Scenario::from_fixture(crate_dir.join("fixtures/chat_basic.json")).unwrap());
+    let plugins = tempfile::tempdir().unwrap();
+    let options = Options {
+        plugin_dir: Some(plugins.path().to_path_buf()),
+        extra_toml: acme_route(&mock.base_url()),
+        ..Options::default()
+    };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let _watcher = xjp_gateway::plugins::watch::watch(gw.gw.plugins.clone()).unwrap();
+    let mut request: Value =
+        serde_json::from_slice(&std::fs::read(crate_dir.join("fixtures/chat_basic.request.json")).unwrap()).unwrap();
+    request["model"] = "acme-chat".into();
+
+    assert_eq!(acme_status(&gw).await, None);
+    let r = chat(&gw, &request, "acme-before").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("`acme` is not loaded"), "{}", r.text());
+
+    std::fs::copy(wasm, plugins.path().join(".acme.wasm.tmp")).unwrap();
+    std::fs::rename(plugins.path().join(".acme.wasm.tmp"), plugins.path().join("acme.wasm")).unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = acme_status(&gw).await.filter(|s| !s["loaded"].is_null()) {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "acme not loaded: {:?}", acme_status(&gw).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["loaded"]["name"], "acme", "{status}");
+    assert_eq!(status["last_error"], Value::Null, "{status}");
+
+    let r = chat(&gw, &request, "acme-after").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let started = Instant::now();
+    let billed = loop {
+        let row: Option<(String, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT status, input_uncached_tokens, cache_read_tokens, output_tokens, cost_nano, provider_cost_nano \
+             FROM billing_transactions WHERE client_request_id = 'acme-after'",
+        )
+        .fetch_optional(&gw.gw.db)
+        .await
+        .unwrap();
+        if let Some(row) = row {
+            break row;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no ledger row for the acme request");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The same figures as the in-process call: $0.000044 at the route's price, the
+    // provider's own $0.000052 beside it.
+    assert_eq!(billed, ("ok".to_string(), 8, 16, 8, 44_000, Some(52_000)));
 }

@@ -1,7 +1,8 @@
 //! The two providers written from the template and the guide, through the real gateway to the
 //! mock upstream replaying their fixtures, priced from the example price file
 //! (config/prices.toml): every quantity each provider charges for is billed, and the total is
-//! the provider's own (where it reports one).
+//! the provider's own (where it reports one). The routes carry the example config's
+//! `output_limit_field`, and the output cap reaches each provider under the name it documents.
 
 use crate::common;
 
@@ -12,9 +13,20 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use xjp_mock_upstream::{MockConfig, MockUpstream};
 
-/// Routes to perplexity and xai on the mock, priced by the example price file only.
+/// The example config (config/gateway.toml).
+fn example_config() -> xjp_gateway::config::Config {
+    xjp_gateway::config::load_file(&common::root().join("config/gateway.toml")).unwrap()
+}
+
+/// Routes to perplexity and xai on the mock, priced by the example price file only, with the
+/// example config's output limit field of each.
 fn routes(mock_base: &str) -> String {
     let prices = common::root().join("config/prices.toml");
+    let example = example_config();
+    let field = |provider: &str| {
+        example.providers[provider].output_limit_field.clone().unwrap_or_else(|| "max_completion_tokens".into())
+    };
+    let (pplx_field, xai_field) = (field("perplexity"), field("xai"));
     format!(
         r#"
 [catalog]
@@ -26,6 +38,7 @@ api = "openai-chat"
 credential_env = "MOCK_PROVIDER_KEY"
 auth = "bearer"
 plugin = "perplexity"
+output_limit_field = "{pplx_field}"
 
 [providers.xai]
 base_url = "{mock_base}"
@@ -33,6 +46,7 @@ api = "openai-chat"
 credential_env = "MOCK_PROVIDER_KEY"
 auth = "bearer"
 plugin = "xai"
+output_limit_field = "{xai_field}"
 
 [[models]]
 name = "sonar"
@@ -60,10 +74,15 @@ upstream_model = "grok-4-0709"
 }
 
 async fn start() -> (MockUpstream, TestGateway) {
+    start_deep_research("perplexity/deep_research.json").await
+}
+
+/// [`start`], Deep Research answering with `deep_research`.
+async fn start_deep_research(deep_research: &str) -> (MockUpstream, TestGateway) {
     let mock = MockUpstream::start(MockConfig::default()).await.unwrap();
     mock.set_scenario("sonar", pair("perplexity/sonar_basic.json", "perplexity/sonar_stream.sse"));
     mock.set_scenario("sonar-pro", pair("perplexity/sonar_pro_high.json", "perplexity/sonar_stream.sse"));
-    mock.set_scenario("sonar-deep-research", pair("perplexity/deep_research.json", "perplexity/sonar_stream.sse"));
+    mock.set_scenario("sonar-deep-research", pair(deep_research, "perplexity/sonar_stream.sse"));
     mock.set_scenario("grok-4-0709", pair("xai/chat_live_search.json", "xai/stream_live_search.sse"));
     let options = Options { extra_toml: routes(&mock.base_url()), ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
@@ -190,11 +209,50 @@ async fn xai_bills_cached_input_reasoning_and_live_search_sources() {
     assert_eq!((b.fees, b.cost_nano), (json!({"live_search_source": 4}), 120_220_000));
 }
 
+#[tokio::test]
+async fn deep_research_reporting_a_search_context_size_pays_no_request_fee() {
+    // Perplexity charges the request fee to the Sonar models only; a Deep Research answer
+    // whose usage says `search_context_size` is billed exactly, not flagged for a fee its
+    // price does not list. 12 x $2/M + 6,120 x $8/M + 18,450 x $2/M + 204,810 x $3/M
+    // + 17 x $0.005 = $0.785314, Perplexity's total.
+    let (_mock, gw) = start_deep_research("perplexity/deep_research_context_size.json").await;
+    let b = bill(&gw, "sonar-deep-research", "perplexity/deep_research_context_size.request.json", "pplx-ctx").await;
+    assert_eq!(
+        b,
+        Billed {
+            status: "ok".into(),
+            input_uncached: 12,
+            cache_read: 0,
+            output: 6_120 + 204_810,
+            reasoning: 204_810,
+            fees: json!({"citation_tokens": 18_450, "search_queries": 17}),
+            cost_nano: 785_314_000,
+            provider_cost_nano: Some(785_314_000),
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_output_cap_reaches_perplexity_and_xai_as_max_tokens() {
+    let (mock, gw) = start().await;
+    // Neither request sets a limit: the gateway adds the model's default under the field
+    // the provider documents, and no other.
+    bill(&gw, "sonar", "perplexity/sonar_basic.request.json", "cap-pplx").await;
+    bill(&gw, "grok-4", "xai/chat_live_search.request.json", "cap-xai").await;
+    let bodies: Vec<Value> = mock.requests().iter().filter_map(|r| r.body_json()).collect();
+    for model in ["sonar", "grok-4-0709"] {
+        let body = bodies.iter().find(|b| b["model"] == model).unwrap_or_else(|| panic!("no {model} request"));
+        assert!(body["max_tokens"].as_u64().is_some_and(|n| n > 0), "{model}: {body}");
+        assert_eq!(body.get("max_completion_tokens"), None, "{model}: {body}");
+    }
+}
+
 #[test]
 fn the_example_config_routes_and_prices_both_providers() {
-    let config = xjp_gateway::config::load_file(&common::root().join("config/gateway.toml")).unwrap();
+    let config = example_config();
     for (provider, plugin) in [("perplexity", "perplexity"), ("xai", "xai")] {
         assert_eq!(config.providers[provider].plugin, plugin);
+        assert_eq!(config.providers[provider].output_limit_field.as_deref(), Some("max_tokens"), "{provider}");
     }
     let catalog = xjp_gateway::catalog::prices::load_files(&config, &xjp_gateway::catalog::Catalog::default()).unwrap();
     for model in ["sonar", "sonar-pro", "sonar-deep-research", "grok-4", "grok-3-mini"] {

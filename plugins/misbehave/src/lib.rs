@@ -2,6 +2,11 @@
 //! without bound, on `extract-response` and stream `push` whenever the input contains
 //! the word `misbehave`. Other input behaves, so the host's load-time self-test passes
 //! and the fault shows on a call, where the host must contain it.
+//!
+//! The features of [`contract`] (`error-usage`, `price-down`, `slow-large`, `hog-large`) build a working
+//! OpenAI-format plugin instead that breaks one contract check of `plugin check` each.
+
+pub mod contract;
 
 use xjp_plugin_sdk::{
     ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, StreamOutcome, StreamParse, Usage, estimate,
@@ -32,19 +37,29 @@ fn misbehave(input: &[u8]) -> u64 {
         panic!("misbehave: trap");
     }
     if cfg!(feature = "spin") {
-        let mut n: u64 = 0;
-        loop {
-            n = std::hint::black_box(n.wrapping_add(1));
-        }
+        spin();
     }
     if cfg!(feature = "hog") {
-        let mut hoard: Vec<Vec<u8>> = Vec::new();
-        loop {
-            hoard.push(vec![1u8; 1 << 20]);
-            std::hint::black_box(&hoard);
-        }
+        hoard();
     }
     0
+}
+
+/// Loops until the host's call deadline stops the instance.
+pub(crate) fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Allocates a MiB at a time until the host's memory cap stops the instance.
+pub(crate) fn hoard() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
 }
 
 impl StreamParse for MisbehaveStream {
@@ -77,4 +92,8 @@ impl Provider for Misbehave {
     }
 }
 
+#[cfg(not(any(feature = "error-usage", feature = "price-down", feature = "slow-large", feature = "hog-large")))]
 xjp_plugin_sdk::export_provider!(Misbehave);
+
+#[cfg(any(feature = "error-usage", feature = "price-down", feature = "slow-large", feature = "hog-large"))]
+xjp_plugin_sdk::export_provider!(contract::BreaksContract);

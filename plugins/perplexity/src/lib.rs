@@ -12,8 +12,18 @@
 //! | reasoning tokens (Deep Research), priced apart, *not* in `completion_tokens` | `usage.reasoning_tokens` | added to output and reported as its reasoning part (the price's `reasoning` rate) |
 //! | citation tokens (Deep Research), per token | `usage.citation_tokens` | fee [`CITATION_TOKENS_FEE`], one unit per token |
 //! | search queries (Deep Research), per query | `usage.num_search_queries` | fee [`SEARCH_QUERIES_FEE`] |
-//! | the request fee of Sonar models, by search context size | `usage.search_context_size` (`low`, `medium`, `high`) | one of the fees [`SEARCH_CONTEXT_FEES`] (an unknown size is [`SEARCH_CONTEXT_UNKNOWN_FEE`], which no price lists: the row is priced as an estimate and flagged for review) |
+//! | the request fee of Sonar models, by search context size | `usage.search_context_size` (`low`, `medium`, `high`) | one of the fees [`SEARCH_CONTEXT_FEES`] (an unknown size is [`SEARCH_CONTEXT_UNKNOWN_FEE`], which no price lists: the row is priced as an estimate and flagged for review); none for Deep Research (see below) |
 //! | Perplexity's own total | `usage.cost.total_cost` (USD) | the provider's reported cost |
+//!
+//! Perplexity documents the request fee for Sonar, Sonar Pro, Sonar Reasoning and Sonar
+//! Reasoning Pro only; Deep Research is billed by tokens, citation tokens, searches and
+//! reasoning, with no request fee. Its usage may still carry `search_context_size` (the
+//! API's usage object has the field for every model), so the size is **ignored** when the
+//! response's `model` is Deep Research ([`estimate::is_deep_research`]): reporting it as a
+//! fee would name a price line Deep Research does not have (the request would be charged
+//! its hold and flagged), and mapping it to another fee would charge what Perplexity does
+//! not. A response without a `model` keeps the fee: a charge nobody can place is flagged
+//! for review rather than dropped.
 //!
 //! Every quantity is exact under the existing buckets: no WIT change was needed.
 
@@ -23,7 +33,7 @@ use serde::de::MapAccess;
 use xjp_plugin_sdk::estimate::add_fee;
 use xjp_plugin_sdk::json::lenient::{Count, Fields, Obj, Str, Usd, skip, value};
 use xjp_plugin_sdk::openai_chat::{self, ChatStream, Dialect, UsageObject, usage_from_object};
-use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, Usage};
+use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginResult, Provider, StreamOutcome, StreamParse, Usage};
 
 /// Fee per citation token (Deep Research), one unit per token.
 pub const CITATION_TOKENS_FEE: &str = "citation_tokens";
@@ -47,10 +57,14 @@ pub struct Perplexity;
 impl Provider for Perplexity {
     const DESCRIPTOR: Descriptor = xjp_plugin_sdk::descriptor!("perplexity", openai_chat::FORMATS);
 
-    type Stream = ChatStream<PerplexityDialect>;
+    type Stream = PerplexityStream;
 
     fn extract_response(format: ApiFormat, status: u16, body: &[u8]) -> PluginResult<Option<Usage>> {
-        openai_chat::extract_response::<PerplexityDialect>(format, status, body)
+        let mut usage = openai_chat::extract_response::<PerplexityDialect>(format, status, body)?;
+        if let Some(u) = usage.as_mut() {
+            drop_unbilled_fees(u);
+        }
+        Ok(usage)
     }
 
     fn estimate(format: ApiFormat, request: &[u8], limits: ModelLimits) -> PluginResult<Usage> {
@@ -58,7 +72,34 @@ impl Provider for Perplexity {
     }
 
     fn new_stream(format: ApiFormat) -> Self::Stream {
-        ChatStream::new(format)
+        PerplexityStream(ChatStream::new(format))
+    }
+}
+
+/// Drops the request fee of a Deep Research response (see the crate docs): the usage
+/// object alone does not say which model served, the response's `model` does.
+pub fn drop_unbilled_fees(usage: &mut Usage) {
+    if usage.served_model.as_deref().is_some_and(estimate::is_deep_research) {
+        let request_fee =
+            |name: &str| name == SEARCH_CONTEXT_UNKNOWN_FEE || SEARCH_CONTEXT_FEES.iter().any(|(_, n)| *n == name);
+        usage.fees.retain(|f| !request_fee(&f.name));
+    }
+}
+
+/// The SDK's stream reader with Perplexity's dialect, and [`drop_unbilled_fees`] at the end.
+pub struct PerplexityStream(ChatStream<PerplexityDialect>);
+
+impl StreamParse for PerplexityStream {
+    fn push(&mut self, chunk: &[u8]) -> PluginResult<()> {
+        self.0.push(chunk)
+    }
+
+    fn finish(&mut self) -> PluginResult<StreamOutcome> {
+        let mut outcome = self.0.finish()?;
+        if let Some(u) = outcome.usage.as_mut() {
+            drop_unbilled_fees(u);
+        }
+        Ok(outcome)
     }
 }
 
@@ -174,5 +215,23 @@ mod tests {
         assert_eq!(fee("3").unwrap().fees, vec![]);
         // A cost that is not an object, or has no total, is no reported cost.
         assert_eq!(usage(r#"{"prompt_tokens":1,"cost":0.5}"#).unwrap().provider_cost_nano_usd, None);
+    }
+
+    #[test]
+    fn deep_research_pays_no_request_fee_whatever_size_it_reports() {
+        let usage = r#"{"prompt_tokens":12,"completion_tokens":6,"num_search_queries":3,"search_context_size":"high"}"#;
+        let body = format!(r#"{{"model":"sonar-deep-research","usage":{usage}}}"#);
+        let u = Perplexity::extract_response(ApiFormat::OpenaiChat, 200, body.as_bytes()).unwrap().unwrap();
+        assert_eq!(u.fees, vec![Fee { name: SEARCH_QUERIES_FEE.into(), count: 3 }]);
+        // Streams too (the model is in every chunk, the usage in the last).
+        let mut stream = Perplexity::new_stream(ApiFormat::OpenaiChat);
+        let chunk = format!(r#"data: {{"model":"sonar-deep-research","choices":[],"usage":{usage}}}"#);
+        stream.push(format!("{chunk}\n\ndata: [DONE]\n\n").as_bytes()).unwrap();
+        let outcome = stream.finish().unwrap();
+        assert_eq!(outcome.usage.unwrap().fees, vec![Fee { name: SEARCH_QUERIES_FEE.into(), count: 3 }]);
+        // Sonar keeps its request fee.
+        let sonar = format!(r#"{{"model":"sonar","usage":{usage}}}"#);
+        let u = Perplexity::extract_response(ApiFormat::OpenaiChat, 200, sonar.as_bytes()).unwrap().unwrap();
+        assert!(u.fees.iter().any(|f| f.name == "search_context_high"), "{:?}", u.fees);
     }
 }

@@ -10,8 +10,14 @@
 //! | input tokens | `usage.prompt_tokens` less the cached ones | uncached input |
 //! | cached input tokens | `usage.prompt_tokens_details.cached_tokens` | cache read |
 //! | completion tokens | `usage.completion_tokens` | output |
-//! | reasoning tokens, at the output rate, *not* in `completion_tokens` (`total_tokens` = prompt + completion + reasoning) | `usage.completion_tokens_details.reasoning_tokens` | added to output (the SDK's reader sees it from `total_tokens`) and reported as its reasoning part |
+//! | reasoning tokens, at the output rate, *not* in `completion_tokens` (`total_tokens` = prompt + completion + reasoning) | `usage.completion_tokens_details.reasoning_tokens` | added to output whether or not `total_tokens` is sent, and reported as its reasoning part |
 //! | Live Search, per source used | `usage.num_sources_used` | fee [`LIVE_SEARCH_SOURCE_FEE`] |
+//!
+//! The SDK's OpenAI reader tells reasoning reported apart from `total_tokens`; without it, it
+//! takes `completion_tokens` as the whole output (OpenAI's meaning) and clamps the reasoning
+//! to it. xAI always reports reasoning apart, so [`XaiDialect`] adds it in every case: a
+//! response (or a stream's last chunk) that leaves out `total_tokens` still bills its
+//! reasoning.
 //!
 //! Every quantity is exact under the existing buckets: no WIT change was needed.
 
@@ -105,6 +111,9 @@ impl Dialect for XaiDialect {
 
     fn usage(usage: &XaiUsage) -> Option<Usage> {
         let mut out = usage_from_object(&usage.openai)?;
+        let reasoning = usage.openai.reasoning_tokens.unwrap_or(0);
+        out.output_tokens = usage.openai.completion_tokens.unwrap_or(0).saturating_add(reasoning);
+        out.reasoning_tokens = reasoning;
         add_fee(&mut out, LIVE_SEARCH_SOURCE_FEE, usage.sources_used.unwrap_or(0));
         Some(out)
     }
@@ -128,6 +137,20 @@ mod tests {
         assert_eq!((u.input_uncached_tokens, u.cache_read_tokens), (29, 8));
         assert_eq!((u.output_tokens, u.reasoning_tokens), (763, 233));
         assert_eq!(u.fees, vec![Fee { name: LIVE_SEARCH_SOURCE_FEE.into(), count: 7 }]);
+    }
+
+    #[test]
+    fn reasoning_is_billed_without_total_tokens() {
+        let usage = |total: &str| {
+            let body = format!(
+                r#"{{"model":"grok-3-mini","usage":{{"prompt_tokens":45,"completion_tokens":12{total},
+                "completion_tokens_details":{{"reasoning_tokens":310}}}}}}"#
+            );
+            let u = Xai::extract_response(ApiFormat::OpenaiChat, 200, body.as_bytes()).unwrap().unwrap();
+            (u.output_tokens, u.reasoning_tokens)
+        };
+        assert_eq!(usage(""), (322, 310));
+        assert_eq!(usage(r#","total_tokens":367"#), (322, 310));
     }
 
     #[test]

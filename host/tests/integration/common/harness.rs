@@ -109,6 +109,8 @@ pub struct Options {
     /// `[server] state_dir`; when set, the plugin cache is its default `<state_dir>/plugin-cache`
     /// instead of the shared `target/plugin-cache`.
     pub state_dir: Option<std::path::PathBuf>,
+    /// `[plugins] dir` (default: target/plugins, where `cargo xtask build-plugins` puts them).
+    pub plugin_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -133,6 +135,7 @@ impl Default for Options {
             max_drains: 8,
             client_write_timeout_secs: 60,
             state_dir: None,
+            plugin_dir: None,
         }
     }
 }
@@ -317,8 +320,11 @@ impl TestGateway {
         };
         let database_url = options.database_url.clone().unwrap_or_else(|| db.as_ref().unwrap().url.clone());
         let dir = tempfile::tempdir().unwrap();
-        let plugin_dir = super::root().join("target/plugins");
-        assert!(plugin_dir.join("openai.wasm").exists(), "run `cargo xtask build-plugins` first");
+        let plugin_dir = options.plugin_dir.clone().unwrap_or_else(|| {
+            let built = super::root().join("target/plugins");
+            assert!(built.join("openai.wasm").exists(), "run `cargo xtask build-plugins` first");
+            built
+        });
         let cache = super::root().join("target/plugin-cache");
         let path = dir.path().join("gateway.toml");
         let toml =

@@ -34,7 +34,8 @@ pub fn plugin_file(name: &str) -> PathBuf {
     built("plugins", name)
 }
 
-/// A deliberately broken test plugin (`trap`, `spin`, `hog`, `wrong-world`).
+/// A deliberately broken test plugin (`trap`, `spin`, `hog`, `wrong-world`; the contract
+/// breakers `error-usage`, `price-down`, `slow-large`, `hog-large`).
 pub fn test_plugin_file(name: &str) -> PathBuf {
     built("test-plugins", name)
 }
