@@ -56,10 +56,9 @@ async fn other_tenant(gw: &Gateway) -> String {
     key
 }
 
-/// The real binary with a plugin pool of 24 instances (fewer in practice: a plugin
-/// component needs more core instances than the two per instance the engine's pool
-/// reserves, and the six plugins keep idle ones): tenant A opens 30 never-read streams (more than the pool holds; without the
-/// cap they would take it all and B would get 503s), runs its cap of 4, and tenant B keeps
+/// The real binary with a plugin pool of 24 instances (the six plugins keep idle ones, so
+/// fewer are free): tenant A opens 30 never-read streams (more than the pool holds; without
+/// the cap they would take it all and B would get 503s), runs its cap of 4, and tenant B keeps
 /// getting 200s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_tenants_stalled_streams_take_only_its_own_cap() {
@@ -68,10 +67,7 @@ async fn one_tenants_stalled_streams_take_only_its_own_cap() {
     let mock = mock().await;
     // About 10 s per stream.
     mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
-    let db = TestDb::create().await;
-    let owner =
-        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
-            .await;
+    let (db, owner) = common::harness::owner(&mock.base_url()).await;
     let b = other_tenant(&owner.gw).await;
     let options = Options { plugins_toml: format!("max_instances = {POOL}"), tenant_cap: 4, ..Options::default() };
     let process = GatewayProcess::start(&mock.base_url(), &db.url, &options).await;

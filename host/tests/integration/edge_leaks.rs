@@ -6,7 +6,7 @@
 use crate::common;
 use crate::proxy_allowlist::{assert_clean, assert_no_provider_headers, call, noisy};
 
-use common::harness::{Options, TestDb, TestGateway};
+use common::harness::Options;
 use common::http::send;
 use common::process::GatewayProcess;
 use common::scenarios::{fixture, mock, pair_for};
@@ -15,10 +15,7 @@ use xjp_mock_upstream::Scenario;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encoded_key_parameter_never_reaches_the_provider() {
     let mock = mock().await;
-    let db = TestDb::create().await;
-    let owner =
-        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
-            .await;
+    let (db, owner) = common::harness::owner(&mock.base_url()).await;
     let process = GatewayProcess::start(&mock.base_url(), &db.url, &Options::default()).await;
     let key = &owner.key;
     let generate = "/v1beta/models/gemini-2.5-flash:generateContent";
@@ -39,10 +36,7 @@ async fn an_encoded_key_parameter_never_reaches_the_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_provider_account_header_reaches_the_client() {
     let mock = mock().await;
-    let db = TestDb::create().await;
-    let owner =
-        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
-            .await;
+    let (db, owner) = common::harness::owner(&mock.base_url()).await;
     let process = GatewayProcess::start(&mock.base_url(), &db.url, &Options::default()).await;
     let auth = format!("Bearer {}", owner.key);
     let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];

@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::harness::{Options, TestDb, TestGateway};
+use common::harness::Options;
 use common::http::{metric, post};
 use common::money::CHAT;
 use common::process::GatewayProcess;
@@ -135,10 +135,7 @@ fn a_cache_directory_group_or_others_may_write_turns_the_cache_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_rejects_tampered_entries_after_a_restart_and_recompiles() {
     let mock = mock().await;
-    let db = TestDb::create().await;
-    let owner =
-        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
-            .await;
+    let (db, owner) = common::harness::owner(&mock.base_url()).await;
     let state = tempfile::tempdir().unwrap();
     let options = Options { state_dir: Some(state.path().to_path_buf()), ..Options::default() };
     let process = GatewayProcess::start(&mock.base_url(), &db.url, &options).await;

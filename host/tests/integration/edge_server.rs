@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use common::harness::{ADMIN_TOKEN, Options, TestDb, TestGateway};
+use common::harness::{ADMIN_TOKEN, Options, TestGateway};
 use common::http::{metric, post, send};
 use common::money::CHAT;
 use common::process::GatewayProcess;
@@ -95,10 +95,7 @@ async fn slow_and_silent_connections_are_closed_by_the_header_timeout_while_requ
     const SILENT: usize = 50;
     const H2_SLOW: usize = 20;
     let mock = mock().await;
-    let db = TestDb::create().await;
-    let owner =
-        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
-            .await;
+    let (db, owner) = common::harness::owner(&mock.base_url()).await;
     let options = Options {
         server_toml: "header_read_timeout_secs = 3\nidle_timeout_secs = 60\nmax_connections = 5000".into(),
         ..Options::default()
@@ -239,10 +236,7 @@ fn cpu_secs(pid: u32) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_file_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
     let mock = mock().await;
-    let db = TestDb::create().await;
-    let owner =
-        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
-            .await;
+    let (db, owner) = common::harness::owner(&mock.base_url()).await;
     let process = GatewayProcess::start(&mock.base_url(), &db.url, &Options::default()).await;
     let url = format!("{}/v1/chat/completions", process.url);
     assert_eq!(post(&url, &owner.key, &CHAT).await.status, 200);

@@ -292,6 +292,15 @@ upstream_model = "gpt-unpriced"
     )
 }
 
+/// A new database and an in-process gateway on it that owns the tenant and its key: for
+/// tests that run the real binary (`GatewayProcess`) on the same database.
+pub async fn owner(mock_base: &str) -> (TestDb, TestGateway) {
+    let db = TestDb::create().await;
+    let owner =
+        TestGateway::start_with(mock_base, Options { database_url: Some(db.url.clone()), ..Options::default() }).await;
+    (db, owner)
+}
+
 /// A running gateway with a tenant and a key.
 pub struct TestGateway {
     pub url: String,
