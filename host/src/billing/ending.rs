@@ -63,6 +63,12 @@ impl Refusal {
         if matches!(error, GatewayError::LedgerBacklog) {
             return None;
         }
+        let class = error.class();
+        (!matches!(class, ErrorClass::Client | ErrorClass::Auth)).then(|| Refusal::new(error))
+    }
+
+    /// The refusal as it would be recorded (whether or not [`Refusal::of`] records it).
+    pub fn new(error: &GatewayError) -> Refusal {
         let status = match error {
             GatewayError::InsufficientBalance { .. } => "insufficient_balance",
             GatewayError::BudgetDenied(_) => "budget_denied",
@@ -73,13 +79,7 @@ impl Refusal {
             GatewayError::Plugin(_) | GatewayError::PluginMissing(_) => "plugin_error",
             _ => "rejected",
         };
-        let class = error.class();
-        (!matches!(class, ErrorClass::Client | ErrorClass::Auth)).then(|| Refusal {
-            status,
-            class,
-            http_status: error.status().as_u16(),
-            message: error.to_string(),
-        })
+        Refusal { status, class: error.class(), http_status: error.status().as_u16(), message: error.to_string() }
     }
 }
 

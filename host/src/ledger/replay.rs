@@ -1,7 +1,8 @@
 //! Replaying the spool: the confirmed rows that wait only in the spool (Postgres was down,
 //! slower than the load, or the process stopped) are read back from where the backlog says
-//! each frame is (only those frames are decoded) and inserted, in passes until none is left. Rows confirmed meanwhile join the next
-//! pass; a replay stops at an outage and is retried every `retry_interval`.
+//! each frame is (the segment is read whole, only those frames are decoded) and inserted, in
+//! passes until none is left. Rows confirmed meanwhile join the next pass; a replay stops at
+//! an outage and is retried every `retry_interval`.
 
 use super::bounds::bound_row;
 use super::inserter::Inserter;

@@ -192,7 +192,7 @@ fn read_file(file: &mut File, dir: &Path) -> Result<Vec<u8>, SpoolError> {
 }
 
 /// The rows of an open segment's frames that start at `starts` (`dir` names it in errors):
-/// only those are decoded.
+/// the segment is read whole (at most its 32 MiB), only those frames are decoded.
 pub fn read_frames_at(file: &mut File, dir: &Path, starts: &[u64]) -> Result<Vec<TransactionRow>, SpoolError> {
     Ok(decode_at(&read_file(file, dir)?, starts))
 }

@@ -69,7 +69,8 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
     if otel.enabled {
         let provider = super::otel::provider(otel)?;
         // The phase spans (authenticate, route, reserve, upstream) are debug: they cost
-        // nothing unless a layer wants them, and only the trace export does.
+        // nothing unless a layer wants them, and only the trace export does. The export also
+        // gets the gateway's debug events (e.g. each refusal), as span events.
         let spans = Targets::new().with_target("xjp_gateway", tracing::Level::DEBUG);
         layers.push(super::otel::layer(&provider).with_filter(spans).boxed());
         telemetry.provider = Some(provider);

@@ -69,17 +69,12 @@ impl RequestCtx {
 
     /// Ends the request with a refusal and returns the error for the client. A refusal
     /// that is the client's own fault (malformed, duplicate) and holds nothing leaves no row;
-    /// one that holds money is recorded as `rejected`, and its hold goes back.
+    /// one that holds money is recorded all the same, and its hold goes back.
     pub fn refuse(mut self, error: GatewayError) -> GatewayError {
         match Refusal::of(&error) {
             Some(refusal) => self.settle(Ending::Refused(refusal)),
             None if self.bill().hold().is_none() => self.bill = None,
-            None => self.settle(Ending::Refused(Refusal {
-                status: "rejected",
-                class: error.class(),
-                http_status: error.status().as_u16(),
-                message: error.to_string(),
-            })),
+            None => self.settle(Ending::Refused(Refusal::new(&error))),
         }
         error
     }

@@ -7,7 +7,7 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::harness::{Options, TestDb, TestGateway};
+use common::harness::{Options, TestGateway};
 use common::http::{metric, post};
 use common::money::CHAT;
 use common::process::GatewayProcess;
@@ -113,11 +113,8 @@ async fn stream_statuses(base: &str, key: &str, n: usize) -> (Vec<hyper::Respons
 async fn a_per_tenant_override_raises_one_tenants_cap() {
     let mock = mock().await;
     mock.set_scenario(MODEL, pair_for(MODEL).with_chunk_interval(Duration::from_millis(500)));
-    let db = TestDb::create().await;
     // This gateway makes tenant B (the one with the override) before the one under test starts.
-    let b =
-        TestGateway::start_with(&mock.base_url(), Options { database_url: Some(db.url.clone()), ..Options::default() })
-            .await;
+    let (db, b) = common::harness::owner(&mock.base_url()).await;
     let options = Options {
         database_url: Some(db.url.clone()),
         tenant_cap: 2,

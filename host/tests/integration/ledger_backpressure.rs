@@ -10,17 +10,10 @@ use common::http::{Reply, metric, post, send};
 use common::money::{CHAT, assert_books_balance, settlement, wait_rows};
 use common::scenarios::mock;
 use common::services::PrivatePostgres;
-use std::time::{Duration, Instant};
+use common::until;
+use std::time::Duration;
 
 const BOUND: u64 = 8;
-
-async fn until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !done().await {
-        assert!(start.elapsed() < within, "{what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn assert_shed(r: &Reply, format: &str) {
     assert_eq!(r.status, 503, "{format}: {}", r.text());

@@ -9,7 +9,7 @@ use common::harness::{Options, TestGateway};
 use common::money::{CHAT, assert_books_balance, rows_for};
 use common::scenarios::{mock, pair_for};
 use common::services::PrivateRedis;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MODEL: &str = "gpt-4o-mini-2024-07-18";
 
@@ -46,28 +46,25 @@ async fn a_settlement_redis_missed_is_resynced_when_it_returns() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     redis_cmd(&redis.url(), &["CLIENT", "PAUSE", "60000", "WRITE"]);
     assert_eq!(pending.await.unwrap(), 200, "the answer does not wait for billing");
-    let start = Instant::now();
-    while gw.gw.billing.resyncs.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(40), "the failed settlement was never queued");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::until("the failed settlement is queued", Duration::from_secs(40), async || {
+        !gw.gw.billing.resyncs.is_empty()
+    })
+    .await;
     // The row is confirmed right after the settlement is queued for resync, then inserted.
-    let start = Instant::now();
-    while rows_for(&gw.gw.db, "while-paused").await.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(10), "the row is recorded anyway");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::until("the row is recorded anyway", Duration::from_secs(10), async || {
+        !rows_for(&gw.gw.db, "while-paused").await.is_empty()
+    })
+    .await;
     assert_eq!(rows_for(&gw.gw.db, "while-paused").await.len(), 1, "recorded once");
     // The settle commands Redis queued while paused are lost with their connections: only
     // the resync can bring the debit back.
     redis_cmd(&redis.url(), &["CLIENT", "KILL", "TYPE", "normal"]);
     redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
     // The resync marks the account for a rebuild.
-    let start = Instant::now();
-    while gw.gw.billing.balances.live(gw.tenant).await.unwrap().loaded {
-        assert!(start.elapsed() < Duration::from_secs(20), "never resynced");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::until("the account is marked for a rebuild", Duration::from_secs(20), async || {
+        !gw.gw.billing.balances.live(gw.tenant).await.unwrap().loaded
+    })
+    .await;
     assert!(gw.gw.billing.resyncs.is_empty());
     gw.gw.billing.balances.load(gw.tenant).await.unwrap();
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
@@ -94,22 +91,18 @@ async fn a_fail_open_request_is_debited_when_redis_returns() {
     let h = [("authorization", auth.as_str()), ("x-request-id", "served-open"), ("content-type", "application/json")];
     let r = common::http::send("POST", &url, &h, CHAT.to_string()).await;
     assert_eq!(r.status, 200, "served without a hold: {}", r.text());
-    let start = Instant::now();
-    while rows_for(&gw.gw.db, "served-open").await.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the row is recorded anyway");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::until("the row is recorded anyway", Duration::from_secs(30), async || {
+        !rows_for(&gw.gw.db, "served-open").await.is_empty()
+    })
+    .await;
     let cost = rows_for(&gw.gw.db, "served-open").await[0].2;
     assert!(cost > 0, "billed its real usage");
     assert!(!gw.gw.billing.resyncs.is_empty(), "the settlement waits for Redis");
     // Whatever Redis queued while paused is lost with its connections.
     redis_cmd(&redis.url(), &["CLIENT", "KILL", "TYPE", "normal"]);
     redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
-    let start = Instant::now();
-    while !gw.gw.billing.resyncs.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(20), "never resynced");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::until("the settlement is resynced", Duration::from_secs(20), async || gw.gw.billing.resyncs.is_empty())
+        .await;
     gw.gw.billing.balances.load(gw.tenant).await.unwrap();
     let after = gw.gw.billing.balances.live(gw.tenant).await.unwrap().available_nano;
     assert_eq!(before - after, cost, "the live balance carries the debit Redis missed");
@@ -138,11 +131,7 @@ async fn top_ups_are_never_lost_from_the_live_balance() {
     redis_cmd(&redis.url(), &["CLIENT", "KILL", "TYPE", "normal"]);
     redis_cmd(&redis.url(), &["CLIENT", "UNPAUSE"]);
     // …and applied once Redis answers, without the client retrying…
-    let start = Instant::now();
-    while !gw.gw.billing.resyncs.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(20), "the credit was never applied");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::until("the credit is applied", Duration::from_secs(20), async || gw.gw.billing.resyncs.is_empty()).await;
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
     // …and a retry does not apply it again.
     assert_eq!(admin(topups.clone(), r#"{"id":"t2","amount_usd":"2"}"#.into()).await, 200);

@@ -182,28 +182,26 @@ fn pricing_that_falls_with_more_tokens_fails_the_pricing_check() {
     }
 }
 
-#[test]
-fn a_plugin_too_slow_for_a_large_body_fails_the_large_body_check() {
+/// `plugin` fails exactly the two large-body rows (whole and stream), each for `why`.
+fn fails_only_on_large_bodies(plugin: &str, deadline_ms: &str, why: &str) {
     let dir = openai_cases(CONTRACT_CASES);
-    // The cases are a few KB, read in well under a second even on a loaded machine; the
-    // 8 MB bodies spin until the deadline on each of the three tries.
-    let (code, report) = suite_with_deadline(&common::test_plugin_file("slow-large"), dir.path(), "1000");
+    let (code, report) = suite_with_deadline(&common::test_plugin_file(plugin), dir.path(), deadline_ms);
     let failed = only_failing(code, &report, "large-body");
     let subjects: Vec<&str> = failed.iter().map(|r| r["subject"].as_str().unwrap()).collect();
     assert_eq!(subjects, ["openai-chat whole", "openai-chat stream"], "{failed:?}");
     for r in &failed {
-        assert!(r["detail"].as_str().unwrap().contains("time budget"), "{r}");
+        assert!(r["detail"].as_str().unwrap().contains(why), "{r}");
     }
 }
 
 #[test]
+fn a_plugin_too_slow_for_a_large_body_fails_the_large_body_check() {
+    // The cases are a few KB, read in well under a second even on a loaded machine; the
+    // 8 MB bodies spin until the deadline on each of the three tries.
+    fails_only_on_large_bodies("slow-large", "1000", "time budget");
+}
+
+#[test]
 fn a_plugin_that_hoards_memory_on_a_large_body_fails_the_large_body_check() {
-    let dir = openai_cases(CONTRACT_CASES);
-    let (code, report) = suite(&common::test_plugin_file("hog-large"), dir.path());
-    let failed = only_failing(code, &report, "large-body");
-    let subjects: Vec<&str> = failed.iter().map(|r| r["subject"].as_str().unwrap()).collect();
-    assert_eq!(subjects, ["openai-chat whole", "openai-chat stream"], "{failed:?}");
-    for r in &failed {
-        assert!(r["detail"].as_str().unwrap().contains("memory cap"), "{r}");
-    }
+    fails_only_on_large_bodies("hog-large", TEST_DEADLINE_MS, "memory cap");
 }

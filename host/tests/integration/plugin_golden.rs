@@ -25,8 +25,8 @@ fn stream_usage(
 }
 
 /// A price with every part set, so that every bucket of a case shows in its cost, and a
-/// rate for every fee the case expects (each its own, so a fee counted under the wrong
-/// name or count shows in the cost).
+/// rate for every fee the case expects (each its own): the two pricing paths compared with
+/// it must then agree on every bucket and fee.
 fn probe_price(case: &Case) -> PriceEntry {
     let rates = |base: u64| TokenRates {
         input: base * 3,

@@ -14,8 +14,7 @@ use xjp_plugin_sdk::openai_chat::{self as chat, ChatStream};
 use xjp_plugin_sdk::{ApiFormat, Descriptor, ModelLimits, PluginError, PluginResult, Provider, Usage};
 
 /// Refuses a request that asks OpenRouter to fall back to other models.
-fn refuse_fallbacks(request: &[u8]) -> PluginResult<()> {
-    let body = xjp_plugin_sdk::estimate::parse_request(request)?;
+fn refuse_fallbacks(body: &xjp_plugin_sdk::json::Value) -> PluginResult<()> {
     let asks = |field: &str| body.get(field).is_some_and(|v| !v.is_null());
     if asks("models") || asks("route") {
         return Err(PluginError::InvalidRequest(
@@ -40,8 +39,10 @@ impl Provider for OpenRouter {
     }
 
     fn estimate(format: ApiFormat, request: &[u8], limits: ModelLimits) -> PluginResult<Usage> {
-        refuse_fallbacks(request)?;
-        chat::estimate(format, request, &limits)
+        chat::check_format(format)?;
+        let body = xjp_plugin_sdk::estimate::parse_request(request)?;
+        refuse_fallbacks(&body)?;
+        chat::estimate_body(&body, &limits)
     }
 
     fn new_stream(format: ApiFormat) -> Self::Stream {

@@ -18,6 +18,15 @@ use std::sync::Arc;
 use xjp_gateway::plugins::cache::ComponentCache;
 use xjp_gateway::plugins::{Plugin, PluginEngine, RuntimeLimits};
 
+/// Waits until `done` says so, checking every 50 ms; fails naming `what` after `within`.
+pub async fn until(what: &str, within: std::time::Duration, mut done: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < within, "{what} within {within:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

@@ -10,7 +10,7 @@ pub mod stream;
 pub mod upstream_error;
 pub mod usage;
 
-pub use request::estimate;
+pub use request::{estimate, estimate_body};
 pub use response::extract_response;
 pub use stream::ChatStream;
 pub use usage::{UsageObject, usage_from_object, usage_from_value};

@@ -55,11 +55,16 @@ pub fn image_tokens(model: &str) -> u64 {
 /// An upper bound of the usage a chat completion request can incur (see the module docs).
 pub fn estimate(format: ApiFormat, request: &[u8], limits: &ModelLimits) -> PluginResult<Usage> {
     check_format(format)?;
-    let body = estimate::parse_request(request)?;
+    estimate_body(&estimate::parse_request(request)?, limits)
+}
+
+/// [`estimate`] of a request already parsed (with [`estimate::parse_request`]), for a
+/// plugin that reads fields of its own from the same body.
+pub fn estimate_body(body: &Value, limits: &ModelLimits) -> PluginResult<Usage> {
     let choices = count(body.get("n"), "n", 1, MAX_CHOICES)?.unwrap_or(1);
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");
 
-    let mut prompt = PromptBound::of(&body);
+    let mut prompt = PromptBound::of(body);
     if let Some(Value::Array(messages)) = body.get("messages") {
         for message in messages {
             if message.get("audio").is_some_and(|a| !a.is_null()) {
@@ -74,15 +79,15 @@ pub fn estimate(format: ApiFormat, request: &[u8], limits: &ModelLimits) -> Plug
             }
         }
     }
-    check_tools(&body)?;
+    check_tools(body)?;
 
     let mut usage = empty_usage();
-    if web_search(&body, model)? {
+    if web_search(body, model)? {
         estimate::add_fee(&mut usage, WEB_SEARCH_FEE, choices);
         prompt.add(SEARCH_RESULT_TOKENS.saturating_mul(choices));
     }
     usage.input_uncached_tokens = prompt.tokens();
-    usage.output_tokens = output_upper_bound(requested_max(&body, MAX_OUTPUT_PATHS)?, limits).saturating_mul(choices);
+    usage.output_tokens = output_upper_bound(requested_max(body, MAX_OUTPUT_PATHS)?, limits).saturating_mul(choices);
     Ok(usage)
 }
 
