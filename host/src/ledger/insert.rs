@@ -49,9 +49,10 @@ pub async fn insert_batch(db: &PgPool, rows: &[TransactionRow]) -> Result<u64, s
     if rows.is_empty() {
         return Ok(0);
     }
+    // Columns of references: a row's strings and JSON are encoded straight from the row.
     macro_rules! col {
         ($f:ident) => {
-            rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+            rows.iter().map(|r| &r.$f).collect::<Vec<_>>()
         };
     }
     let inserted = sqlx::query(INSERT)

@@ -53,14 +53,19 @@ pub async fn has_row(db: &PgPool, tenant: Uuid, request_id: &str) -> Result<bool
         .await
 }
 
-/// The ids among `request_ids` that have a row, with the row's cost.
+/// The ids among `request_ids` that have a row, with the row's cost: found by their
+/// `billing_request_ids` entry, whose `created_at` leads to the row through
+/// `billing_tx_tenant_time` (one probe per id; the ledger keeps no index on request ids).
 pub async fn recorded_costs(
     db: &PgPool,
     tenant: Uuid,
     request_ids: &[String],
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT request_id, cost_nano FROM billing_transactions WHERE tenant_id = $1 AND request_id = ANY($2)",
+        "SELECT i.request_id, t.cost_nano FROM billing_request_ids i \
+         JOIN billing_transactions t \
+           ON t.tenant_id = i.tenant_id AND t.created_at = i.created_at AND t.request_id = i.request_id \
+         WHERE i.tenant_id = $1 AND i.request_id = ANY($2)",
     )
     .bind(tenant)
     .bind(request_ids)

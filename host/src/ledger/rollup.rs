@@ -1,6 +1,8 @@
 //! Daily rollups per tenant / day / model / key, maintained asynchronously. Each run flips
 //! `rolled_up` on a batch of rows and adds them to the summary in one statement, so every
-//! transaction is counted exactly once, however many gateways run the job.
+//! transaction is counted exactly once, however many gateways run the job. A batch is
+//! any not-rolled-up rows (the partial index `billing_tx_tenant_not_rolled` holds just
+//! them); the order they are taken in changes no sum.
 //!
 //! No row's content can make the statement fail (it would stop the rollup for every
 //! tenant): the model key is `xjp_summary_model(model_requested)` (names over 1024 bytes
@@ -13,7 +15,7 @@ const ROLLUP: &str = r#"
 WITH picked AS (
     UPDATE billing_transactions b SET rolled_up = true
     FROM (SELECT created_at, seq FROM billing_transactions WHERE NOT rolled_up
-          ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED) s
+          LIMIT $1 FOR UPDATE SKIP LOCKED) s
     WHERE b.created_at = s.created_at AND b.seq = s.seq
     RETURNING b.tenant_id, (b.created_at AT TIME ZONE 'UTC')::date AS day,
               xjp_summary_model(b.model_requested) AS model, b.api_key_id, b.status,

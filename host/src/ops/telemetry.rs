@@ -2,13 +2,13 @@
 //! fed by access lines (`ops::access`), and OpenTelemetry export when `[otel] enabled`.
 //! Each has its own filter: the log filter (`[log] filter`, `RUST_LOG` overrides it) never
 //! hides an access line from the counters or a span from the trace export. Under `serve`,
-//! lines are written by a thread of their own (`tracing-appender`), so a request never waits
-//! on a write to stderr; the writer blocks rather than drops when its queue is full.
+//! lines are written in batches by a thread of their own (`ops::log_writer`), so a request
+//! never waits on a write to stderr; logging blocks rather than drops when the buffer is full.
 
 use super::access::{SpendLayer, spend_filter};
+use super::log_writer::LogWriterGuard;
 use crate::config::{LogConfig, LogFormat, OtelConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -22,7 +22,7 @@ type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
 #[derive(Debug, Default)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-    writer: Option<WorkerGuard>,
+    writer: Option<LogWriterGuard>,
 }
 
 impl Telemetry {
@@ -50,7 +50,10 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = log_filter(&log.filter)?;
-    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    // Colour codes only for a terminal: a log file or collector gets plain lines (and the
+    // codes cost ~1 µs a line to write).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer);
     Ok(match log.format {
         LogFormat::Text => layer.with_filter(filter).boxed(),
         // One object per line: timestamp, level, target, the event's fields at the top level
@@ -63,7 +66,7 @@ where
 /// runs on it). Fails when a filter does not parse or the exporter cannot be built, or when
 /// a subscriber is already installed.
 pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
-    let (writer, guard) = NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    let (writer, guard) = super::log_writer::spawn(std::io::stderr());
     let mut layers: Vec<Boxed> = vec![log_layer(log, writer)?, SpendLayer.with_filter(spend_filter()).boxed()];
     let mut telemetry = Telemetry { provider: None, writer: Some(guard) };
     if otel.enabled {

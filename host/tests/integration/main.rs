@@ -18,6 +18,7 @@ mod edge_server;
 mod graceful_shutdown;
 mod hostile_inputs;
 mod ledger_backpressure;
+mod ledger_lookups;
 mod ledger_robustness;
 mod ledger_segments;
 mod money_concurrency;
