@@ -6,17 +6,17 @@
 //! on NOSCRIPT, so a flushed script cache is handled transparently.
 
 use super::keys::KeySpace;
+use super::settle_batch::SettleBatcher;
 use crate::db::{RedisConn, RedisTarget};
 use crate::ledger::PendingDebits;
 use redis::Script;
 use sqlx::PgPool;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/reserve.lua")));
-static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/settle.lua")));
 static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/load.lua")));
 static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/credit.lua")));
 pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
@@ -89,6 +89,8 @@ pub struct LiveBalance {
 pub struct Balances {
     pub(super) target: RedisTarget,
     conn: OnceCell<RedisConn>,
+    /// Settlements go to Redis in batches (`settle_batch`), started on first use.
+    settles: OnceLock<SettleBatcher>,
     pub(super) keys: KeySpace,
     /// Tenants this gateway put in the hold index recently (see `holds.rs`).
     pub(super) indexed: moka::sync::Cache<Uuid, ()>,
@@ -108,7 +110,7 @@ impl Balances {
         hold_ttl: Duration,
     ) -> Self {
         let indexed = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(index_refresh(hold_ttl)).build();
-        Balances { target, conn: OnceCell::new(), keys, indexed, db, pending, hold_ttl }
+        Balances { target, conn: OnceCell::new(), settles: OnceLock::new(), keys, indexed, db, pending, hold_ttl }
     }
 
     pub(super) async fn conn(&self) -> Result<RedisConn, BalanceError> {
@@ -153,7 +155,8 @@ impl Balances {
         Err(BalanceError::Redis("account would not stay loaded".into()))
     }
 
-    /// Debits `cost` for `request_id` and releases the rest of its hold, once.
+    /// Debits `cost` for `request_id` and releases the rest of its hold, once (in the next
+    /// settlement batch, `settle_batch`).
     /// `label` is `settled` or `released` (recorded in the request's state). A debit applied
     /// now is registered as pending until its row reaches Postgres, unless `recorded` says
     /// the row is already there (the sweeper settling from the ledger).
@@ -165,22 +168,13 @@ impl Balances {
         label: &str,
         recorded: bool,
     ) -> Result<Settlement, BalanceError> {
-        let k = self.keys.tenant(tenant);
-        let rk = self.keys.request(tenant, request_id);
         for _ in 0..3 {
-            let mut conn = self.conn().await?;
+            let conn = self.conn().await?;
+            let batcher =
+                self.settles.get_or_init(|| SettleBatcher::spawn(conn, self.keys.clone(), REQUEST_STATE_TTL_SECS));
             let lock = self.pending.lock(tenant).read().await;
-            let (code, available): (i64, i64) = SETTLE
-                .key(&k.account)
-                .key(&k.holds)
-                .key(&k.expiry)
-                .key(&rk)
-                .arg(request_id)
-                .arg(cost.max(0))
-                .arg(label)
-                .arg(REQUEST_STATE_TTL_SECS)
-                .invoke_async(&mut conn)
-                .await?;
+            let (code, available) =
+                batcher.settle(tenant, request_id, cost.max(0), label).await.map_err(BalanceError::Redis)?;
             match code {
                 1 => {
                     if !recorded {

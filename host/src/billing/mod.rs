@@ -13,6 +13,7 @@ pub mod reserve;
 pub mod resync;
 pub mod running;
 pub mod settle;
+pub mod settle_batch;
 pub mod sweeper;
 
 pub use balance::{BalanceError, Balances, LiveBalance, Reservation, Settlement};

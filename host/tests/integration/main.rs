@@ -29,6 +29,7 @@ mod money_idempotency;
 mod money_outages;
 mod money_overdraft;
 mod money_resync;
+mod money_settle_batch;
 mod openapi;
 mod ops_commands;
 mod ops_runtime;

@@ -1,0 +1,85 @@
+//! Settlements are batched into one Redis call per tenant (`billing::settle_batch`): many at
+//! once take a few calls, and each one still settles exactly once and to the nano-USD, for
+//! several tenants in the same batches, with repeats and releases among them.
+
+use crate::common;
+
+use super::ledger_robustness::database;
+use common::harness::TestDb;
+use common::services::PrivateRedis;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+use xjp_gateway::billing::{Balances, KeySpace, Reservation, Settlement};
+use xjp_gateway::db::RedisTarget;
+use xjp_gateway::db::credits::{self, CreditKind};
+use xjp_gateway::ledger::PendingDebits;
+
+const CREDIT: i64 = 1_000_000_000;
+const HOLD: i64 = 5_000_000;
+
+/// `settle.lua` calls the server has run (EVALSHA and EVAL), from `INFO commandstats`.
+fn script_calls(redis: &PrivateRedis) -> u64 {
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let info: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_settlements_take_few_calls_and_each_settles_once() {
+    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+    let db = TestDb::create().await;
+    let (pool, first, _) = database(&db.url).await;
+    let second = xjp_gateway::db::tenants::create(&pool, "second").await.unwrap().id;
+    for tenant in [first, second] {
+        credits::insert(&pool, tenant, "start", CreditKind::TopUp, CREDIT, None).await.unwrap();
+    }
+    let target = RedisTarget::single(&redis.url(), None, None).unwrap();
+    let pending = Arc::new(PendingDebits::default());
+    let balances = Balances::new(target, KeySpace::new("batch"), pool.clone(), pending, Duration::from_secs(60));
+
+    // 150 holds per tenant; request i costs i nano-USD, every 10th is released (cost 0).
+    let ids: Vec<(Uuid, String, i64)> = (0..300)
+        .map(|i| {
+            let tenant = if i % 2 == 0 { first } else { second };
+            let cost = if i % 10 == 0 { 0 } else { i as i64 };
+            (tenant, format!("req-{i}"), cost)
+        })
+        .collect();
+    for (tenant, id, _) in &ids {
+        let reserved = balances.reserve(*tenant, id, HOLD).await.unwrap();
+        assert!(matches!(reserved, Reservation::Reserved { .. }), "{reserved:?}");
+    }
+    let before = script_calls(&redis);
+    let settles = ids.iter().map(|(tenant, id, cost)| {
+        let label = if *cost > 0 { "settled" } else { "released" };
+        balances.settle(*tenant, id, *cost, label, false)
+    });
+    let settled = futures_util::future::join_all(settles).await;
+    let calls = script_calls(&redis) - before;
+    assert!(settled.iter().all(|s| matches!(s, Ok(Settlement::Settled { .. }))), "{settled:?}");
+    assert!(calls <= 20, "300 settlements took {calls} script calls: they were not batched");
+
+    for tenant in [first, second] {
+        let spent: i64 = ids.iter().filter(|(t, _, _)| *t == tenant).map(|(_, _, c)| c).sum();
+        let live = balances.live(tenant).await.unwrap();
+        assert_eq!((live.available_nano, live.held_nano), (CREDIT - spent, 0), "tenant {tenant}");
+    }
+    // Each request's state says what happened to it, and a second settlement changes nothing.
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for (tenant, id, cost) in ids.iter().step_by(7) {
+        let state: String =
+            redis::cmd("GET").arg(balances.keys().request(*tenant, id)).query_async(&mut conn).await.unwrap();
+        let label = if *cost > 0 { "settled" } else { "released" };
+        assert_eq!(state, format!("{label}:{cost}"));
+        let again = balances.settle(*tenant, id, cost + 1_000, "settled", false).await.unwrap();
+        assert_eq!(again, Settlement::AlreadySettled);
+    }
+    for tenant in [first, second] {
+        let spent: i64 = ids.iter().filter(|(t, _, _)| *t == tenant).map(|(_, _, c)| c).sum();
+        assert_eq!(balances.live(tenant).await.unwrap().available_nano, CREDIT - spent, "repeats debit nothing");
+    }
+}
