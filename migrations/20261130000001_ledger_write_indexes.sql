@@ -8,7 +8,7 @@
 DROP INDEX IF EXISTS billing_tx_request;
 
 -- `billing_tx_not_rolled (created_at) WHERE NOT rolled_up` served only the rollup's
--- `ORDER BY created_at`. The rollup takes any not-rolled-up rows (the order never mattered:
--- every row is counted once, whichever batch takes it), through the partial index
--- `billing_tx_tenant_not_rolled`, which holds the same rows.
+-- `ORDER BY created_at`. The order never mattered (every row is counted once, whichever
+-- batch takes it): the rollup now takes rows in the order of the partial index
+-- `billing_tx_tenant_not_rolled (tenant_id, created_at)`, which holds the same rows.
 DROP INDEX IF EXISTS billing_tx_not_rolled;

@@ -171,13 +171,15 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
 }
 
 /// Counters around one timed run of a gateway target: CPU time, run-queue wait, Redis
-/// commands, Postgres commits.
+/// commands, Postgres commits, the stores' CPU time.
 struct Counters {
     ticks: Option<Duration>,
     cpu: Option<Duration>,
     wait: Option<Duration>,
     redis: u64,
     pg: u64,
+    /// Redis's and Postgres's CPU time.
+    stores: (Duration, Duration),
 }
 
 impl Counters {
@@ -190,6 +192,7 @@ impl Counters {
             wait: times.map(|t| t.1),
             redis: if gateway { bench_setup::redis_commands() } else { 0 },
             pg: if gateway { db.commits() } else { 0 },
+            stores: if gateway { bench_setup::store_cpu() } else { Default::default() },
         }
     }
 }
@@ -214,6 +217,8 @@ async fn segment(
     if t.pid.is_some() {
         m.redis_cmds += after.redis.saturating_sub(before.redis);
         m.pg_commits += after.pg.saturating_sub(before.pg);
+        m.redis_cpu += after.stores.0.saturating_sub(before.stores.0);
+        m.pg_cpu += after.stores.1.saturating_sub(before.stores.1);
         m.counted += s.latencies_us.len() as u64;
     }
     let phase = which(m);

@@ -42,6 +42,9 @@ pub struct Measured {
     /// Redis commands and Postgres commits while this target ran, and its requests then.
     pub redis_cmds: u64,
     pub pg_commits: u64,
+    /// CPU time of Redis and of Postgres (all its processes) meanwhile.
+    pub redis_cpu: std::time::Duration,
+    pub pg_cpu: std::time::Duration,
     pub counted: u64,
 }
 
@@ -88,6 +91,12 @@ const METRICS: &[Metric] = &[
     ("idle gateway CPU (ms/s)", Kind::Amount, |m| m.idle_ms_per_s),
     ("Redis commands/req", Kind::Amount, |m| (m.counted > 0).then(|| m.redis_cmds as f64 / m.counted as f64)),
     ("Postgres commits/req", Kind::Amount, |m| (m.counted > 0).then(|| m.pg_commits as f64 / m.counted as f64)),
+    ("Redis CPU µs/req", Kind::Amount, |m| {
+        (m.counted > 0).then(|| m.redis_cpu.as_secs_f64() * 1e6 / m.counted as f64)
+    }),
+    ("Postgres CPU µs/req", Kind::Amount, |m| {
+        (m.counted > 0).then(|| m.pg_cpu.as_secs_f64() * 1e6 / m.counted as f64)
+    }),
 ];
 
 fn fmt(v: Option<f64>) -> String {

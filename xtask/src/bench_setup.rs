@@ -117,6 +117,23 @@ pub fn thread_times(pid: u32) -> (Duration, Duration) {
     (Duration::from_nanos(run), Duration::from_nanos(wait))
 }
 
+/// CPU time the data stores used so far (`redis-server` and every `postgres` process, by
+/// `thread_times`): what billing costs beyond the gateway. Backends that exit meanwhile are
+/// missed (the gateways keep theirs open).
+pub fn store_cpu() -> (Duration, Duration) {
+    let (mut redis, mut pg) = (Duration::ZERO, Duration::ZERO);
+    let Ok(procs) = std::fs::read_dir("/proc") else { return (redis, pg) };
+    for entry in procs.filter_map(Result::ok) {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        match std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim() {
+            "redis-server" => redis += thread_times(pid).0,
+            "postgres" => pg += thread_times(pid).0,
+            _ => {}
+        }
+    }
+    (redis, pg)
+}
+
 fn wait_listening(addr: SocketAddr, child: &mut Child, log: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {

@@ -1,11 +1,15 @@
 //! Multi-row, idempotent insert of transaction rows: one statement per batch (UNNEST),
 //! `ON CONFLICT DO NOTHING` on the global (tenant, request id) index, telling inserted
-//! rows from duplicates.
+//! rows from duplicates. The same statement adds the new rows to the daily summary
+//! (`ledger::rollup`), so a row is written once: before, the rollup job rewrote every row
+//! to flip `rolled_up`, as much Postgres work again as the insert.
 
+use super::rollup::{summary_columns, summary_upsert};
 use super::row::TransactionRow;
 use sqlx::PgPool;
 
-const INSERT: &str = r#"
+const INSERT: &str = concat!(
+    r#"
 WITH input AS (
     SELECT * FROM UNNEST(
         $1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
@@ -27,22 +31,26 @@ WITH input AS (
     SELECT tenant_id, request_id, created_at FROM stamped
     ON CONFLICT DO NOTHING
     RETURNING tenant_id, request_id
-)
-INSERT INTO billing_transactions (
-    request_id, tenant_id, api_key_id, provider, model_requested, model_served, upstream_model,
-    api_format, stream, status, error_class, error_message, http_status,
-    input_uncached_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
-    output_tokens, reasoning_tokens, fees, cost_nano, provider_cost_nano, price_version,
-    price_snapshot, estimated, needs_review, latency_ms, created_at, client_request_id)
-SELECT s.request_id, s.tenant_id, s.api_key_id, s.provider, s.model_requested, s.model_served,
-       s.upstream_model, s.api_format, s.stream, s.status, s.error_class, s.error_message,
-       s.http_status, s.input_uncached_tokens, s.cache_read_tokens, s.cache_write_5m_tokens,
-       s.cache_write_1h_tokens, s.output_tokens, s.reasoning_tokens, s.fees, s.cost_nano,
-       s.provider_cost_nano, s.price_version, s.price_snapshot, s.estimated, s.needs_review,
-       s.latency_ms, s.created_at, s.client_request_id
-FROM stamped s JOIN fresh f USING (tenant_id, request_id)
-RETURNING 1
-"#;
+), picked AS (
+    INSERT INTO billing_transactions AS b (
+        request_id, tenant_id, api_key_id, provider, model_requested, model_served, upstream_model,
+        api_format, stream, status, error_class, error_message, http_status,
+        input_uncached_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+        output_tokens, reasoning_tokens, fees, cost_nano, provider_cost_nano, price_version,
+        price_snapshot, estimated, needs_review, latency_ms, created_at, client_request_id, rolled_up)
+    SELECT s.request_id, s.tenant_id, s.api_key_id, s.provider, s.model_requested, s.model_served,
+           s.upstream_model, s.api_format, s.stream, s.status, s.error_class, s.error_message,
+           s.http_status, s.input_uncached_tokens, s.cache_read_tokens, s.cache_write_5m_tokens,
+           s.cache_write_1h_tokens, s.output_tokens, s.reasoning_tokens, s.fees, s.cost_nano,
+           s.provider_cost_nano, s.price_version, s.price_snapshot, s.estimated, s.needs_review,
+           s.latency_ms, s.created_at, s.client_request_id, true
+    FROM stamped s JOIN fresh f USING (tenant_id, request_id)
+    RETURNING "#,
+    summary_columns!(),
+    "), summed AS (",
+    summary_upsert!(),
+    ")\nSELECT count(*) FROM picked"
+);
 
 /// Inserts a batch; returns how many rows were new (the rest were already recorded).
 pub async fn insert_batch(db: &PgPool, rows: &[TransactionRow]) -> Result<u64, sqlx::Error> {
@@ -55,7 +63,7 @@ pub async fn insert_batch(db: &PgPool, rows: &[TransactionRow]) -> Result<u64, s
             rows.iter().map(|r| &r.$f).collect::<Vec<_>>()
         };
     }
-    let inserted = sqlx::query(INSERT)
+    let inserted: i64 = sqlx::query_scalar(INSERT)
         .bind(col!(request_id))
         .bind(col!(tenant_id))
         .bind(col!(api_key_id))
@@ -85,9 +93,9 @@ pub async fn insert_batch(db: &PgPool, rows: &[TransactionRow]) -> Result<u64, s
         .bind(col!(latency_ms))
         .bind(col!(created_at_us))
         .bind(col!(client_request_id))
-        .execute(db)
+        .fetch_one(db)
         .await?;
-    Ok(inserted.rows_affected())
+    Ok(inserted as u64)
 }
 
 /// Creates the monthly partitions around now (previous month to two months ahead).

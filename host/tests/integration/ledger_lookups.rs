@@ -1,7 +1,8 @@
 //! The ledger's reads that money rests on, over rows in several monthly partitions: which
 //! request ids have a row and at what cost (the sweeper settles from it), whether a client's
-//! id is taken, and the rollup taking every row once in batches of any order. The ledger
-//! keeps no index on request ids of its own: these go through `billing_request_ids`.
+//! id is taken, and every row counted once in the daily summary: by the insert itself, or by
+//! the rollup job for rows that arrive not rolled up. The ledger keeps no index on request
+//! ids of its own: these go through `billing_request_ids`.
 
 use crate::common;
 
@@ -65,21 +66,52 @@ async fn recorded_costs_and_ids_are_found_across_partitions_and_rolled_up_once()
     }
     assert!(!ledger.has_row(tenant, &unknown).await.unwrap());
 
-    // Batches of two, in whatever order Postgres picks: each row counted once.
-    while xjp_gateway::ledger::rollup::rollup_once(&pool, 2).await.unwrap() > 0 {}
-    let (requests, cost): (i64, i64) = sqlx::query_as(
-        "SELECT sum(requests)::BIGINT, sum(cost_nano)::BIGINT FROM tenant_billing_summary WHERE tenant_id = $1",
-    )
-    .bind(tenant)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!((requests, cost), (5, rows[..5].iter().map(|r| r.cost_nano).sum::<i64>()));
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM billing_transactions WHERE NOT rolled_up")
+    // The insert counted its rows in the daily summary itself: nothing is left to roll up.
+    let summed = async || -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT sum(requests)::BIGINT, sum(cost_nano)::BIGINT FROM tenant_billing_summary WHERE tenant_id = $1",
+        )
+        .bind(tenant)
         .fetch_one(&pool)
         .await
+        .unwrap()
+    };
+    let spent: i64 = rows[..5].iter().map(|r| r.cost_nano).sum();
+    assert_eq!(summed().await, (5, spent));
+    let not_rolled = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM billing_transactions WHERE NOT rolled_up")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(not_rolled().await, 0);
+
+    // Rows that arrive not rolled up (an older gateway's, during an upgrade) are counted by
+    // the rollup job, in batches of two, in whatever order: each once.
+    let columns = "tenant_id, api_key_id, provider, model_requested, model_served, upstream_model, api_format, \
+        stream, status, error_class, error_message, http_status, input_uncached_tokens, cache_read_tokens, \
+        cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, fees, cost_nano, \
+        provider_cost_nano, price_version, price_snapshot, estimated, needs_review, latency_ms, created_at, \
+        client_request_id";
+    for i in 0..3 {
+        sqlx::query(&format!(
+            "WITH old AS (SELECT {columns} FROM billing_transactions WHERE tenant_id = $3 AND request_id = $1), \
+                  ids AS (INSERT INTO billing_request_ids (tenant_id, request_id, created_at) \
+                          SELECT tenant_id, $2, created_at FROM old) \
+             INSERT INTO billing_transactions (request_id, rolled_up, {columns}) SELECT $2, false, {columns} FROM old"
+        ))
+        .bind(&rows[i].request_id)
+        .bind(format!("legacy-{i}"))
+        .bind(tenant)
+        .execute(&pool)
+        .await
         .unwrap();
-    assert_eq!(left, 0);
+    }
+    assert_eq!(not_rolled().await, 3);
+    while xjp_gateway::ledger::rollup::rollup_once(&pool, 2).await.unwrap() > 0 {}
+    assert_eq!(not_rolled().await, 0);
+    let legacy: i64 = rows[..3].iter().map(|r| r.cost_nano).sum();
+    assert_eq!(summed().await, (8, spent + legacy));
 
     // No index on billing_transactions names a request id: each would be one more B-tree
     // entry per row written (`billing_request_ids` holds the ids).
