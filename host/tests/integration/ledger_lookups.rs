@@ -93,14 +93,14 @@ async fn recorded_costs_and_ids_are_found_across_partitions_and_rolled_up_once()
         cache_write_5m_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, fees, cost_nano, \
         provider_cost_nano, price_version, price_snapshot, estimated, needs_review, latency_ms, created_at, \
         client_request_id";
-    for i in 0..3 {
+    for (i, old) in rows[..3].iter().enumerate() {
         sqlx::query(&format!(
             "WITH old AS (SELECT {columns} FROM billing_transactions WHERE tenant_id = $3 AND request_id = $1), \
                   ids AS (INSERT INTO billing_request_ids (tenant_id, request_id, created_at) \
                           SELECT tenant_id, $2, created_at FROM old) \
              INSERT INTO billing_transactions (request_id, rolled_up, {columns}) SELECT $2, false, {columns} FROM old"
         ))
-        .bind(&rows[i].request_id)
+        .bind(&old.request_id)
         .bind(format!("legacy-{i}"))
         .bind(tenant)
         .execute(&pool)
