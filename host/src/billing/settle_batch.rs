@@ -8,6 +8,7 @@
 use super::keys::KeySpace;
 use crate::db::RedisConn;
 use redis::Script;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -62,10 +63,15 @@ impl SettleBatcher {
 /// Takes what is queued, settles it (one call per tenant, concurrently), and again.
 async fn run(mut rx: mpsc::UnboundedReceiver<Job>, conn: RedisConn, keys: KeySpace, ttl: u64) {
     while let Some(first) = rx.recv().await {
+        // Per tenant, its groups in order; a group is full at MAX_PER_CALL.
         let mut groups: Vec<Vec<Job>> = Vec::new();
-        let mut add = |job: Job| match groups.iter_mut().find(|g| g[0].tenant == job.tenant && g.len() < MAX_PER_CALL) {
-            Some(group) => group.push(job),
-            None => groups.push(vec![job]),
+        let mut open: HashMap<Uuid, usize> = HashMap::new();
+        let mut add = |job: Job| match open.get(&job.tenant) {
+            Some(&g) if groups[g].len() < MAX_PER_CALL => groups[g].push(job),
+            _ => {
+                open.insert(job.tenant, groups.len());
+                groups.push(vec![job]);
+            }
         };
         add(first);
         let mut taken = 1;

@@ -65,7 +65,8 @@ async fn a_settlement_redis_missed_is_resynced_when_it_returns() {
         !gw.gw.billing.balances.live(gw.tenant).await.unwrap().loaded
     })
     .await;
-    assert!(gw.gw.billing.resyncs.is_empty());
+    // The run marks the account before it ends: wait for its end, not just the mark.
+    common::until("the resync run is over", Duration::from_secs(5), async || gw.gw.billing.resyncs.is_empty()).await;
     gw.gw.billing.balances.load(gw.tenant).await.unwrap();
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
     assert_eq!(send("after").await, 200);
