@@ -117,6 +117,15 @@ impl Balances {
         Ok(self.conn.get_or_try_init(|| self.target.connect()).await?.clone())
     }
 
+    /// The settlement batcher, started over the connection on first use.
+    async fn settle_batcher(&self) -> Result<&SettleBatcher, BalanceError> {
+        if let Some(batcher) = self.settles.get() {
+            return Ok(batcher);
+        }
+        let conn = self.conn().await?;
+        Ok(self.settles.get_or_init(|| SettleBatcher::spawn(conn, self.keys.clone(), REQUEST_STATE_TTL_SECS)))
+    }
+
     /// The key names this store uses.
     pub fn keys(&self) -> &KeySpace {
         &self.keys
@@ -169,9 +178,7 @@ impl Balances {
         recorded: bool,
     ) -> Result<Settlement, BalanceError> {
         for _ in 0..3 {
-            let conn = self.conn().await?;
-            let batcher =
-                self.settles.get_or_init(|| SettleBatcher::spawn(conn, self.keys.clone(), REQUEST_STATE_TTL_SECS));
+            let batcher = self.settle_batcher().await?;
             let lock = self.pending.lock(tenant).read().await;
             let (code, available) =
                 batcher.settle(tenant, request_id, cost.max(0), label).await.map_err(BalanceError::Redis)?;

@@ -15,14 +15,15 @@ use uuid::Uuid;
 
 static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/settle.lua")));
 
-/// Settlements of one tenant per script call at most (a call blocks Redis while it runs:
-/// ~1 µs per command, 9 commands per settlement).
+/// Settlements of one tenant per script call at most (a call blocks Redis while it runs,
+/// up to 9 commands per settlement).
 pub const MAX_PER_CALL: usize = 128;
 
 /// What the script answered for one settlement: (code, available), or the call's error.
 type Answer = Result<(i64, i64), String>;
 
 /// One settlement waiting for its batch.
+#[derive(Debug)]
 struct Job {
     tenant: Uuid,
     request_id: String,
@@ -35,12 +36,6 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct SettleBatcher {
     tx: mpsc::UnboundedSender<Job>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("tenant", &self.tenant).field("request_id", &self.request_id).finish()
-    }
 }
 
 impl SettleBatcher {

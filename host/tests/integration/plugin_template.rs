@@ -184,21 +184,19 @@ async fn deploy(wasm: &Path, crate_dir: &Path) {
 
     let r = chat(&gw, &request, "acme-after").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let started = Instant::now();
-    let billed = loop {
-        let row: Option<(String, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+    let mut billed: Option<(String, i64, i64, i64, i64, Option<i64>)> = None;
+    common::until("a ledger row for the acme request", Duration::from_secs(10), async || {
+        billed = sqlx::query_as(
             "SELECT status, input_uncached_tokens, cache_read_tokens, output_tokens, cost_nano, provider_cost_nano \
              FROM billing_transactions WHERE client_request_id = 'acme-after'",
         )
         .fetch_optional(&gw.gw.db)
         .await
         .unwrap();
-        if let Some(row) = row {
-            break row;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no ledger row for the acme request");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        billed.is_some()
+    })
+    .await;
+    let billed = billed.expect("found above");
     // The same figures as the in-process call: $0.000044 at the route's price, the
     // provider's own $0.000052 beside it.
     assert_eq!(billed, ("ok".to_string(), 8, 16, 8, 44_000, Some(52_000)));
