@@ -4,6 +4,7 @@ use clap::Parser;
 
 /// mimalloc: the proxy allocates and frees many small buffers per request across threads, where
 /// glibc's malloc spent a fifth of the gateway's CPU at c=64 (`cargo xtask bench e2e` profile).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

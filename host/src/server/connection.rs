@@ -2,16 +2,20 @@
 //! (for its idle timeout), and its part in graceful shutdown.
 //!
 //! Until its first request head has arrived, a connection lives at most the header-read
-//! timeout (or the idle timeout when shorter): hyper-util's `auto` reads the first bytes to
-//! tell HTTP/1.1 from h2 without a timer, so a client that sends nothing, or an h2 preface
-//! byte by byte, is bounded here.
+//! timeout (or the idle timeout when shorter): its protocol is told from its first bytes
+//! (`protocol.rs`) and, when those are an unfinished h2 preface, by hyper-util's `auto`
+//! reading them without a timer, so a client that sends nothing, or an h2 preface byte by
+//! byte, is bounded here.
 
+use super::protocol::{self, Protocol};
 use super::router::{self, Listener};
 use crate::api::Body;
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
 use bytes::Bytes;
+use futures_util::future::Either;
 use hyper::body::{Frame, SizeHint};
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
@@ -35,7 +39,20 @@ pub(super) struct Connection {
     pub stopped: watch::Receiver<bool>,
 }
 
-/// The connection builder for the current `[server]` settings.
+/// HTTP/1.1 connections, served by hyper itself: its `max_header_size` bounds a request head
+/// exactly, where `max_buf_size` (all hyper-util's `auto` offers) lets through a head that one
+/// read brought in whole past it.
+fn http1(server: &ServerConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(server.header_read_timeout_secs))
+        .max_buf_size(server.max_header_bytes.max(8192))
+        .max_header_size(server.max_header_bytes);
+    builder
+}
+
+/// The connection builder for h2, and for a client whose first bytes did not tell.
 fn builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -71,9 +88,34 @@ impl Connection {
                 }
             })
         };
-        let builder = builder(&server);
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        // The protocol from the first bytes, within the first-head timeout (a client that
+        // sends nothing is dropped here).
+        let protocol = tokio::select! {
+            found = protocol::peek(&stream) => match found {
+                Ok(Protocol::Closed) | Err(_) => return,
+                Ok(p) => p,
+            },
+            () = tokio::time::sleep(first_head_timeout) => {
+                metrics::counter!("xjp_connections_idle_closed_total", "reason" => "no_request_head").increment(1);
+                return;
+            }
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let auto = protocol::restrict(builder(&server), protocol);
+        let conn = match protocol {
+            Protocol::Http1 => Either::Left(http1(&server).serve_connection(TokioIo::new(stream), service)),
+            _ => Either::Right(auto.serve_connection(TokioIo::new(stream), service)),
+        };
         tokio::pin!(conn);
+        // Both kinds of connection, the same call.
+        macro_rules! either {
+            ($c:ident => $e:expr) => {
+                match conn.as_mut().as_pin_mut() {
+                    Either::Left($c) => $e,
+                    Either::Right($c) => $e,
+                }
+            };
+        }
         let gauge = metrics::gauge!("xjp_connections_active", "listener" => role.as_str());
         gauge.increment(1.0);
         // Set once the connection was asked to close: it must be gone by then.
@@ -81,14 +123,14 @@ impl Connection {
         loop {
             let idle_check = activity.deadline(first_head_timeout, idle_timeout);
             tokio::select! {
-                result = conn.as_mut() => {
+                result = std::future::poll_fn(|cx| either!(c => c.poll(cx).map_err(|e| e.to_string()))) => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                     break;
                 }
                 _ = stopped.wait_for(|s| *s), if closing.is_none() => {
-                    conn.as_mut().graceful_shutdown();
+                    either!(c => c.graceful_shutdown());
                     // In-flight requests finish within the server's grace period.
                     closing = Some(Instant::now() + Duration::from_secs(24 * 3600));
                 }
@@ -96,7 +138,7 @@ impl Connection {
                     if activity.is_idle() && activity.deadline(first_head_timeout, idle_timeout) <= Instant::now() {
                         let why = if activity.seen_request() { "idle" } else { "no_request_head" };
                         metrics::counter!("xjp_connections_idle_closed_total", "reason" => why).increment(1);
-                        conn.as_mut().graceful_shutdown();
+                        either!(c => c.graceful_shutdown());
                         closing = Some(Instant::now() + CLOSE_WAIT);
                     }
                 }

@@ -11,6 +11,7 @@
 //! exponential back-off instead of spinning.
 
 mod connection;
+mod protocol;
 pub mod router;
 
 use crate::config::ServerConfig;
