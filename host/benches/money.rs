@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use uuid::Uuid;
-use xjp_gateway::billing::{Balances, KeySpace, Reservation, Settlement};
+use xjp_gateway::billing::{Balances, IdOrigin, KeySpace, Reservation, Settlement};
 use xjp_gateway::db::RedisTarget;
 use xjp_gateway::db::credits::{self, CreditKind};
 use xjp_gateway::ledger::PendingDebits;
@@ -259,11 +259,11 @@ async fn reserve_settle(
 /// One reservation and its settlement; their latencies.
 async fn pair(balances: &Balances, tenant: Uuid, id: &str) -> anyhow::Result<(Duration, Duration)> {
     let t = Instant::now();
-    let reserved = balances.reserve(tenant, id, HOLD_NANO).await?;
+    let reserved = balances.reserve(tenant, id, IdOrigin::Gateway, HOLD_NANO).await?;
     let r = t.elapsed();
     ensure!(matches!(reserved, Reservation::Reserved { .. }), "reserve {id}: {reserved:?}");
     let t = Instant::now();
-    let settled = balances.settle(tenant, id, SETTLE_NANO, "settled", false).await?;
+    let settled = balances.settle(tenant, (id, IdOrigin::Gateway), SETTLE_NANO, "settled", false).await?;
     let s = t.elapsed();
     ensure!(matches!(settled, Settlement::Settled { .. }), "settle {id}: {settled:?}");
     Ok((r, s))

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{BenchDb, env_usize};
 use uuid::Uuid;
-use xjp_gateway::billing::{Balances, KeySpace, Reservation, Settlement};
+use xjp_gateway::billing::{Balances, IdOrigin, KeySpace, Reservation, Settlement};
 use xjp_gateway::db::RedisTarget;
 use xjp_gateway::db::credits::{self, CreditKind};
 use xjp_gateway::ledger::PendingDebits;
@@ -90,9 +90,9 @@ fn servers() -> anyhow::Result<(Servers, String, String)> {
 
 async fn pair(b: &Balances, tenant: Uuid, id: &str) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    let r = b.reserve(tenant, id, HOLD_NANO).await?;
+    let r = b.reserve(tenant, id, IdOrigin::Gateway, HOLD_NANO).await?;
     ensure!(matches!(r, Reservation::Reserved { .. }), "reserve {id}: {r:?}");
-    let s = b.settle(tenant, id, SETTLE_NANO, "settled", false).await?;
+    let s = b.settle(tenant, (id, IdOrigin::Gateway), SETTLE_NANO, "settled", false).await?;
     ensure!(matches!(s, Settlement::Settled { .. }), "settle {id}: {s:?}");
     Ok(t.elapsed())
 }

@@ -5,6 +5,7 @@
 //! runs unchanged on Redis Cluster. `redis::Script` uses EVALSHA and reloads the script
 //! on NOSCRIPT, so a flushed script cache is handled transparently.
 
+use super::bill::IdOrigin;
 use super::keys::KeySpace;
 use super::settle_batch::SettleBatcher;
 use crate::db::{RedisConn, RedisTarget};
@@ -35,8 +36,23 @@ pub(super) fn index_refresh(hold_ttl: Duration) -> Duration {
     (hold_ttl / 2).min(Duration::from_secs(30))
 }
 
-/// How long a finished request's state (its idempotency record) is kept in Redis.
+/// How long a finished request's state (its idempotency record) is kept in Redis when the
+/// client chose the id: its retries must find it for a week (the ledger answers after that).
+/// Sweeps and resyncs, which do not know who made the id, keep it as long.
 pub(super) const REQUEST_STATE_TTL_SECS: u64 = 7 * 24 * 3600;
+/// The same for an id the gateway made: only the settlement's own retries (seconds apart)
+/// read it, and a client that sends such an id back later is checked against the ledger
+/// (this gateway's spool, then Postgres). A week of them would be one key per request ever
+/// served (600 million at 1 000 requests/s); an hour is 3.6 million.
+pub(super) const GATEWAY_ID_STATE_TTL_SECS: u64 = 3600;
+
+/// How long Redis keeps the state of a finished request whose id `origin` made.
+pub(super) fn state_ttl_secs(origin: IdOrigin) -> u64 {
+    match origin {
+        IdOrigin::Client => REQUEST_STATE_TTL_SECS,
+        IdOrigin::Gateway => GATEWAY_ID_STATE_TTL_SECS,
+    }
+}
 /// How long credit markers are kept (a credit is applied right after its insert).
 const CREDIT_MARKER_TTL_SECS: u64 = 24 * 3600;
 /// Credits this recent are marked as counted when an account is loaded.
@@ -123,7 +139,7 @@ impl Balances {
             return Ok(batcher);
         }
         let conn = self.conn().await?;
-        Ok(self.settles.get_or_init(|| SettleBatcher::spawn(conn, self.keys.clone(), REQUEST_STATE_TTL_SECS)))
+        Ok(self.settles.get_or_init(|| SettleBatcher::spawn(conn, self.keys.clone())))
     }
 
     /// The key names this store uses.
@@ -132,13 +148,20 @@ impl Balances {
     }
 
     /// Holds `amount` for `request_id`: one round trip (the script, with the hold-index entry
-    /// pipelined ahead of it when this gateway has not refreshed it lately).
-    pub async fn reserve(&self, tenant: Uuid, request_id: &str, amount: i64) -> Result<Reservation, BalanceError> {
+    /// pipelined ahead of it when this gateway has not refreshed it lately). A client's id is
+    /// checked for a request in flight or finished under it; a gateway-made one is new.
+    pub async fn reserve(
+        &self,
+        tenant: Uuid,
+        request_id: &str,
+        origin: IdOrigin,
+        amount: i64,
+    ) -> Result<Reservation, BalanceError> {
         let k = self.keys.tenant(tenant);
         let rk = self.keys.request(tenant, request_id);
         let mut invocation = RESERVE.key(&k.account);
         invocation.key(&k.holds).key(&k.expiry).key(&rk).arg(request_id).arg(amount);
-        invocation.arg(self.hold_ttl.as_millis() as u64);
+        invocation.arg(self.hold_ttl.as_millis() as u64).arg(u8::from(origin == IdOrigin::Client));
         for _ in 0..3 {
             let mut conn = self.conn().await?;
             let answer = self.index_then(tenant, &mut conn, &invocation).await;
@@ -166,22 +189,24 @@ impl Balances {
 
     /// Debits `cost` for `request_id` and releases the rest of its hold, once (in the next
     /// settlement batch, `settle_batch`).
-    /// `label` is `settled` or `released` (recorded in the request's state). A debit applied
-    /// now is registered as pending until its row reaches Postgres, unless `recorded` says
-    /// the row is already there (the sweeper settling from the ledger).
+    /// `label` is `settled` or `released` (recorded in the request's state, kept as long as
+    /// [`state_ttl_secs`] says for `origin`). A debit applied now is registered as pending
+    /// until its row reaches Postgres, unless `recorded` says the row is already there (the
+    /// sweeper settling from the ledger).
     pub async fn settle(
         &self,
         tenant: Uuid,
-        request_id: &str,
+        (request_id, origin): (&str, IdOrigin),
         cost: i64,
         label: &str,
         recorded: bool,
     ) -> Result<Settlement, BalanceError> {
+        let ttl = state_ttl_secs(origin);
         for _ in 0..3 {
             let batcher = self.settle_batcher().await?;
             let lock = self.pending.lock(tenant).read().await;
             let (code, available) =
-                batcher.settle(tenant, request_id, cost.max(0), label).await.map_err(BalanceError::Redis)?;
+                batcher.settle(tenant, request_id, cost.max(0), label, ttl).await.map_err(BalanceError::Redis)?;
             match code {
                 1 => {
                     if !recorded {

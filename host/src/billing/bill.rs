@@ -42,6 +42,16 @@ pub struct Reserved {
     pub hold: Option<Hold>,
 }
 
+/// Who made a request's id. It decides whether the reserve checks the id for reuse and how
+/// long Redis keeps the finished request's state (`balance.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOrigin {
+    /// The client's own (`Idempotency-Key`, `X-Request-Id`).
+    Client,
+    /// Made by the gateway (a new UUID v7): no earlier request can have it.
+    Gateway,
+}
+
 /// One request as billing sees it.
 #[derive(Debug)]
 pub struct Bill {
@@ -60,6 +70,15 @@ pub struct Bill {
 }
 
 impl Bill {
+    /// Who made `request_id`.
+    pub fn id_origin(&self) -> IdOrigin {
+        if self.client_request_id.as_deref() == Some(self.request_id.as_str()) {
+            IdOrigin::Client
+        } else {
+            IdOrigin::Gateway
+        }
+    }
+
     /// The held amount, if a hold was taken.
     pub fn hold(&self) -> Option<Hold> {
         self.reserved.as_ref().and_then(|r| r.hold)

@@ -17,7 +17,7 @@ pub mod settle_batch;
 pub mod sweeper;
 
 pub use balance::{BalanceError, Balances, LiveBalance, Reservation, Settlement};
-pub use bill::{Bill, Caller, Hold, Reserved, Routed};
+pub use bill::{Bill, Caller, Hold, IdOrigin, Reserved, Routed};
 pub use ending::{Ending, Refusal};
 pub use keys::{KeySpace, TenantKeys};
 

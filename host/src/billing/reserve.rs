@@ -3,7 +3,7 @@
 
 use super::Billing;
 use super::balance::Reservation;
-use super::bill::{Bill, Hold, Reserved};
+use super::bill::{Bill, Hold, IdOrigin, Reserved};
 use crate::api::GatewayError;
 use crate::config::FailurePolicy;
 use crate::plugins::bindings::{BudgetRequest, Decision, DenyReason};
@@ -36,7 +36,7 @@ pub async fn reserve(
     // When the ledger cannot answer, a client's id is refused (503): admitting it could
     // debit an id whose row exists, and the duplicate row would be dropped with its money.
     let reused = async {
-        if bill.client_request_id.as_deref() != Some(bill.request_id.as_str()) {
+        if bill.id_origin() == IdOrigin::Gateway {
             return Ok(false);
         }
         match tokio::time::timeout(ID_LOOKUP_LIMIT, billing.ledger.has_row(tenant, &bill.request_id)).await {
@@ -45,12 +45,13 @@ pub async fn reserve(
             Err(_) => Err(format!("no answer within {ID_LOOKUP_LIMIT:?}")),
         }
     };
-    let (reused, reservation) = tokio::join!(reused, billing.balances.reserve(tenant, &bill.request_id, amount));
+    let (reused, reservation) =
+        tokio::join!(reused, billing.balances.reserve(tenant, &bill.request_id, bill.id_origin(), amount));
     if reused != Ok(false) {
         if let Ok(Reservation::Reserved { .. }) = reservation {
             // A reused id stays marked; one that could not be checked stays usable.
             let label = if reused.is_ok() { "released" } else { "cancelled" };
-            give_back(billing, tenant, &bill.request_id, label).await;
+            give_back(billing, tenant, (&bill.request_id, bill.id_origin()), label).await;
         }
         return Err(match reused {
             Ok(_) => GatewayError::DuplicateRequest,
@@ -93,7 +94,7 @@ pub async fn reserve(
         return Ok(());
     }
     // Denied (or the policy failed): give the hold back before refusing; the id stays usable.
-    give_back(billing, tenant, &bill.request_id, "cancelled").await;
+    give_back(billing, tenant, (&bill.request_id, bill.id_origin()), "cancelled").await;
     Err(match decision {
         Ok(Decision::Deny(DenyReason::InsufficientBalance)) => insufficient(available_before, amount),
         Ok(Decision::Deny(DenyReason::RequestTooExpensive(m) | DenyReason::Policy(m))) => GatewayError::BudgetDenied(m),
@@ -103,8 +104,8 @@ pub async fn reserve(
 }
 
 /// Gives a hold taken for a request that is refused back at once.
-async fn give_back(billing: &Billing, tenant: uuid::Uuid, request_id: &str, label: &str) {
-    if let Err(e) = billing.balances.settle(tenant, request_id, 0, label, false).await {
+async fn give_back(billing: &Billing, tenant: uuid::Uuid, id: (&str, IdOrigin), label: &str) {
+    if let Err(e) = billing.balances.settle(tenant, id, 0, label, false).await {
         tracing::warn!(error = %e, "could not release a refused request's hold; the sweeper will");
     }
 }

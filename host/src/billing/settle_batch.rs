@@ -29,6 +29,8 @@ struct Job {
     request_id: String,
     cost: i64,
     label: String,
+    /// How long the request's state is kept (s).
+    state_ttl: u64,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -40,23 +42,24 @@ pub struct SettleBatcher {
 
 impl SettleBatcher {
     /// Starts the batching task over `conn` (call inside the runtime).
-    pub fn spawn(conn: RedisConn, keys: KeySpace, state_ttl_secs: u64) -> SettleBatcher {
+    pub fn spawn(conn: RedisConn, keys: KeySpace) -> SettleBatcher {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx, conn, keys, state_ttl_secs));
+        tokio::spawn(run(rx, conn, keys));
         SettleBatcher { tx }
     }
 
     /// Settles one request in the next batch: `(code, available)` as `settle.lua` answers.
-    pub async fn settle(&self, tenant: Uuid, request_id: &str, cost: i64, label: &str) -> Answer {
+    /// The request's state is kept `state_ttl` seconds.
+    pub async fn settle(&self, tenant: Uuid, request_id: &str, cost: i64, label: &str, state_ttl: u64) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let job = Job { tenant, request_id: request_id.to_string(), cost, label: label.to_string(), reply };
+        let job = Job { tenant, request_id: request_id.to_string(), cost, label: label.to_string(), state_ttl, reply };
         self.tx.send(job).map_err(|_| "the settlement queue is closed".to_string())?;
         answer.await.map_err(|_| "the settlement batch was dropped".to_string())?
     }
 }
 
 /// Takes what is queued, settles it (one call per tenant, concurrently), and again.
-async fn run(mut rx: mpsc::UnboundedReceiver<Job>, conn: RedisConn, keys: KeySpace, ttl: u64) {
+async fn run(mut rx: mpsc::UnboundedReceiver<Job>, conn: RedisConn, keys: KeySpace) {
     while let Some(first) = rx.recv().await {
         // Per tenant, its groups in order; a group is full at MAX_PER_CALL.
         let mut groups: Vec<Vec<Job>> = Vec::new();
@@ -77,20 +80,20 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Job>, conn: RedisConn, keys: KeySpa
             taken += 1;
         }
         metrics::histogram!("xjp_settle_batch_size").record(taken as f64);
-        let calls = groups.into_iter().map(|jobs| call(conn.clone(), &keys, ttl, jobs));
+        let calls = groups.into_iter().map(|jobs| call(conn.clone(), &keys, jobs));
         futures_util::future::join_all(calls).await;
     }
 }
 
 /// One script call for one tenant's settlements; answers each.
-async fn call(mut conn: RedisConn, keys: &KeySpace, ttl: u64, jobs: Vec<Job>) {
+async fn call(mut conn: RedisConn, keys: &KeySpace, jobs: Vec<Job>) {
     let tenant = jobs[0].tenant;
     let k = keys.tenant(tenant);
     let mut invocation = SETTLE.key(&k.account);
-    invocation.key(&k.holds).key(&k.expiry).arg(ttl);
+    invocation.key(&k.holds).key(&k.expiry);
     for job in &jobs {
         invocation.key(keys.request(tenant, &job.request_id));
-        invocation.arg(&job.request_id).arg(job.cost.max(0)).arg(&job.label);
+        invocation.arg(&job.request_id).arg(job.cost.max(0)).arg(&job.label).arg(job.state_ttl);
     }
     let answered: Result<Vec<i64>, _> = invocation.invoke_async(&mut conn).await;
     match answered {

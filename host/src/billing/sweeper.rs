@@ -1,7 +1,7 @@
 //! Releases holds abandoned by a gateway that died: an expired hold whose request has a
 //! ledger row is settled with the row's cost; one without is released.
 
-use super::{BalanceError, Balances};
+use super::{BalanceError, Balances, IdOrigin};
 use crate::ledger::Ledger;
 
 /// One pass over every tenant with expired holds.
@@ -12,7 +12,9 @@ pub async fn sweep_once(balances: &Balances, ledger: &Ledger) -> Result<u64, Bal
         let recorded =
             ledger.recorded_costs(tenant, &request_ids).await.map_err(|e| BalanceError::Database(e.to_string()))?;
         for (rid, cost) in &recorded {
-            balances.settle(tenant, rid, *cost, if *cost > 0 { "settled" } else { "released" }, true).await?;
+            // Who made the id is not known here: its state is kept as long as a client's.
+            let label = if *cost > 0 { "settled" } else { "released" };
+            balances.settle(tenant, (rid, IdOrigin::Client), *cost, label, true).await?;
         }
         let orphans: Vec<String> = request_ids.into_iter().filter(|r| !recorded.iter().any(|(x, _)| x == r)).collect();
         done += recorded.len() as u64 + balances.release_expired(tenant, &orphans).await?;

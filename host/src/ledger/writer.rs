@@ -145,8 +145,12 @@ impl Ledger {
             .collect())
     }
 
-    /// Whether `request_id` already has a row in Postgres.
+    /// Whether `request_id` already has a row: waiting in this gateway's spool, or in
+    /// Postgres.
     pub async fn has_row(&self, tenant: Uuid, request_id: &str) -> Result<bool, sqlx::Error> {
+        if self.backlog.contains(&(tenant, bound_id(request_id).into_owned())) {
+            return Ok(true);
+        }
         super::lookup::has_row(&self.db, tenant, request_id).await
     }
 

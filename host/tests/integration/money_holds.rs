@@ -9,6 +9,7 @@ use common::money::{CHAT, assert_books_balance, hold_for, rows_for, settlement};
 use common::process::GatewayProcess;
 use common::scenarios::{mock, pair_for};
 use std::time::{Duration, Instant};
+use xjp_gateway::billing::IdOrigin;
 
 const MODEL: &str = "gpt-4o-mini-2024-07-18";
 
@@ -68,7 +69,7 @@ async fn a_swept_request_id_stays_refused_and_still_settles() {
     let balances = &gw.gw.billing.balances;
     balances.load(gw.tenant).await.unwrap();
     let before = balances.live(gw.tenant).await.unwrap();
-    balances.reserve(gw.tenant, "orphan", 5_000).await.unwrap();
+    balances.reserve(gw.tenant, "orphan", IdOrigin::Client, 5_000).await.unwrap();
     // The sweeper finds the tenant through the hold index, not by walking the keyspace.
     let client = redis::Client::open(common::harness::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -87,8 +88,8 @@ async fn a_swept_request_id_stays_refused_and_still_settles() {
     assert_eq!(settlement(gw.tenant, "orphan").await, (Some("swept:0".into()), false));
     assert_eq!(send(&gw.url, &gw.key, "orphan", &CHAT).await.status, 409, "a swept id is not reusable");
     // The dying gateway's settlement arrives late: it is debited once, then never again.
-    balances.settle(gw.tenant, "orphan", 1_234, "settled", true).await.unwrap();
-    balances.settle(gw.tenant, "orphan", 1_234, "settled", true).await.unwrap();
+    balances.settle(gw.tenant, ("orphan", IdOrigin::Client), 1_234, "settled", true).await.unwrap();
+    balances.settle(gw.tenant, ("orphan", IdOrigin::Client), 1_234, "settled", true).await.unwrap();
     let after = balances.live(gw.tenant).await.unwrap();
     assert_eq!(after.available_nano, before.available_nano - 1_234);
     assert_eq!(settlement(gw.tenant, "orphan").await, (Some("settled:1234".into()), false));

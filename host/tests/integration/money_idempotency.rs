@@ -1,5 +1,6 @@
 //! A request id sent twice, sequentially or concurrently: one upstream call, one
-//! transaction, one debit. The repeat is refused with 409 in the client's format.
+//! transaction, one debit. The repeat is refused with 409 in the client's format, and so is
+//! an id the gateway made, sent back by the client.
 
 use crate::common;
 
@@ -125,5 +126,44 @@ async fn a_client_id_is_refused_while_the_ledger_cannot_check_it() {
     };
     assert_eq!(status, 200, "the id is served once the ledger answers");
     assert_eq!(call(&gw.url, &gw.key, "unchecked").await, 409);
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
+
+/// An id the gateway made is kept in Redis for an hour only; a client that sends it back
+/// later is refused by the ledger, even while its row still waits in this gateway's spool
+/// (Postgres down): no second upstream call, one row, one debit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_made_id_sent_back_is_refused_from_the_spool() {
+    let pg = common::services::PrivatePostgres::start();
+    let mock = mock().await;
+    let options = common::harness::Options { database_url: Some(pg.url()), ..Default::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let url = format!("{}/v1/chat/completions", gw.url);
+    // The account is loaded into Redis while Postgres is up.
+    assert_eq!(common::http::post(&url, &gw.key, &CHAT).await.status, 200);
+    wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await;
+    pg.stop();
+    let first = common::http::post(&url, &gw.key, &CHAT).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let id = first.headers["x-request-id"].to_str().unwrap().to_string();
+    // An hour later Redis has forgotten it; the row is still only in the spool.
+    let state = gw.gw.billing.balances.keys().request(gw.tenant, &id);
+    let mut conn =
+        redis::Client::open(common::harness::redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    // The settlement follows the response.
+    let mut ttl = -2;
+    common::until("the request's state", Duration::from_secs(10), async || {
+        ttl = redis::cmd("TTL").arg(&state).query_async(&mut conn).await.unwrap();
+        ttl != -2
+    })
+    .await;
+    assert!((1..=3600).contains(&ttl), "a gateway-made id's state is kept an hour, not {ttl} s");
+    let _: i64 = redis::cmd("DEL").arg(&state).query_async(&mut conn).await.unwrap();
+
+    assert_eq!(call(&gw.url, &gw.key, &id).await, 409, "the id sent back is refused");
+    assert_eq!(mock.requests().len(), 2, "no upstream call for the id sent back");
+    pg.resume();
+    wait_rows(&gw.gw.db, gw.tenant, 2, Duration::from_secs(30)).await;
+    assert_eq!(debits_for(&gw.gw.db, gw.tenant, &id).await.0, 1);
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }

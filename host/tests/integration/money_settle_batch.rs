@@ -1,6 +1,7 @@
 //! Settlements are batched into one Redis call per tenant (`billing::settle_batch`): many at
 //! once take a few calls, and each one still settles exactly once and to the nano-USD, for
-//! several tenants in the same batches, with repeats and releases among them.
+//! several tenants in the same batches, with repeats and releases among them. A request's
+//! state is kept a week when the client chose its id and an hour when the gateway made it.
 
 use crate::common;
 
@@ -10,7 +11,7 @@ use common::services::PrivateRedis;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-use xjp_gateway::billing::{Balances, KeySpace, Reservation, Settlement};
+use xjp_gateway::billing::{Balances, IdOrigin, KeySpace, Reservation, Settlement};
 use xjp_gateway::db::RedisTarget;
 use xjp_gateway::db::credits::{self, CreditKind};
 use xjp_gateway::ledger::PendingDebits;
@@ -41,22 +42,24 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
     let pending = Arc::new(PendingDebits::default());
     let balances = Balances::new(target, KeySpace::new("batch"), pool.clone(), pending, Duration::from_secs(60));
 
-    // 150 holds per tenant; request i costs i nano-USD, every 10th is released (cost 0).
-    let ids: Vec<(Uuid, String, i64)> = (0..300)
+    // 150 holds per tenant; request i costs i nano-USD, every 10th is released (cost 0);
+    // every third id is the client's, the others the gateway's.
+    let origin = |i: usize| if i % 3 == 0 { IdOrigin::Client } else { IdOrigin::Gateway };
+    let ids: Vec<(Uuid, String, i64, IdOrigin)> = (0..300)
         .map(|i| {
             let tenant = if i % 2 == 0 { first } else { second };
             let cost = if i % 10 == 0 { 0 } else { i as i64 };
-            (tenant, format!("req-{i}"), cost)
+            (tenant, format!("req-{i}"), cost, origin(i))
         })
         .collect();
-    for (tenant, id, _) in &ids {
-        let reserved = balances.reserve(*tenant, id, HOLD).await.unwrap();
+    for (tenant, id, _, origin) in &ids {
+        let reserved = balances.reserve(*tenant, id, *origin, HOLD).await.unwrap();
         assert!(matches!(reserved, Reservation::Reserved { .. }), "{reserved:?}");
     }
     let before = script_calls(&redis);
-    let settles = ids.iter().map(|(tenant, id, cost)| {
+    let settles = ids.iter().map(|(tenant, id, cost, origin)| {
         let label = if *cost > 0 { "settled" } else { "released" };
-        balances.settle(*tenant, id, *cost, label, false)
+        balances.settle(*tenant, (id, *origin), *cost, label, false)
     });
     let settled = futures_util::future::join_all(settles).await;
     let calls = script_calls(&redis) - before;
@@ -64,22 +67,33 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
     assert!(calls <= 20, "300 settlements took {calls} script calls: they were not batched");
 
     for tenant in [first, second] {
-        let spent: i64 = ids.iter().filter(|(t, _, _)| *t == tenant).map(|(_, _, c)| c).sum();
+        let spent: i64 = ids.iter().filter(|(t, ..)| *t == tenant).map(|(_, _, c, _)| c).sum();
         let live = balances.live(tenant).await.unwrap();
         assert_eq!((live.available_nano, live.held_nano), (CREDIT - spent, 0), "tenant {tenant}");
     }
     // Each request's state says what happened to it, and a second settlement changes nothing.
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    for (tenant, id, cost) in ids.iter().step_by(7) {
-        let state: String =
-            redis::cmd("GET").arg(balances.keys().request(*tenant, id)).query_async(&mut conn).await.unwrap();
+    for (tenant, id, cost, origin) in ids.iter().step_by(7) {
+        let key = balances.keys().request(*tenant, id);
+        let state: String = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
         let label = if *cost > 0 { "settled" } else { "released" };
         assert_eq!(state, format!("{label}:{cost}"));
-        let again = balances.settle(*tenant, id, cost + 1_000, "settled", false).await.unwrap();
+        let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.unwrap();
+        match origin {
+            IdOrigin::Client => assert!(ttl > 6 * 24 * 3600, "{id}: a client's id is kept a week, not {ttl} s"),
+            IdOrigin::Gateway => {
+                assert!((3000..=3600).contains(&ttl), "{id}: a gateway id is kept an hour, not {ttl} s")
+            }
+        }
+        let again = balances.settle(*tenant, (id, *origin), cost + 1_000, "settled", false).await.unwrap();
         assert_eq!(again, Settlement::AlreadySettled);
+        if *origin == IdOrigin::Client {
+            let reused = balances.reserve(*tenant, id, *origin, HOLD).await.unwrap();
+            assert_eq!(reused, Reservation::AlreadyDone, "{id}: a client's finished id is refused");
+        }
     }
     for tenant in [first, second] {
-        let spent: i64 = ids.iter().filter(|(t, _, _)| *t == tenant).map(|(_, _, c)| c).sum();
+        let spent: i64 = ids.iter().filter(|(t, ..)| *t == tenant).map(|(_, _, c, _)| c).sum();
         assert_eq!(balances.live(tenant).await.unwrap().available_nano, CREDIT - spent, "repeats debit nothing");
     }
 }

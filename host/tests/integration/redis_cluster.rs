@@ -12,6 +12,7 @@ use common::money::{CHAT, assert_books_balance, books, hold_for, wait_rows};
 use common::scenarios::{mock, pair_for};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+use xjp_gateway::billing::IdOrigin;
 use xjp_gateway::db::credits::{self, CreditKind};
 
 const PER_TENANT: usize = 40;
@@ -124,7 +125,7 @@ async fn money_invariants_hold_on_a_three_master_cluster() {
     let index_master = cluster.master_of(balances.keys().hold_tenants());
     let tenant_master = cluster.master_of(&keys().tenant(*tenant).account);
     tracing::info!(index_master, tenant_master, "hold index and tenant placement");
-    balances.reserve(*tenant, "orphan", 5_000).await.unwrap();
+    balances.reserve(*tenant, "orphan", IdOrigin::Client, 5_000).await.unwrap();
     let start = Instant::now();
     while balances.live(*tenant).await.unwrap().held_nano > 0 {
         assert!(start.elapsed() < Duration::from_secs(15), "the orphaned hold was never swept");
