@@ -44,7 +44,7 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
 
     // 150 holds per tenant; request i costs i nano-USD, every 10th is released (cost 0);
     // every third id is the client's, the others the gateway's.
-    let origin = |i: usize| if i % 3 == 0 { IdOrigin::Client } else { IdOrigin::Gateway };
+    let origin = |i: usize| if i.is_multiple_of(3) { IdOrigin::Client } else { IdOrigin::Gateway };
     let ids: Vec<(Uuid, String, i64, IdOrigin)> = (0..300)
         .map(|i| {
             let tenant = if i % 2 == 0 { first } else { second };
