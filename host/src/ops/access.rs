@@ -19,8 +19,11 @@
 //! is counted under `provider="none", model="none"`, since its model name is the client's.
 
 use crate::ledger::row::ACCESS_TARGET;
-use metrics::Label;
+use metrics::{Counter, Label};
+use parking_lot::RwLock;
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
@@ -62,32 +65,79 @@ impl Visit for Spend {
 
     fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
         // `%value` fields arrive here (Display through Debug).
-        if matches!(field.name(), "provider" | "model" | "status") {
-            self.record_str(field, &format!("{value:?}"));
+        let slot = match field.name() {
+            "provider" => &mut self.provider,
+            "model" => &mut self.model,
+            "status" => &mut self.status,
+            _ => return,
+        };
+        *slot = format!("{value:?}");
+    }
+}
+
+/// The spend counters of one (provider, model, status).
+#[derive(Clone)]
+struct SpendCounters {
+    spend: Counter,
+    requests: Counter,
+    input: Counter,
+    output: Counter,
+}
+
+impl SpendCounters {
+    fn new(provider: &str, model: &str, status: &str) -> Self {
+        let labels = [Label::new("provider", provider.to_string()), Label::new("model", model.to_string())];
+        let with = |name: &'static str, value: String| {
+            labels.iter().cloned().chain([Label::new(name, value)]).collect::<Vec<_>>()
+        };
+        SpendCounters {
+            spend: metrics::counter!("xjp_spend_nano_usd_total", labels.to_vec()),
+            requests: metrics::counter!("xjp_settled_requests_total", with("status", status.to_string())),
+            input: metrics::counter!("xjp_settled_tokens_total", with("kind", "input".into())),
+            output: metrics::counter!("xjp_settled_tokens_total", with("kind", "output".into())),
         }
     }
 }
 
-/// Counts access events into the spend metrics (see the module docs).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SpendLayer;
+/// Label sets whose handles are kept (labels are bounded; past this they are looked up each
+/// time, as `counter!` does).
+const MAX_KEPT: usize = 4096;
+
+/// Counts access events into the spend metrics (see the module docs), through handles kept
+/// per label set: one atomic add per counter instead of building labels and looking them up
+/// in the recorder's registry on every request.
+#[derive(Default, Clone)]
+pub struct SpendLayer {
+    kept: Arc<RwLock<HashMap<(String, String, String), SpendCounters>>>,
+}
+
+impl std::fmt::Debug for SpendLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpendLayer").field("kept", &self.kept.read().len()).finish()
+    }
+}
 
 impl SpendLayer {
     /// Counts one access event's fields.
-    fn count(spend: Spend) {
-        let (provider, model) = if spend.provider.is_empty() {
-            ("none".to_string(), "none".to_string())
+    fn count(&self, spend: Spend) {
+        let key = if spend.provider.is_empty() {
+            ("none".to_string(), "none".to_string(), spend.status)
         } else {
-            (spend.provider, spend.model)
+            (spend.provider, spend.model, spend.status)
         };
-        let labels = [Label::new("provider", provider), Label::new("model", model)];
-        metrics::counter!("xjp_spend_nano_usd_total", labels.to_vec()).increment(spend.cost_nano.max(0) as u64);
-        let with_status = labels.iter().cloned().chain([Label::new("status", spend.status)]);
-        metrics::counter!("xjp_settled_requests_total", with_status.collect::<Vec<_>>()).increment(1);
-        for (kind, n) in [("input", spend.input_tokens), ("output", spend.output_tokens)] {
-            let with_kind = labels.iter().cloned().chain([Label::new("kind", kind)]);
-            metrics::counter!("xjp_settled_tokens_total", with_kind.collect::<Vec<_>>()).increment(n.max(0) as u64);
-        }
+        let found = self.kept.read().get(&key).cloned();
+        let counters = found.unwrap_or_else(|| {
+            let made = SpendCounters::new(&key.0, &key.1, &key.2);
+            let mut kept = self.kept.write();
+            if kept.len() < MAX_KEPT {
+                kept.insert(key, made.clone());
+            }
+            made
+        });
+        counters.spend.increment(spend.cost_nano.max(0) as u64);
+        counters.requests.increment(1);
+        counters.input.increment(spend.input_tokens.max(0) as u64);
+        counters.output.increment(spend.output_tokens.max(0) as u64);
     }
 }
 
@@ -98,7 +148,7 @@ impl<S: Subscriber> Layer<S> for SpendLayer {
         }
         let mut spend = Spend::default();
         event.record(&mut spend);
-        Self::count(spend);
+        self.count(spend);
     }
 }
 
@@ -113,7 +163,7 @@ pub fn spend_filter() -> tracing_subscriber::filter::Targets {
 pub fn install_spend_counters() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let _ = tracing_subscriber::registry().with(SpendLayer.with_filter(spend_filter())).try_init();
+    let _ = tracing_subscriber::registry().with(SpendLayer::default().with_filter(spend_filter())).try_init();
 }
 
 #[cfg(test)]
@@ -136,7 +186,7 @@ mod tests {
     #[test]
     fn access_events_become_spend_counters() {
         let handle = crate::ops::install_metrics();
-        let subscriber = tracing_subscriber::registry().with(SpendLayer.with_filter(spend_filter()));
+        let subscriber = tracing_subscriber::registry().with(SpendLayer::default().with_filter(spend_filter()));
         tracing::subscriber::with_default(subscriber, || {
             row(Some("openai"), "gpt-4o-mini", 1_500).log_access();
             row(Some("openai"), "gpt-4o-mini", 500).log_access();

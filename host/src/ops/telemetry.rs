@@ -67,7 +67,8 @@ where
 /// a subscriber is already installed.
 pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
     let (writer, guard) = super::log_writer::spawn(std::io::stderr());
-    let mut layers: Vec<Boxed> = vec![log_layer(log, writer)?, SpendLayer.with_filter(spend_filter()).boxed()];
+    let mut layers: Vec<Boxed> =
+        vec![log_layer(log, writer)?, SpendLayer::default().with_filter(spend_filter()).boxed()];
     let mut telemetry = Telemetry { provider: None, writer: Some(guard) };
     if otel.enabled {
         let provider = super::otel::provider(otel)?;

@@ -191,8 +191,7 @@ async fn exchange(
         Ok(r) => r,
         Err(e) => return failed(e, 0, None),
     };
-    metrics::histogram!("xjp_upstream_headers_seconds", "provider" => provider.name.clone())
-        .record(started.elapsed().as_secs_f64());
+    proxy.metrics.upstream_headers(&provider.name, started.elapsed().as_secs_f64());
     let status = resp.status();
     if respond::is_error_status(status) {
         let (head, body) = resp.into_parts();

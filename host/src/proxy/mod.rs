@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod exchange;
 pub mod fairness;
 mod presented_key;
+mod request_metrics;
 pub mod respond;
 pub mod route;
 pub mod sse_events;
@@ -31,6 +32,7 @@ use context::RequestCtx;
 use fairness::TenantSlots;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Request, Response};
+use request_metrics::RequestMetrics;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -58,6 +60,8 @@ pub struct Proxy {
     tasks: TaskTracker,
     /// Cancelled when the shutdown grace period is over: what still runs ends and is billed.
     cancel: CancellationToken,
+    /// Per-request metric handles.
+    metrics: RequestMetrics,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -85,7 +89,21 @@ impl Proxy {
         let Parts { settings, prices, plugins, billing, db, upstream } = parts;
         let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());
         let tenants = Arc::new(TenantSlots::default());
-        Arc::new(Proxy { settings, prices, plugins, billing, db, keys, upstream, drains, tenants, tasks, cancel })
+        let metrics = RequestMetrics::default();
+        Arc::new(Proxy {
+            settings,
+            prices,
+            plugins,
+            billing,
+            db,
+            keys,
+            upstream,
+            drains,
+            tenants,
+            tasks,
+            cancel,
+            metrics,
+        })
     }
 
     /// Phase 2 for any endpoint that takes an API key.
@@ -124,6 +142,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, endpoint: Endpoin
     let request_id = accept::request_id(&client_id);
     let span = tracing::info_span!("request", request_id = %request_id, endpoint = label);
     let ids = Ids { request_id: &request_id, client_id };
+    let counted = proxy.clone();
     let result = accept_and_run(proxy, parts, body, endpoint, ids, started, span.clone()).instrument(span).await;
     let mut resp = result.unwrap_or_else(|e| {
         metrics::counter!("xjp_errors_total", "class" => e.class().as_str()).increment(1);
@@ -137,9 +156,7 @@ pub async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>, endpoint: Endpoin
     if let Ok(v) = hyper::header::HeaderValue::try_from(request_id.as_str()) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("xjp_requests_total", "endpoint" => label, "status" => status).increment(1);
-    metrics::histogram!("xjp_request_duration_seconds", "endpoint" => label).record(started.elapsed().as_secs_f64());
+    counted.metrics.answered(label, resp.status().as_u16(), started.elapsed().as_secs_f64());
     resp
 }
 
