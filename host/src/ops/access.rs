@@ -99,6 +99,9 @@ impl SpendCounters {
     }
 }
 
+/// Kept handles by (provider, model, status).
+type Kept = HashMap<(String, String, String), SpendCounters>;
+
 /// Label sets whose handles are kept (labels are bounded; past this they are looked up each
 /// time, as `counter!` does).
 const MAX_KEPT: usize = 4096;
@@ -108,7 +111,7 @@ const MAX_KEPT: usize = 4096;
 /// in the recorder's registry on every request.
 #[derive(Default, Clone)]
 pub struct SpendLayer {
-    kept: Arc<RwLock<HashMap<(String, String, String), SpendCounters>>>,
+    kept: Arc<RwLock<Kept>>,
 }
 
 impl std::fmt::Debug for SpendLayer {
