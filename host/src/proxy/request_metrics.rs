@@ -76,13 +76,16 @@ mod tests {
 
     #[test]
     fn kept_handles_count_into_the_same_series() {
-        let handle = crate::ops::install_metrics();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
         let m = RequestMetrics::default();
-        for _ in 0..3 {
-            m.answered("messages", 418, 0.01);
-        }
-        m.upstream_headers("kept-handles-test", 0.02);
-        m.upstream_headers("kept-handles-test", 0.02);
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                m.answered("messages", 418, 0.01);
+            }
+            m.upstream_headers("kept-handles-test", 0.02);
+            m.upstream_headers("kept-handles-test", 0.02);
+        });
         let text = handle.render();
         let line = text.lines().find(|l| l.starts_with(r#"xjp_requests_total{endpoint="messages",status="418"}"#));
         assert_eq!(line.and_then(|l| l.rsplit(' ').next()), Some("3"), "{text}");

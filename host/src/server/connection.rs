@@ -88,6 +88,7 @@ impl Connection {
                 }
             })
         };
+        let _active = Active::count(role);
         // The protocol from the first bytes, within the first-head timeout (a client that
         // sends nothing is dropped here).
         let protocol = tokio::select! {
@@ -116,8 +117,6 @@ impl Connection {
                 }
             };
         }
-        let gauge = metrics::gauge!("xjp_connections_active", "listener" => role.as_str());
-        gauge.increment(1.0);
         // Set once the connection was asked to close: it must be gone by then.
         let mut closing: Option<Instant> = None;
         loop {
@@ -145,8 +144,24 @@ impl Connection {
                 () = tokio::time::sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() => break,
             }
         }
-        gauge.decrement(1.0);
         drop(permit);
+    }
+}
+
+/// A connection counted in `xjp_connections_active` from its accept until it ends.
+struct Active(metrics::Gauge);
+
+impl Active {
+    fn count(role: Listener) -> Self {
+        let gauge = metrics::gauge!("xjp_connections_active", "listener" => role.as_str());
+        gauge.increment(1.0);
+        Active(gauge)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

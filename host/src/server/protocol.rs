@@ -6,7 +6,8 @@
 //! 16 KiB for the life of the connection (`cargo xtask bench e2e --phases many`: ~8 KiB more
 //! per open stream). HTTP/1.1 is then served by hyper's own builder (exact head limit), h2 by
 //! `auto` restricted to it; only a client whose first bytes are still a proper prefix of the
-//! h2 preface leaves the choice to `auto`, as before.
+//! h2 preface leaves the choice to `auto`, as before: such a connection's head is bounded by
+//! `max_buf_size` only (less than twice `[server] max_header_bytes`), as every connection's was.
 
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;

@@ -56,6 +56,13 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
         let reserved = balances.reserve(*tenant, id, *origin, HOLD).await.unwrap();
         assert!(matches!(reserved, Reservation::Reserved { .. }), "{reserved:?}");
     }
+    // A reserve sent again (a client library resending after a dropped connection) holds once.
+    let (tenant, id, _, origin) = &ids[1];
+    assert_eq!(*origin, IdOrigin::Gateway);
+    let again = balances.reserve(*tenant, id, *origin, HOLD).await.unwrap();
+    assert!(matches!(again, Reservation::Reserved { .. }), "{again:?}");
+    let held = balances.live(first).await.unwrap().held_nano + balances.live(second).await.unwrap().held_nano;
+    assert_eq!(held, 300 * HOLD, "a resent reserve held twice");
     let before = script_calls(&redis);
     let settles = ids.iter().map(|(tenant, id, cost, origin)| {
         let label = if *cost > 0 { "settled" } else { "released" };

@@ -1,21 +1,24 @@
 -- Reserve `amount` for a request, atomically and idempotently.
 -- KEYS[1] account hash {available, held, loaded}, KEYS[2] holds hash (request -> amount),
 -- KEYS[3] hold expiry zset, KEYS[4] the request's state key.
--- ARGV[1] request id, ARGV[2] amount (nano-USD), ARGV[3] hold ttl (ms), ARGV[4] '1' to check
--- the id for an earlier request (a client's id), '0' to skip that (a gateway-made id is new).
+-- ARGV[1] request id, ARGV[2] amount (nano-USD), ARGV[3] hold ttl (ms), ARGV[4] '1' for a
+-- client's id (checked for a request in flight or finished under it), '0' for a gateway-made
+-- one (new: a hold already under it is this same call sent again by the client library after
+-- a dropped connection, and answers as reserved without holding twice).
 -- Returns {code, available}: 1 reserved, 0 insufficient, 2 already held (in progress),
 -- 3 already finished, -2 account not loaded (rebuild from Postgres, then retry).
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
   return {-2, 0}
 end
 local available = tonumber(redis.call('HGET', KEYS[1], 'available') or '0')
-if ARGV[4] == '1' then
-  if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  if ARGV[4] == '1' then
     return {2, available}
   end
-  if redis.call('EXISTS', KEYS[4]) == 1 then
-    return {3, available}
-  end
+  return {1, available}
+end
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
+  return {3, available}
 end
 local amount = tonumber(ARGV[2])
 if available < amount then
