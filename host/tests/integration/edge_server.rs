@@ -225,6 +225,18 @@ async fn a_body_that_does_not_arrive_in_time_gets_408_and_a_huge_head_431() {
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
 }
 
+/// The binary turns transparent huge pages off for itself, so a host whose THP setting is
+/// `always` does not grow its RSS in 2 MiB pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_without_transparent_huge_pages() {
+    let mock = mock().await;
+    let (db, _owner) = common::harness::owner(&mock.base_url()).await;
+    let process = GatewayProcess::start(&mock.base_url(), &db.url, &Options::default()).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", process.child.0.id())).unwrap();
+    let thp = status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(str::trim);
+    assert_eq!(thp, Some("0"), "{status}");
+}
+
 /// CPU seconds (user + system) a process has used.
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
