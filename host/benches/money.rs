@@ -263,7 +263,7 @@ async fn pair(balances: &Balances, tenant: Uuid, id: &str) -> anyhow::Result<(Du
     let r = t.elapsed();
     ensure!(matches!(reserved, Reservation::Reserved { .. }), "reserve {id}: {reserved:?}");
     let t = Instant::now();
-    let settled = balances.settle(tenant, (id, IdOrigin::Gateway), SETTLE_NANO, "settled", false).await?;
+    let settled = balances.settle(tenant, id, IdOrigin::Gateway, SETTLE_NANO, "settled", false).await?;
     let s = t.elapsed();
     ensure!(matches!(settled, Settlement::Settled { .. }), "settle {id}: {settled:?}");
     Ok((r, s))

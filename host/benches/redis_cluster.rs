@@ -92,7 +92,7 @@ async fn pair(b: &Balances, tenant: Uuid, id: &str) -> anyhow::Result<Duration> 
     let t = Instant::now();
     let r = b.reserve(tenant, id, IdOrigin::Gateway, HOLD_NANO).await?;
     ensure!(matches!(r, Reservation::Reserved { .. }), "reserve {id}: {r:?}");
-    let s = b.settle(tenant, (id, IdOrigin::Gateway), SETTLE_NANO, "settled", false).await?;
+    let s = b.settle(tenant, id, IdOrigin::Gateway, SETTLE_NANO, "settled", false).await?;
     ensure!(matches!(s, Settlement::Settled { .. }), "settle {id}: {s:?}");
     Ok(t.elapsed())
 }

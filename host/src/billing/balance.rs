@@ -196,7 +196,8 @@ impl Balances {
     pub async fn settle(
         &self,
         tenant: Uuid,
-        (request_id, origin): (&str, IdOrigin),
+        request_id: &str,
+        origin: IdOrigin,
         cost: i64,
         label: &str,
         recorded: bool,

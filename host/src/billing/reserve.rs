@@ -51,7 +51,7 @@ pub async fn reserve(
         if let Ok(Reservation::Reserved { .. }) = reservation {
             // A reused id stays marked; one that could not be checked stays usable.
             let label = if reused.is_ok() { "released" } else { "cancelled" };
-            give_back(billing, tenant, (&bill.request_id, bill.id_origin()), label).await;
+            give_back(billing, bill, label).await;
         }
         return Err(match reused {
             Ok(_) => GatewayError::DuplicateRequest,
@@ -94,7 +94,7 @@ pub async fn reserve(
         return Ok(());
     }
     // Denied (or the policy failed): give the hold back before refusing; the id stays usable.
-    give_back(billing, tenant, (&bill.request_id, bill.id_origin()), "cancelled").await;
+    give_back(billing, bill, "cancelled").await;
     Err(match decision {
         Ok(Decision::Deny(DenyReason::InsufficientBalance)) => insufficient(available_before, amount),
         Ok(Decision::Deny(DenyReason::RequestTooExpensive(m) | DenyReason::Policy(m))) => GatewayError::BudgetDenied(m),
@@ -104,8 +104,9 @@ pub async fn reserve(
 }
 
 /// Gives a hold taken for a request that is refused back at once.
-async fn give_back(billing: &Billing, tenant: uuid::Uuid, id: (&str, IdOrigin), label: &str) {
-    if let Err(e) = billing.balances.settle(tenant, id, 0, label, false).await {
+async fn give_back(billing: &Billing, bill: &Bill, label: &str) {
+    let (tenant, request_id) = (bill.caller.tenant_id, &bill.request_id);
+    if let Err(e) = billing.balances.settle(tenant, request_id, bill.id_origin(), 0, label, false).await {
         tracing::warn!(error = %e, "could not release a refused request's hold; the sweeper will");
     }
 }

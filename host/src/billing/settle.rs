@@ -3,12 +3,11 @@
 //! response, never delaying it. Requests refused after authentication get a row too.
 
 use super::Billing;
-use super::bill::{Bill, Hold, IdOrigin};
+use super::bill::Bill;
 use super::ending::{Ending, Verdict};
 use super::record::{Charged, row};
 use crate::plugins::PluginCallError;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// Prices, records and settles one ended request.
 pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: Ending, latency: Duration) {
@@ -20,7 +19,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
             tracing::error!(error = %e, "ledger refused a rejection row");
         }
         // A refusal normally holds nothing; if it did, the hold goes back.
-        settle(billing, bill.caller.tenant_id, (&bill.request_id, bill.id_origin()), bill.hold(), 0).await;
+        settle(billing, &bill, 0).await;
         billing.running.remove(bill.caller.tenant_id, &bill.request_id);
         return;
     }
@@ -58,7 +57,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
         tracing::error!(request_id = %bill.request_id, error = %e, "ledger refused the row");
     }
     let tenant = bill.caller.tenant_id;
-    let settled = settle(billing, tenant, (&bill.request_id, bill.id_origin()), hold, cost_nano).await;
+    let settled = settle(billing, &bill, cost_nano).await;
     billing.running.remove(tenant, &bill.request_id);
     billing.ledger.confirm(tenant, &bill.request_id, settled.then_some(cost_nano)).await;
 }
@@ -66,15 +65,15 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
 /// Turns the hold into the debit, retrying briefly; if Redis stays down the debit is
 /// registered as unrecorded and resynced when Redis returns (`resync`). Returns whether the
 /// debit is accounted for (applied, or registered), which the ledger's confirmation needs.
-async fn settle(billing: &Billing, tenant: Uuid, id: (&str, IdOrigin), hold: Option<Hold>, cost: i64) -> bool {
-    let request_id = id.0;
-    if hold.is_none() && cost == 0 {
+async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> bool {
+    let (tenant, request_id) = (bill.caller.tenant_id, bill.request_id.as_str());
+    if bill.hold().is_none() && cost == 0 {
         return false;
     }
     let label = if cost > 0 { "settled" } else { "released" };
     let mut delay = Duration::from_millis(50);
     for attempt in 0..4 {
-        match billing.balances.settle(tenant, id, cost, label, false).await {
+        match billing.balances.settle(tenant, request_id, bill.id_origin(), cost, label, false).await {
             Ok(super::Settlement::Settled { .. }) => return true,
             Ok(super::Settlement::AlreadySettled) => return false,
             Err(e) if attempt == 3 => {

@@ -14,7 +14,7 @@ pub async fn sweep_once(balances: &Balances, ledger: &Ledger) -> Result<u64, Bal
         for (rid, cost) in &recorded {
             // Who made the id is not known here: its state is kept as long as a client's.
             let label = if *cost > 0 { "settled" } else { "released" };
-            balances.settle(tenant, (rid, IdOrigin::Client), *cost, label, true).await?;
+            balances.settle(tenant, rid, IdOrigin::Client, *cost, label, true).await?;
         }
         let orphans: Vec<String> = request_ids.into_iter().filter(|r| !recorded.iter().any(|(x, _)| x == r)).collect();
         done += recorded.len() as u64 + balances.release_expired(tenant, &orphans).await?;

@@ -19,9 +19,8 @@
 //! is counted under `provider="none", model="none"`, since its model name is the client's.
 
 use crate::ledger::row::ACCESS_TARGET;
+use crate::proxy::metric_handles::KeptHandles;
 use metrics::{Counter, Label};
-use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use tracing::field::{Field, Visit};
@@ -76,7 +75,6 @@ impl Visit for Spend {
 }
 
 /// The spend counters of one (provider, model, status).
-#[derive(Clone)]
 struct SpendCounters {
     spend: Counter,
     requests: Counter,
@@ -99,24 +97,17 @@ impl SpendCounters {
     }
 }
 
-/// Kept handles by (provider, model, status).
-type Kept = HashMap<(String, String, String), SpendCounters>;
-
-/// Label sets whose handles are kept (labels are bounded; past this they are looked up each
-/// time, as `counter!` does).
-const MAX_KEPT: usize = 4096;
-
 /// Counts access events into the spend metrics (see the module docs), through handles kept
-/// per label set: one atomic add per counter instead of building labels and looking them up
-/// in the recorder's registry on every request.
+/// per (provider, model, status): one atomic add per counter instead of building labels and
+/// looking them up in the recorder's registry on every request.
 #[derive(Default, Clone)]
 pub struct SpendLayer {
-    kept: Arc<RwLock<Kept>>,
+    kept: Arc<KeptHandles<(String, String, String), SpendCounters>>,
 }
 
 impl std::fmt::Debug for SpendLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpendLayer").field("kept", &self.kept.read().len()).finish()
+        f.debug_struct("SpendLayer").field("kept", &self.kept.len()).finish()
     }
 }
 
@@ -128,19 +119,18 @@ impl SpendLayer {
         } else {
             (spend.provider, spend.model, spend.status)
         };
-        let found = self.kept.read().get(&key).cloned();
-        let counters = found.unwrap_or_else(|| {
-            let made = SpendCounters::new(&key.0, &key.1, &key.2);
-            let mut kept = self.kept.write();
-            if kept.len() < MAX_KEPT {
-                kept.insert(key, made.clone());
-            }
-            made
-        });
-        counters.spend.increment(spend.cost_nano.max(0) as u64);
-        counters.requests.increment(1);
-        counters.input.increment(spend.input_tokens.max(0) as u64);
-        counters.output.increment(spend.output_tokens.max(0) as u64);
+        let make = || SpendCounters::new(&key.0, &key.1, &key.2);
+        self.kept.with(
+            &key,
+            || key.clone(),
+            make,
+            |c| {
+                c.spend.increment(spend.cost_nano.max(0) as u64);
+                c.requests.increment(1);
+                c.input.increment(spend.input_tokens.max(0) as u64);
+                c.output.increment(spend.output_tokens.max(0) as u64);
+            },
+        );
     }
 }
 

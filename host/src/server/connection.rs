@@ -52,8 +52,9 @@ fn http1(server: &ServerConfig) -> http1::Builder {
     builder
 }
 
-/// The connection builder for h2, and for a client whose first bytes did not tell.
-fn builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
+/// The connection builder for h2, and for a client whose first bytes did not tell (then
+/// hyper-util's `auto` reads them itself).
+fn builder(server: &ServerConfig, protocol: Protocol) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -65,7 +66,7 @@ fn builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_concurrent_streams(server.http2_max_concurrent_streams)
         .max_header_list_size(server.http2_max_header_list_bytes);
-    builder
+    if protocol == Protocol::Http2 { builder.http2_only() } else { builder }
 }
 
 impl Connection {
@@ -102,10 +103,13 @@ impl Connection {
             }
             _ = stopped.wait_for(|s| *s) => return,
         };
-        let auto = protocol::restrict(builder(&server), protocol);
+        let auto;
         let conn = match protocol {
             Protocol::Http1 => Either::Left(http1(&server).serve_connection(TokioIo::new(stream), service)),
-            _ => Either::Right(auto.serve_connection(TokioIo::new(stream), service)),
+            _ => {
+                auto = builder(&server, protocol);
+                Either::Right(auto.serve_connection(TokioIo::new(stream), service))
+            }
         };
         tokio::pin!(conn);
         // Both kinds of connection, the same call.

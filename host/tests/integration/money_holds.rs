@@ -88,8 +88,8 @@ async fn a_swept_request_id_stays_refused_and_still_settles() {
     assert_eq!(settlement(gw.tenant, "orphan").await, (Some("swept:0".into()), false));
     assert_eq!(send(&gw.url, &gw.key, "orphan", &CHAT).await.status, 409, "a swept id is not reusable");
     // The dying gateway's settlement arrives late: it is debited once, then never again.
-    balances.settle(gw.tenant, ("orphan", IdOrigin::Client), 1_234, "settled", true).await.unwrap();
-    balances.settle(gw.tenant, ("orphan", IdOrigin::Client), 1_234, "settled", true).await.unwrap();
+    balances.settle(gw.tenant, "orphan", IdOrigin::Client, 1_234, "settled", true).await.unwrap();
+    balances.settle(gw.tenant, "orphan", IdOrigin::Client, 1_234, "settled", true).await.unwrap();
     let after = balances.live(gw.tenant).await.unwrap();
     assert_eq!(after.available_nano, before.available_nano - 1_234);
     assert_eq!(settlement(gw.tenant, "orphan").await, (Some("settled:1234".into()), false));

@@ -89,16 +89,22 @@ async fn an_id_with_a_row_stays_refused_after_its_redis_state_expired() {
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
 
+/// A gateway on a Postgres of its own, which the test can stop and resume.
+async fn on_private_postgres() -> (common::services::PrivatePostgres, xjp_mock_upstream::MockUpstream, TestGateway) {
+    let pg = common::services::PrivatePostgres::start();
+    let mock = mock().await;
+    let options = common::harness::Options { database_url: Some(pg.url()), ..Default::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    (pg, mock, gw)
+}
+
 /// While Postgres cannot say whether a client's id has a row, that id is refused (503 in the
 /// client's format, nothing held, no upstream call) rather than debited with a row that
 /// could be dropped as a duplicate; requests without an id are still served, and the id is
 /// served once Postgres is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_id_is_refused_while_the_ledger_cannot_check_it() {
-    let pg = common::services::PrivatePostgres::start();
-    let mock = mock().await;
-    let options = common::harness::Options { database_url: Some(pg.url()), ..Default::default() };
-    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let (pg, mock, gw) = on_private_postgres().await;
     assert_eq!(call(&gw.url, &gw.key, "before-the-outage").await, 200);
     wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await;
 
@@ -134,10 +140,7 @@ async fn a_client_id_is_refused_while_the_ledger_cannot_check_it() {
 /// (Postgres down): no second upstream call, one row, one debit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_made_id_sent_back_is_refused_from_the_spool() {
-    let pg = common::services::PrivatePostgres::start();
-    let mock = mock().await;
-    let options = common::harness::Options { database_url: Some(pg.url()), ..Default::default() };
-    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let (pg, mock, gw) = on_private_postgres().await;
     let url = format!("{}/v1/chat/completions", gw.url);
     // The account is loaded into Redis while Postgres is up.
     assert_eq!(common::http::post(&url, &gw.key, &CHAT).await.status, 200);

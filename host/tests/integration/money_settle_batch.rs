@@ -66,7 +66,7 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
     let before = script_calls(&redis);
     let settles = ids.iter().map(|(tenant, id, cost, origin)| {
         let label = if *cost > 0 { "settled" } else { "released" };
-        balances.settle(*tenant, (id, *origin), *cost, label, false)
+        balances.settle(*tenant, id, *origin, *cost, label, false)
     });
     let settled = futures_util::future::join_all(settles).await;
     let calls = script_calls(&redis) - before;
@@ -92,7 +92,7 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
                 assert!((3000..=3600).contains(&ttl), "{id}: a gateway id is kept an hour, not {ttl} s")
             }
         }
-        let again = balances.settle(*tenant, (id, *origin), cost + 1_000, "settled", false).await.unwrap();
+        let again = balances.settle(*tenant, id, *origin, cost + 1_000, "settled", false).await.unwrap();
         assert_eq!(again, Settlement::AlreadySettled);
         if *origin == IdOrigin::Client {
             let reused = balances.reserve(*tenant, id, *origin, HOLD).await.unwrap();
