@@ -23,6 +23,7 @@ static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
 pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 pub(super) static RESYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resync.lua")));
+pub(super) static LEFT_BEHIND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/left_behind.lua")));
 
 /// Milliseconds since the epoch on this host (index scores; skew between gateways is
 /// covered by the minute of slack in `Balances::forget_after`).
@@ -227,26 +228,35 @@ impl Balances {
 
     /// Loads a tenant's account from Postgres: credits minus recorded debits minus this
     /// gateway's debits not yet recorded. A no-op when another gateway loaded it first.
+    /// A row recorded while its hold is still open (a previous run's spool replayed before
+    /// its hold was settled) is counted once: the open holds' ids are read first, and the
+    /// load gives such a row's cost back, as settling its hold will debit it.
     pub async fn load(&self, tenant: Uuid) -> Result<(), BalanceError> {
         let db_err = |e: sqlx::Error| BalanceError::Database(e.to_string());
         let _exclusive = self.pending.lock(tenant).write().await;
-        let (balance, recent) =
-            crate::ledger::lookup::balance_for_load(&self.db, tenant, RECENT_CREDIT_WINDOW).await.map_err(db_err)?;
-        let unrecorded = self.pending.get(tenant);
         let k = self.keys.tenant(tenant);
+        let mut conn = self.conn().await?;
+        // While the account is not loaded no hold is taken or settled, only released.
+        let held: Vec<String> = redis::cmd("HKEYS").arg(&k.holds).query_async(&mut conn).await?;
+        let snapshot = crate::ledger::lookup::balance_for_load(&self.db, tenant, RECENT_CREDIT_WINDOW, &held)
+            .await
+            .map_err(db_err)?;
+        let balance = snapshot.balance_nano - self.pending.get(tenant);
         let mut invocation = LOAD.key(&k.account);
         invocation.key(&k.holds);
-        for id in &recent {
+        for id in &snapshot.recent_credits {
             invocation.key(self.keys.credit(tenant, id));
         }
-        invocation.arg(balance - unrecorded).arg(CREDIT_MARKER_TTL_SECS);
-        let mut conn = self.conn().await?;
+        invocation.arg(balance).arg(CREDIT_MARKER_TTL_SECS);
+        for (id, cost) in &snapshot.recorded_under_holds {
+            invocation.arg(id).arg(*cost);
+        }
         let loaded: i64 = invocation.invoke_async(&mut conn).await?;
         // A rebuilt account may come from a flushed or failed-over Redis: index the tenant again.
         self.indexed.invalidate(&tenant);
         if loaded == 1 {
             metrics::counter!("xjp_balance_loads_total").increment(1);
-            tracing::info!(%tenant, balance_nano = balance - unrecorded, "tenant balance loaded from Postgres");
+            tracing::info!(%tenant, balance_nano = balance, "tenant balance loaded from Postgres");
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Hold maintenance: the index of tenants that took holds (so the sweeper never walks the
-//! keyspace), finding and releasing expired holds, renewing running ones, and resyncing
-//! settlements Redis missed.
+//! keyspace), finding and releasing expired holds, renewing running ones, resyncing
+//! settlements Redis missed, and reconciling the rows a previous run left in its spool.
 //!
 //! `<prefix>:hold-tenants` is a sorted set of tenant ids scored by the last time (ms) one of
 //! their requests took or renewed a hold. A gateway refreshes a tenant's entry *before* the
@@ -13,7 +13,7 @@
 //! tenant's hash slot: on Redis Cluster its refresh is a command of its own, ahead of the hold.
 
 use super::BalanceError;
-use super::balance::{Balances, RENEW, REQUEST_STATE_TTL_SECS, RESYNC, SWEEP, now_ms};
+use super::balance::{Balances, LEFT_BEHIND, RENEW, REQUEST_STATE_TTL_SECS, RESYNC, SWEEP, now_ms};
 use crate::db::RedisConn;
 use futures_util::{StreamExt, TryStreamExt};
 use redis::{FromRedisValue, ScriptInvocation};
@@ -157,5 +157,26 @@ impl Balances {
             .invoke_async(&mut conn)
             .await?;
         Ok(())
+    }
+
+    /// Makes the debits of rows a previous run left in the spool (now in Postgres) count
+    /// once in Redis (see `lua/left_behind.lua`): open holds are settled from the rows, and
+    /// an account whose debit cannot be shown to be applied is marked for a rebuild.
+    /// `rows` are one tenant's (request id, cost). Returns (holds settled, account marked).
+    pub async fn settle_left_behind(&self, tenant: Uuid, rows: &[(String, i64)]) -> Result<(u64, bool), BalanceError> {
+        let k = self.keys.tenant(tenant);
+        let mut conn = self.conn().await?;
+        let (mut settled, mut marked) = (0, false);
+        for chunk in rows.chunks(SWEEP_BATCH) {
+            let mut invocation = LEFT_BEHIND.key(&k.account);
+            invocation.key(&k.holds).key(&k.expiry).arg(REQUEST_STATE_TTL_SECS);
+            for (rid, cost) in chunk {
+                invocation.key(self.keys.request(tenant, rid)).arg(rid).arg(cost.max(&0));
+            }
+            let (n, rebuild): (u64, u8) = invocation.invoke_async(&mut conn).await?;
+            settled += n;
+            marked |= rebuild == 1;
+        }
+        Ok((settled, marked))
     }
 }

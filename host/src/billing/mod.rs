@@ -8,6 +8,7 @@ pub mod bill;
 pub mod ending;
 pub mod holds;
 pub mod keys;
+pub mod left_behind;
 pub mod record;
 pub mod reserve;
 pub mod resync;
@@ -38,6 +39,8 @@ pub struct Billing {
     pub running: running::RunningHolds,
     /// Settlements that failed while Redis was unreachable, applied when it returns.
     pub resyncs: resync::Resyncs,
+    /// Rows a previous run left in the spool, reconciled in Redis once recorded.
+    pub left_behind: left_behind::LeftBehindRows,
     /// The `[billing]` policies are read from here at each use (reloadable).
     settings: LiveSettings,
     /// Settle-and-record tasks (waited for at shutdown, before the ledger flushes).
@@ -66,6 +69,7 @@ impl Billing {
         let keys = KeySpace::new(&settings.load().config.redis.key_prefix);
         let balances = Balances::new(redis, keys, db, pending, hold_ttl);
         let running = running::RunningHolds::default();
+        let left_behind = left_behind::LeftBehindRows::of(&ledger);
         let (resyncs, tasks) = (resync::Resyncs::default(), TaskTracker::new());
         let enabled = settings.load().config.billing.enabled;
         if !enabled {
@@ -73,7 +77,7 @@ impl Billing {
                 "billing is OFF ([billing] enabled = false): requests are neither held, priced, recorded nor debited; for comparisons and benchmarks only"
             );
         }
-        Ok(Arc::new(Billing { balances, ledger, running, resyncs, settings, tasks, enabled }))
+        Ok(Arc::new(Billing { balances, ledger, running, resyncs, left_behind, settings, tasks, enabled }))
     }
 
     /// Phase 4: estimates, prices and holds for a routed bill (see [`reserve::reserve`]).
@@ -110,13 +114,14 @@ impl Billing {
         self.tasks.spawn(async move { settle::settle_and_record(&billing, bill, ending, latency).await });
     }
 
-    /// Starts the hold renewal, the hold sweeper and the summary rollup; they stop when
-    /// billing is dropped.
+    /// Starts the hold renewal, the hold sweeper (with the resyncs and the reconciling of
+    /// rows a previous run left) and the summary rollup; they stop when billing is dropped.
     pub fn spawn_jobs(self: &Arc<Self>, sweep_every: Duration, rollup_every: Duration) {
         let renew_every = (self.balances.hold_ttl() / 3).max(Duration::from_millis(100));
         every(Arc::downgrade(self), renew_every, |b| async move { b.running.renew(&b.balances).await });
         every(Arc::downgrade(self), sweep_every, |b| async move {
             b.resyncs.run(&b.balances).await;
+            b.left_behind.run(&b.balances, &b.ledger).await;
             if let Err(e) = sweeper::sweep_once(&b.balances, &b.ledger).await {
                 tracing::debug!(error = %e, "hold sweep skipped");
             }

@@ -24,24 +24,48 @@ pub async fn balance(db: &PgPool, tenant: Uuid) -> Result<LedgerBalance, sqlx::E
     Ok(LedgerBalance { credits_nano, debits_nano, balance_nano: credits_nano - debits_nano })
 }
 
+/// What loading a balance reads (see [`balance_for_load`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadSnapshot {
+    /// Credits − recorded debits (nano-USD).
+    pub balance_nano: i64,
+    /// Credits inserted within the window: counted in `balance_nano`, so their own credit
+    /// call must not apply them again.
+    pub recent_credits: Vec<String>,
+    /// The ids among the open holds asked about that already have a row, with its cost:
+    /// counted in `balance_nano` and again when their hold settles, unless the load adds
+    /// them back.
+    pub recorded_under_holds: Vec<(String, i64)>,
+}
+
 /// What loading a balance reads, in one statement (one snapshot): credits − recorded debits,
-/// and the ids of the credits inserted within `window` (counted in that balance, so their own
-/// credit call must not apply them again). Two statements could see a credit inserted
-/// between them in one and not the other, and lose it.
+/// the ids of the credits inserted within `window`, and which of `held` (request ids with an
+/// open hold) already have a row. Separate statements could see a row or a credit inserted
+/// between them in one and not the other, and count it twice or lose it.
 pub async fn balance_for_load(
     db: &PgPool,
     tenant: Uuid,
     window: std::time::Duration,
-) -> Result<(i64, Vec<String>), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
+    held: &[String],
+) -> Result<LoadSnapshot, sqlx::Error> {
+    let (balance_nano, recent_credits, ids, costs): (i64, Vec<String>, Vec<String>, Vec<i64>) = sqlx::query_as(
+        "WITH recorded AS ( \
+           SELECT i.request_id, t.cost_nano FROM billing_request_ids i \
+           JOIN billing_transactions t \
+             ON t.tenant_id = i.tenant_id AND t.created_at = i.created_at AND t.request_id = i.request_id \
+           WHERE i.tenant_id = $1 AND i.request_id = ANY($3)) \
+         SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
               - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT, \
-                ARRAY(SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - make_interval(secs => $2))",
+                ARRAY(SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - make_interval(secs => $2)), \
+                ARRAY(SELECT request_id FROM recorded ORDER BY request_id), \
+                ARRAY(SELECT cost_nano FROM recorded ORDER BY request_id)",
     )
     .bind(tenant)
     .bind(window.as_secs_f64())
+    .bind(held)
     .fetch_one(db)
-    .await
+    .await?;
+    Ok(LoadSnapshot { balance_nano, recent_credits, recorded_under_holds: ids.into_iter().zip(costs).collect() })
 }
 
 /// Whether a request id already has a row (of any status) for the tenant.

@@ -30,4 +30,4 @@ pub use backlog::Backlog;
 pub use lookup::LedgerBalance;
 pub use pending::PendingDebits;
 pub use row::TransactionRow;
-pub use writer::{Ledger, LedgerConfig, LedgerError};
+pub use writer::{Ledger, LedgerConfig, LedgerError, LeftBehind};

@@ -32,9 +32,20 @@ pub enum LedgerError {
 
 pub use super::stages::LedgerConfig;
 
+/// A row a previous run left in the spool: its debit may not have reached Redis (see
+/// [`Ledger::take_left_behind`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftBehind {
+    pub tenant: Uuid,
+    pub request_id: String,
+    pub cost_nano: i64,
+}
+
 /// The ledger handle (cheap to share).
 pub struct Ledger {
     tx: Mutex<Option<mpsc::Sender<Submit>>>,
+    /// Rows a previous run left, until billing takes them.
+    left_behind: Mutex<Vec<LeftBehind>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pending: Arc<PendingDebits>,
     backlog: Arc<Backlog>,
@@ -61,7 +72,13 @@ impl Ledger {
         let backlog = Arc::new(Backlog::default());
         backlog.set_bytes(spool.len());
         let (now, mut replay, mut rows) = (Instant::now(), HashSet::new(), 0);
+        let mut left_behind = Vec::new();
         for segment in leftover {
+            left_behind.extend(segment.rows.iter().map(|(_, r)| LeftBehind {
+                tenant: r.tenant_id,
+                request_id: bound_id(&r.request_id).into_owned(),
+                cost_nano: r.cost_nano,
+            }));
             let keys: Vec<(RowKey, Place)> = (segment.rows.iter())
                 .map(|(offset, r)| {
                     let place = Place { segment: segment.segment, offset: *offset };
@@ -87,7 +104,8 @@ impl Ledger {
             inserter.run().await;
             let _ = spooler.await;
         });
-        Ok(Ledger { tx: Mutex::new(Some(tx)), task: Mutex::new(Some(task)), pending, backlog, db })
+        let left_behind = Mutex::new(left_behind);
+        Ok(Ledger { tx: Mutex::new(Some(tx)), left_behind, task: Mutex::new(Some(task)), pending, backlog, db })
     }
 
     /// Queues a row; resolves once it is durable (in the spool). Then the debit it records
@@ -119,6 +137,19 @@ impl Ledger {
         Ok(())
     }
 
+    /// The rows a previous run left in the spool (once; empty afterwards). They are replayed
+    /// into Postgres like any row, but a run that died between spooling a row and settling
+    /// it left its hold open, and one down longer than the hold TTL had it released by the
+    /// sweeper without a debit: billing reconciles them in Redis once they are recorded.
+    pub fn take_left_behind(&self) -> Vec<LeftBehind> {
+        std::mem::take(&mut *self.left_behind.lock())
+    }
+
+    /// Whether `request_id`'s row waits in this gateway's spool (not in Postgres yet).
+    pub fn waits(&self, tenant: Uuid, request_id: &str) -> bool {
+        self.backlog.contains(&(tenant, bound_id(request_id).into_owned()))
+    }
+
     /// Unrecorded debits (shared with the balance store).
     pub fn pending(&self) -> &Arc<PendingDebits> {
         &self.pending
@@ -148,7 +179,7 @@ impl Ledger {
     /// Whether `request_id` already has a row: waiting in this gateway's spool, or in
     /// Postgres.
     pub async fn has_row(&self, tenant: Uuid, request_id: &str) -> Result<bool, sqlx::Error> {
-        if self.backlog.contains(&(tenant, bound_id(request_id).into_owned())) {
+        if self.waits(tenant, request_id) {
             return Ok(true);
         }
         super::lookup::has_row(&self.db, tenant, request_id).await

@@ -1,7 +1,9 @@
 -- Initialise a tenant's account from Postgres unless another gateway already did.
 -- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3..] markers of recent credits included
 -- in the balance. ARGV[1] credits - recorded debits - this gateway's unrecorded debits
--- (nano-USD), ARGV[2] marker ttl (s). Open holds that survived stay held.
+-- (nano-USD), ARGV[2] marker ttl (s), then pairs from ARGV[3]: a request id whose row the
+-- balance already counts, and its cost. Open holds that survived stay held; a hold whose
+-- row is already counted gets its cost back here, since settling the hold debits it again.
 -- Returns 1 when loaded now, 0 when it was already loaded.
 if redis.call('HGET', KEYS[1], 'loaded') == '1' then
   return 0
@@ -10,7 +12,13 @@ local held = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
   held = held + tonumber(v)
 end
-redis.call('HSET', KEYS[1], 'available', tonumber(ARGV[1]) - held, 'held', held, 'loaded', '1')
+local counted = 0
+for i = 3, #ARGV - 1, 2 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
+    counted = counted + tonumber(ARGV[i + 1])
+  end
+end
+redis.call('HSET', KEYS[1], 'available', tonumber(ARGV[1]) + counted - held, 'held', held, 'loaded', '1')
 -- Credits already counted here must not be applied again by their own credit call.
 for i = 3, #KEYS do
   redis.call('SET', KEYS[i], '1', 'EX', tonumber(ARGV[2]))

@@ -1,0 +1,73 @@
+//! The rows a previous run of this gateway left in its spool: once each is in Postgres, its
+//! debit is made to count once in Redis (`Balances::settle_left_behind`). Without this, a
+//! run that died between spooling a row and settling it, and stayed down longer than the hold
+//! TTL, had its holds released by the sweeper (no row in Postgres yet) and its replayed rows
+//! never debited: Redis above Postgres by them until the account's next rebuild.
+
+use super::Balances;
+use crate::ledger::{Ledger, LeftBehind};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Left-behind rows not reconciled yet.
+#[derive(Debug, Default)]
+pub struct LeftBehindRows {
+    waiting: Mutex<Vec<LeftBehind>>,
+}
+
+impl LeftBehindRows {
+    /// The rows `ledger` found in its spool at start.
+    pub fn of(ledger: &Ledger) -> LeftBehindRows {
+        let rows = ledger.take_left_behind();
+        if !rows.is_empty() {
+            tracing::info!(rows = rows.len(), "rows left in the spool by a previous run: reconciling once recorded");
+        }
+        LeftBehindRows { waiting: Mutex::new(rows) }
+    }
+
+    /// How many wait.
+    pub fn len(&self) -> usize {
+        self.waiting.lock().len()
+    }
+
+    /// True when none waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.lock().is_empty()
+    }
+
+    /// Reconciles the rows that are in Postgres now, by tenant; those still in the spool,
+    /// and tenants Redis failed for, wait for the next run.
+    pub async fn run(&self, balances: &Balances, ledger: &Ledger) {
+        let recorded = {
+            let mut waiting = self.waiting.lock();
+            if waiting.is_empty() {
+                return;
+            }
+            let (wait, ready): (Vec<LeftBehind>, Vec<LeftBehind>) =
+                std::mem::take(&mut *waiting).into_iter().partition(|r| ledger.waits(r.tenant, &r.request_id));
+            *waiting = wait;
+            ready
+        };
+        let mut by_tenant: BTreeMap<Uuid, Vec<(String, i64)>> = BTreeMap::new();
+        for r in recorded {
+            by_tenant.entry(r.tenant).or_default().push((r.request_id, r.cost_nano));
+        }
+        for (tenant, rows) in by_tenant {
+            match balances.settle_left_behind(tenant, &rows).await {
+                Ok((settled, marked)) => {
+                    metrics::counter!("xjp_left_behind_rows_total").increment(rows.len() as u64);
+                    if settled > 0 || marked {
+                        tracing::info!(%tenant, rows = rows.len(), holds_settled = settled, rebuild = marked, "rows left by a previous run reconciled in Redis");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "cannot reconcile rows left by a previous run yet");
+                    let again =
+                        rows.into_iter().map(|(request_id, cost_nano)| LeftBehind { tenant, request_id, cost_nano });
+                    self.waiting.lock().extend(again);
+                }
+            }
+        }
+    }
+}

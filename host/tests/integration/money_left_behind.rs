@@ -1,0 +1,204 @@
+//! A gateway that died with rows in its spool: once the restarted gateway has replayed them
+//! into Postgres, each one's debit counts once in Redis, whatever happened to its hold while
+//! the gateway was down (settled, still open, released by the sweeper, or forgotten by
+//! Redis); and a balance rebuilt while a recorded row's hold is still open counts it once.
+
+use crate::common;
+
+use super::ledger_robustness::{database, row};
+use common::harness::TestDb;
+use common::services::PrivateRedis;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+use xjp_gateway::billing::left_behind::LeftBehindRows;
+use xjp_gateway::billing::sweeper::sweep_once;
+use xjp_gateway::billing::{Balances, IdOrigin, KeySpace, Reservation};
+use xjp_gateway::db::RedisTarget;
+use xjp_gateway::db::credits::{self, CreditKind};
+use xjp_gateway::ledger::{Ledger, LedgerConfig, PendingDebits, lookup};
+
+const CREDIT: i64 = 1_000_000_000;
+const HOLD: i64 = 5_000_000;
+
+fn balances(redis: &PrivateRedis, db: &sqlx::PgPool, pending: &Arc<PendingDebits>, ttl: Duration) -> Balances {
+    let target = RedisTarget::single(&redis.url(), None, None).unwrap();
+    Balances::new(target, KeySpace::new("left"), db.clone(), pending.clone(), ttl)
+}
+
+async fn ledger(db: &sqlx::PgPool, spool: &std::path::Path, pending: &Arc<PendingDebits>) -> Ledger {
+    let mut config = LedgerConfig::new(spool.to_path_buf());
+    config.batch_window = Duration::from_millis(20);
+    config.retry_interval = Duration::from_millis(100);
+    Ledger::start(db.clone(), config, pending.clone()).await.unwrap()
+}
+
+async fn hold(balances: &Balances, tenant: Uuid, id: &str) {
+    let reserved = balances.reserve(tenant, id, IdOrigin::Gateway, HOLD).await.unwrap();
+    assert!(matches!(reserved, Reservation::Reserved { .. }), "{reserved:?}");
+}
+
+/// Redis's view (available, held) must equal Postgres's credits − recorded debits.
+async fn assert_books_balance(balances: &Balances, db: &sqlx::PgPool, tenant: Uuid) {
+    balances.load(tenant).await.unwrap();
+    let live = balances.live(tenant).await.unwrap();
+    let books = lookup::balance(db, tenant).await.unwrap();
+    assert!(live.loaded, "{live:?}");
+    assert_eq!((live.available_nano, live.held_nano), (books.balance_nano, 0), "Redis {live:?}, Postgres {books:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_down_past_the_hold_ttl_has_its_replayed_rows_debited_once() {
+    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+    let db = TestDb::create().await;
+    let (pool, tenant, key) = database(&db.url).await;
+    credits::insert(&pool, tenant, "start", CreditKind::TopUp, CREDIT, None).await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let pending = Arc::new(PendingDebits::default());
+    // The run that dies: Postgres unreachable from it, so its rows stay in its spool.
+    let unreachable = xjp_gateway::db::connect_lazy("postgres://postgres@127.0.0.1:1/none", 1).unwrap();
+    let short = balances(&redis, &pool, &pending, Duration::from_secs(1));
+    let long = balances(&redis, &pool, &pending, Duration::from_secs(600));
+    let dying = ledger(&unreachable, spool.path(), &pending).await;
+    let [settled, open, swept, forgotten] = [11_000, 22_000, 33_000, 44_000].map(|cost| row(tenant, key, cost));
+    // `settled` settled before the crash; `forgotten` too, but Redis has since lost its
+    // state (an hour's TTL for a gateway-made id); `open` died before its settlement;
+    // `swept` too, and its gateway stays down past the hold TTL.
+    hold(&short, tenant, &swept.request_id).await;
+    for r in [&settled, &open, &forgotten] {
+        hold(&long, tenant, &r.request_id).await;
+    }
+    for r in [&settled, &open, &swept, &forgotten] {
+        dying.record(r.clone()).await.unwrap();
+    }
+    for r in [&settled, &forgotten] {
+        long.settle(tenant, &r.request_id, IdOrigin::Gateway, r.cost_nano, "settled", false).await.unwrap();
+    }
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let forgotten_state = KeySpace::new("left").request(tenant, &forgotten.request_id);
+    let _: () = redis::cmd("DEL").arg(&forgotten_state).query_async(&mut conn).await.unwrap();
+    dying.shutdown().await;
+    drop(dying);
+
+    // Down past the hold TTL: the sweeper (another gateway's) releases `swept`'s hold, as
+    // its row is nowhere in Postgres.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let other_spool = tempfile::tempdir().unwrap();
+    let other = ledger(&pool, other_spool.path(), &Arc::new(PendingDebits::default())).await;
+    assert_eq!(sweep_once(&short, &other).await.unwrap(), 1, "the expired hold is released");
+
+    // The restart (a new process: nothing pending) replays the spool into Postgres. Redis
+    // has debited only what settled.
+    let pending = Arc::new(PendingDebits::default());
+    let long = balances(&redis, &pool, &pending, Duration::from_secs(600));
+    let restarted = ledger(&pool, spool.path(), &pending).await;
+    let books = lookup::balance(&pool, tenant).await.unwrap();
+    assert_eq!(books.debits_nano, 110_000, "every row is recorded once");
+    let live = long.live(tenant).await.unwrap();
+    assert_eq!(live.available_nano, CREDIT - 11_000 - 44_000 - HOLD, "before reconciling: {live:?}");
+    assert_eq!(live.held_nano, HOLD, "`open`'s hold is still held");
+
+    let left = LeftBehindRows::of(&restarted);
+    assert_eq!(left.len(), 4);
+    left.run(&long, &restarted).await;
+    assert!(left.is_empty(), "every recorded row is reconciled");
+    assert_books_balance(&long, &pool, tenant).await;
+    let state: String = redis::cmd("GET")
+        .arg(KeySpace::new("left").request(tenant, &swept.request_id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(state, "settled:33000", "the swept id stays refused, now as settled");
+
+    // Running again (the next sweep) changes nothing.
+    let again = LeftBehindRows::of(&restarted);
+    assert!(again.is_empty(), "taken once");
+    long.settle_left_behind(tenant, &[(swept.request_id.clone(), 33_000), (open.request_id.clone(), 22_000)])
+        .await
+        .unwrap();
+    assert_books_balance(&long, &pool, tenant).await;
+    restarted.shutdown().await;
+    other.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn left_behind_rows_wait_for_postgres_before_they_are_reconciled() {
+    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+    let db = TestDb::create().await;
+    let (pool, tenant, key) = database(&db.url).await;
+    credits::insert(&pool, tenant, "start", CreditKind::TopUp, CREDIT, None).await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let pending = Arc::new(PendingDebits::default());
+    let unreachable = xjp_gateway::db::connect_lazy("postgres://postgres@127.0.0.1:1/none", 1).unwrap();
+    let short = balances(&redis, &pool, &pending, Duration::from_secs(1));
+    let dying = ledger(&unreachable, spool.path(), &pending).await;
+    let lost = row(tenant, key, 70_000);
+    hold(&short, tenant, &lost.request_id).await;
+    dying.record(lost.clone()).await.unwrap();
+    dying.shutdown().await;
+    drop(dying);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let other_spool = tempfile::tempdir().unwrap();
+    let other = ledger(&pool, other_spool.path(), &Arc::new(PendingDebits::default())).await;
+    assert_eq!(sweep_once(&short, &other).await.unwrap(), 1);
+
+    // Restarted while Postgres is still unreachable: the row waits in the spool, and so
+    // does its reconciling (a rebuild now could not count it).
+    let pending = Arc::new(PendingDebits::default());
+    let short = balances(&redis, &pool, &pending, Duration::from_secs(1));
+    let restarted = ledger(&unreachable, spool.path(), &pending).await;
+    let left = LeftBehindRows::of(&restarted);
+    left.run(&short, &restarted).await;
+    assert_eq!(left.len(), 1, "not reconciled before its row is recorded");
+    let live = short.live(tenant).await.unwrap();
+    assert_eq!(live.available_nano, CREDIT, "{live:?}");
+    restarted.shutdown().await;
+    drop(restarted);
+
+    // Once Postgres answers (here: the next start), it is.
+    let back = ledger(&pool, spool.path(), &pending).await;
+    let left = LeftBehindRows::of(&back);
+    left.run(&short, &back).await;
+    assert!(left.is_empty());
+    assert_books_balance(&short, &pool, tenant).await;
+    assert_eq!(short.live(tenant).await.unwrap().available_nano, CREDIT - 70_000);
+    back.shutdown().await;
+    other.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_while_a_recorded_row_s_hold_is_open_counts_it_once() {
+    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+    let db = TestDb::create().await;
+    let (pool, tenant, key) = database(&db.url).await;
+    credits::insert(&pool, tenant, "start", CreditKind::TopUp, CREDIT, None).await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let pending = Arc::new(PendingDebits::default());
+    let balances = balances(&redis, &pool, &pending, Duration::from_secs(600));
+    let recorded = row(tenant, key, 400_000);
+    let still_running = "still-running";
+    hold(&balances, tenant, &recorded.request_id).await;
+    hold(&balances, tenant, still_running).await;
+    // The row reaches Postgres before its hold is settled (a replayed spool), then the
+    // account is rebuilt (a resync, a flush).
+    let ledger = ledger(&pool, spool.path(), &pending).await;
+    ledger.record(recorded.clone()).await.unwrap();
+    ledger.confirm(tenant, &recorded.request_id, None).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lookup::balance(&pool, tenant).await.unwrap().debits_nano == 0 {
+        assert!(std::time::Instant::now() < deadline, "the row was not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let account = KeySpace::new("left").tenant(tenant).account;
+    let _: () = redis::cmd("HSET").arg(&account).arg("loaded").arg("0").query_async(&mut conn).await.unwrap();
+    balances.load(tenant).await.unwrap();
+    let live = balances.live(tenant).await.unwrap();
+    assert_eq!(live.held_nano, 2 * HOLD);
+    assert_eq!(live.available_nano, CREDIT - 2 * HOLD, "the recorded row's cost is given back while its hold is open");
+    // Its hold settles from the row (the sweeper, or the restart's reconciling): once.
+    balances.settle(tenant, &recorded.request_id, IdOrigin::Gateway, 400_000, "settled", true).await.unwrap();
+    let live = balances.live(tenant).await.unwrap();
+    assert_eq!((live.available_nano, live.held_nano), (CREDIT - 400_000 - HOLD, HOLD));
+    ledger.shutdown().await;
+}
