@@ -38,6 +38,43 @@ async fn hold(balances: &Balances, tenant: Uuid, id: &str) {
     assert!(matches!(reserved, Reservation::Reserved { .. }), "{reserved:?}");
 }
 
+/// A tenant with credit on a private Redis and its own database, and the spool of a gateway
+/// run that dies with Postgres unreachable from it (so its rows stay in the spool).
+struct World {
+    redis: PrivateRedis,
+    _db: TestDb,
+    pool: sqlx::PgPool,
+    tenant: Uuid,
+    key: Uuid,
+    spool: tempfile::TempDir,
+    unreachable: sqlx::PgPool,
+}
+
+impl World {
+    async fn new() -> World {
+        let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+        let db = TestDb::create().await;
+        let (pool, tenant, key) = database(&db.url).await;
+        credits::insert(&pool, tenant, "start", CreditKind::TopUp, CREDIT, None).await.unwrap();
+        let unreachable = xjp_gateway::db::connect_lazy("postgres://postgres@127.0.0.1:1/none", 1).unwrap();
+        World { redis, _db: db, pool, tenant, key, spool: tempfile::tempdir().unwrap(), unreachable }
+    }
+
+    /// The balance store of a run with `pending` (a new process has nothing pending).
+    fn balances(&self, pending: &Arc<PendingDebits>, ttl: Duration) -> Balances {
+        balances(&self.redis, &self.pool, pending, ttl)
+    }
+
+    /// After the hold TTL, another gateway's sweeper releases the expired holds, whose rows
+    /// are nowhere in Postgres; returns that gateway's ledger.
+    async fn swept_by_another_gateway(&self, short: &Balances, expect: u64, spool: &std::path::Path) -> Ledger {
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let other = ledger(&self.pool, spool, &Arc::new(PendingDebits::default())).await;
+        assert_eq!(sweep_once(short, &other).await.unwrap(), expect, "expired holds released");
+        other
+    }
+}
+
 /// Redis's view (available, held) must equal Postgres's credits − recorded debits.
 async fn assert_books_balance(balances: &Balances, db: &sqlx::PgPool, tenant: Uuid) {
     balances.load(tenant).await.unwrap();
@@ -49,17 +86,12 @@ async fn assert_books_balance(balances: &Balances, db: &sqlx::PgPool, tenant: Uu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_down_past_the_hold_ttl_has_its_replayed_rows_debited_once() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let db = TestDb::create().await;
-    let (pool, tenant, key) = database(&db.url).await;
-    credits::insert(&pool, tenant, "start", CreditKind::TopUp, CREDIT, None).await.unwrap();
-    let spool = tempfile::tempdir().unwrap();
+    let w = World::new().await;
+    let (pool, tenant, key) = (w.pool.clone(), w.tenant, w.key);
     let pending = Arc::new(PendingDebits::default());
-    // The run that dies: Postgres unreachable from it, so its rows stay in its spool.
-    let unreachable = xjp_gateway::db::connect_lazy("postgres://postgres@127.0.0.1:1/none", 1).unwrap();
-    let short = balances(&redis, &pool, &pending, Duration::from_secs(1));
-    let long = balances(&redis, &pool, &pending, Duration::from_secs(600));
-    let dying = ledger(&unreachable, spool.path(), &pending).await;
+    let short = w.balances(&pending, Duration::from_secs(1));
+    let long = w.balances(&pending, Duration::from_secs(600));
+    let dying = ledger(&w.unreachable, w.spool.path(), &pending).await;
     let [settled, open, swept, forgotten] = [11_000, 22_000, 33_000, 44_000].map(|cost| row(tenant, key, cost));
     // `settled` settled before the crash; `forgotten` too, but Redis has since lost its
     // state (an hour's TTL for a gateway-made id); `open` died before its settlement;
@@ -74,24 +106,21 @@ async fn a_gateway_down_past_the_hold_ttl_has_its_replayed_rows_debited_once() {
     for r in [&settled, &forgotten] {
         long.settle(tenant, &r.request_id, IdOrigin::Gateway, r.cost_nano, "settled", false).await.unwrap();
     }
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis::Client::open(w.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let forgotten_state = KeySpace::new("left").request(tenant, &forgotten.request_id);
     let _: () = redis::cmd("DEL").arg(&forgotten_state).query_async(&mut conn).await.unwrap();
     dying.shutdown().await;
     drop(dying);
 
-    // Down past the hold TTL: the sweeper (another gateway's) releases `swept`'s hold, as
-    // its row is nowhere in Postgres.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Down past the hold TTL: another gateway's sweeper releases `swept`'s hold.
     let other_spool = tempfile::tempdir().unwrap();
-    let other = ledger(&pool, other_spool.path(), &Arc::new(PendingDebits::default())).await;
-    assert_eq!(sweep_once(&short, &other).await.unwrap(), 1, "the expired hold is released");
+    let other = w.swept_by_another_gateway(&short, 1, other_spool.path()).await;
 
     // The restart (a new process: nothing pending) replays the spool into Postgres. Redis
     // has debited only what settled.
     let pending = Arc::new(PendingDebits::default());
-    let long = balances(&redis, &pool, &pending, Duration::from_secs(600));
-    let restarted = ledger(&pool, spool.path(), &pending).await;
+    let long = w.balances(&pending, Duration::from_secs(600));
+    let restarted = ledger(&pool, w.spool.path(), &pending).await;
     let books = lookup::balance(&pool, tenant).await.unwrap();
     assert_eq!(books.debits_nano, 110_000, "every row is recorded once");
     let live = long.live(tenant).await.unwrap();
@@ -123,30 +152,24 @@ async fn a_gateway_down_past_the_hold_ttl_has_its_replayed_rows_debited_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn left_behind_rows_wait_for_postgres_before_they_are_reconciled() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let db = TestDb::create().await;
-    let (pool, tenant, key) = database(&db.url).await;
-    credits::insert(&pool, tenant, "start", CreditKind::TopUp, CREDIT, None).await.unwrap();
-    let spool = tempfile::tempdir().unwrap();
+    let w = World::new().await;
+    let (pool, tenant) = (w.pool.clone(), w.tenant);
     let pending = Arc::new(PendingDebits::default());
-    let unreachable = xjp_gateway::db::connect_lazy("postgres://postgres@127.0.0.1:1/none", 1).unwrap();
-    let short = balances(&redis, &pool, &pending, Duration::from_secs(1));
-    let dying = ledger(&unreachable, spool.path(), &pending).await;
-    let lost = row(tenant, key, 70_000);
+    let short = w.balances(&pending, Duration::from_secs(1));
+    let dying = ledger(&w.unreachable, w.spool.path(), &pending).await;
+    let lost = row(tenant, w.key, 70_000);
     hold(&short, tenant, &lost.request_id).await;
     dying.record(lost.clone()).await.unwrap();
     dying.shutdown().await;
     drop(dying);
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let other_spool = tempfile::tempdir().unwrap();
-    let other = ledger(&pool, other_spool.path(), &Arc::new(PendingDebits::default())).await;
-    assert_eq!(sweep_once(&short, &other).await.unwrap(), 1);
+    let other = w.swept_by_another_gateway(&short, 1, other_spool.path()).await;
 
     // Restarted while Postgres is still unreachable: the row waits in the spool, and so
     // does its reconciling (a rebuild now could not count it).
     let pending = Arc::new(PendingDebits::default());
-    let short = balances(&redis, &pool, &pending, Duration::from_secs(1));
-    let restarted = ledger(&unreachable, spool.path(), &pending).await;
+    let short = w.balances(&pending, Duration::from_secs(1));
+    let restarted = ledger(&w.unreachable, w.spool.path(), &pending).await;
     let left = LeftBehindRows::of(&restarted);
     left.run(&short, &restarted).await;
     assert_eq!(left.len(), 1, "not reconciled before its row is recorded");
@@ -156,7 +179,7 @@ async fn left_behind_rows_wait_for_postgres_before_they_are_reconciled() {
     drop(restarted);
 
     // Once Postgres answers (here: the next start), it is.
-    let back = ledger(&pool, spool.path(), &pending).await;
+    let back = ledger(&pool, w.spool.path(), &pending).await;
     let left = LeftBehindRows::of(&back);
     left.run(&short, &back).await;
     assert!(left.is_empty());
@@ -168,20 +191,17 @@ async fn left_behind_rows_wait_for_postgres_before_they_are_reconciled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_while_a_recorded_row_s_hold_is_open_counts_it_once() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let db = TestDb::create().await;
-    let (pool, tenant, key) = database(&db.url).await;
-    credits::insert(&pool, tenant, "start", CreditKind::TopUp, CREDIT, None).await.unwrap();
-    let spool = tempfile::tempdir().unwrap();
+    let w = World::new().await;
+    let (pool, tenant, key) = (w.pool.clone(), w.tenant, w.key);
     let pending = Arc::new(PendingDebits::default());
-    let balances = balances(&redis, &pool, &pending, Duration::from_secs(600));
+    let balances = w.balances(&pending, Duration::from_secs(600));
     let recorded = row(tenant, key, 400_000);
     let still_running = "still-running";
     hold(&balances, tenant, &recorded.request_id).await;
     hold(&balances, tenant, still_running).await;
     // The row reaches Postgres before its hold is settled (a replayed spool), then the
     // account is rebuilt (a resync, a flush).
-    let ledger = ledger(&pool, spool.path(), &pending).await;
+    let ledger = ledger(&pool, w.spool.path(), &pending).await;
     ledger.record(recorded.clone()).await.unwrap();
     ledger.confirm(tenant, &recorded.request_id, None).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -189,7 +209,7 @@ async fn a_rebuild_while_a_recorded_row_s_hold_is_open_counts_it_once() {
         assert!(std::time::Instant::now() < deadline, "the row was not recorded");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut conn = redis::Client::open(w.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let account = KeySpace::new("left").tenant(tenant).account;
     let _: () = redis::cmd("HSET").arg(&account).arg("loaded").arg("0").query_async(&mut conn).await.unwrap();
     balances.load(tenant).await.unwrap();
