@@ -230,35 +230,44 @@ impl Balances {
     /// gateway's debits not yet recorded. A no-op when another gateway loaded it first.
     /// A row recorded while its hold is still open (a previous run's spool replayed before
     /// its hold was settled) is counted once: the open holds' ids are read first, and the
-    /// load gives such a row's cost back, as settling its hold will debit it.
+    /// load gives such a row's cost back, as settling its hold will debit it. The account's
+    /// generation, read before both, makes a load whose snapshot a rebuild mark overtook
+    /// (another gateway's resync or left-behind rows) start again.
     pub async fn load(&self, tenant: Uuid) -> Result<(), BalanceError> {
         let db_err = |e: sqlx::Error| BalanceError::Database(e.to_string());
         let _exclusive = self.pending.lock(tenant).write().await;
         let k = self.keys.tenant(tenant);
         let mut conn = self.conn().await?;
-        // While the account is not loaded no hold is taken or settled, only released.
-        let held: Vec<String> = redis::cmd("HKEYS").arg(&k.holds).query_async(&mut conn).await?;
-        let snapshot = crate::ledger::lookup::balance_for_load(&self.db, tenant, RECENT_CREDIT_WINDOW, &held)
-            .await
-            .map_err(db_err)?;
-        let balance = snapshot.balance_nano - self.pending.get(tenant);
-        let mut invocation = LOAD.key(&k.account);
-        invocation.key(&k.holds);
-        for id in &snapshot.recent_credits {
-            invocation.key(self.keys.credit(tenant, id));
+        for _ in 0..3 {
+            let gen_: Option<String> = redis::cmd("HGET").arg(&k.account).arg("gen").query_async(&mut conn).await?;
+            // While the account is not loaded no hold is taken or settled; one may go.
+            let held: Vec<String> = redis::cmd("HKEYS").arg(&k.holds).query_async(&mut conn).await?;
+            let snapshot = crate::ledger::lookup::balance_for_load(&self.db, tenant, RECENT_CREDIT_WINDOW, &held)
+                .await
+                .map_err(db_err)?;
+            let balance = snapshot.balance_nano - self.pending.get(tenant);
+            let mut invocation = LOAD.key(&k.account);
+            invocation.key(&k.holds);
+            for id in &snapshot.recent_credits {
+                invocation.key(self.keys.credit(tenant, id));
+            }
+            invocation.arg(balance).arg(CREDIT_MARKER_TTL_SECS).arg(gen_.unwrap_or_default());
+            for (id, cost) in &snapshot.recorded_under_holds {
+                invocation.arg(id).arg(*cost);
+            }
+            let loaded: i64 = invocation.invoke_async(&mut conn).await?;
+            if loaded == -1 {
+                continue;
+            }
+            // A rebuilt account may come from a flushed or failed-over Redis: index the tenant again.
+            self.indexed.invalidate(&tenant);
+            if loaded == 1 {
+                metrics::counter!("xjp_balance_loads_total").increment(1);
+                tracing::info!(%tenant, balance_nano = balance, "tenant balance loaded from Postgres");
+            }
+            return Ok(());
         }
-        invocation.arg(balance).arg(CREDIT_MARKER_TTL_SECS);
-        for (id, cost) in &snapshot.recorded_under_holds {
-            invocation.arg(id).arg(*cost);
-        }
-        let loaded: i64 = invocation.invoke_async(&mut conn).await?;
-        // A rebuilt account may come from a flushed or failed-over Redis: index the tenant again.
-        self.indexed.invalidate(&tenant);
-        if loaded == 1 {
-            metrics::counter!("xjp_balance_loads_total").increment(1);
-            tracing::info!(%tenant, balance_nano = balance, "tenant balance loaded from Postgres");
-        }
-        Ok(())
+        Err(BalanceError::Redis("the account kept being marked for a rebuild while loading".into()))
     }
 
     /// Applies a credit recorded in Postgres to the live balance, once: a credit already

@@ -159,10 +159,11 @@ impl Balances {
         Ok(())
     }
 
-    /// Makes the debits of rows a previous run left in the spool (now in Postgres) count
-    /// once in Redis (see `lua/left_behind.lua`): open holds are settled from the rows, and
-    /// an account whose debit cannot be shown to be applied is marked for a rebuild.
-    /// `rows` are one tenant's (request id, cost). Returns (holds settled, account marked).
+    /// Makes the debits of rows a previous run left in its spool, which this run recorded,
+    /// count once in Redis (see `lua/left_behind.lua`): open holds are settled from the rows
+    /// (dropped on an account not loaded), and an account with any other such row with a cost
+    /// is marked for a rebuild. `rows` are one tenant's (request id, cost). Returns (holds
+    /// settled or dropped, account marked).
     pub async fn settle_left_behind(&self, tenant: Uuid, rows: &[(String, i64)]) -> Result<(u64, bool), BalanceError> {
         let k = self.keys.tenant(tenant);
         let mut conn = self.conn().await?;

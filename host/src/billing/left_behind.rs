@@ -1,19 +1,30 @@
-//! The rows a previous run of this gateway left in its spool: once each is in Postgres, its
-//! debit is made to count once in Redis (`Balances::settle_left_behind`). Without this, a
-//! run that died between spooling a row and settling it, and stayed down longer than the hold
-//! TTL, had its holds released by the sweeper (no row in Postgres yet) and its replayed rows
-//! never debited: Redis above Postgres by them until the account's next rebuild.
+//! The rows a previous run of this gateway left in its spool: once each is in Postgres, those
+//! this run recorded have their debit made to count once in Redis
+//! (`Balances::settle_left_behind`). Without this, a run that died between spooling a row and
+//! settling it, and stayed down longer than the hold TTL, had its holds released by the
+//! sweeper (no row in Postgres yet) and its replayed rows never debited; and a debit it did
+//! settle was lost by any rebuild while the row was only in its spool. Either way Redis stayed
+//! above Postgres until the account's next rebuild. Rows already in Postgres before this run
+//! (a spool segment not yet deleted) are left alone.
 
 use super::Balances;
 use crate::ledger::{Ledger, LeftBehind};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 use uuid::Uuid;
+
+/// Allowed skew between this host's clock and Postgres's (rows are told apart by
+/// `recorded_at`): a row recorded this much before the run started still counts as this
+/// run's (a rebuild too many at worst).
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// Left-behind rows not reconciled yet.
 #[derive(Debug, Default)]
 pub struct LeftBehindRows {
     waiting: Mutex<Vec<LeftBehind>>,
+    /// Rows recorded before this are not this run's.
+    since: Option<SystemTime>,
 }
 
 impl LeftBehindRows {
@@ -23,7 +34,8 @@ impl LeftBehindRows {
         if !rows.is_empty() {
             tracing::info!(rows = rows.len(), "rows left in the spool by a previous run: reconciling once recorded");
         }
-        LeftBehindRows { waiting: Mutex::new(rows) }
+        let since = ledger.started_at().checked_sub(CLOCK_SKEW);
+        LeftBehindRows { waiting: Mutex::new(rows), since }
     }
 
     /// How many wait.
@@ -37,7 +49,7 @@ impl LeftBehindRows {
     }
 
     /// Reconciles the rows that are in Postgres now, by tenant; those still in the spool,
-    /// and tenants Redis failed for, wait for the next run.
+    /// and tenants Postgres or Redis failed for, wait for the next run.
     pub async fn run(&self, balances: &Balances, ledger: &Ledger) {
         let recorded = {
             let mut waiting = self.waiting.lock();
@@ -54,7 +66,17 @@ impl LeftBehindRows {
             by_tenant.entry(r.tenant).or_default().push((r.request_id, r.cost_nano));
         }
         for (tenant, rows) in by_tenant {
-            match balances.settle_left_behind(tenant, &rows).await {
+            let since = self.since.unwrap_or(SystemTime::UNIX_EPOCH);
+            let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+            let settled = match ledger.recorded_since(tenant, &ids, since).await {
+                Ok(ours) => {
+                    let ours: std::collections::HashSet<String> = ours.into_iter().collect();
+                    let ours: Vec<(String, i64)> = rows.iter().filter(|(id, _)| ours.contains(id)).cloned().collect();
+                    balances.settle_left_behind(tenant, &ours).await
+                }
+                Err(e) => Err(super::BalanceError::Database(e.to_string())),
+            };
+            match settled {
                 Ok((settled, marked)) => {
                     metrics::counter!("xjp_left_behind_rows_total").increment(rows.len() as u64);
                     if settled > 0 || marked {

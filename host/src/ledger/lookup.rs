@@ -96,3 +96,25 @@ pub async fn recorded_costs(
     .fetch_all(db)
     .await
 }
+
+/// The ids among `request_ids` (bounded, as rows carry them) whose row was recorded at or
+/// after `since` (the row's `recorded_at`, Postgres's clock).
+pub async fn recorded_since(
+    db: &PgPool,
+    tenant: Uuid,
+    request_ids: &[String],
+    since: std::time::SystemTime,
+) -> Result<Vec<String>, sqlx::Error> {
+    let secs = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    sqlx::query_scalar(
+        "SELECT i.request_id FROM billing_request_ids i \
+         JOIN billing_transactions t \
+           ON t.tenant_id = i.tenant_id AND t.created_at = i.created_at AND t.request_id = i.request_id \
+         WHERE i.tenant_id = $1 AND i.request_id = ANY($2) AND t.recorded_at >= to_timestamp($3)",
+    )
+    .bind(tenant)
+    .bind(request_ids)
+    .bind(secs)
+    .fetch_all(db)
+    .await
+}

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use sqlx::PgPool;
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -46,6 +46,8 @@ pub struct Ledger {
     tx: Mutex<Option<mpsc::Sender<Submit>>>,
     /// Rows a previous run left, until billing takes them.
     left_behind: Mutex<Vec<LeftBehind>>,
+    /// When this run opened the spool (before replaying it).
+    started_at: SystemTime,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pending: Arc<PendingDebits>,
     backlog: Arc<Backlog>,
@@ -61,6 +63,7 @@ impl std::fmt::Debug for Ledger {
 impl Ledger {
     /// Opens the spool (replaying what a previous run left) and starts both stages.
     pub async fn start(db: PgPool, config: LedgerConfig, pending: Arc<PendingDebits>) -> Result<Ledger, LedgerError> {
+        let started_at = SystemTime::now();
         let dir = config.spool_dir.clone();
         let (spool, leftover) =
             tokio::task::spawn_blocking(move || Spool::open(&dir)).await.expect("spool open task")?;
@@ -89,6 +92,10 @@ impl Ledger {
             rows += keys.len();
             replay.extend(keys.into_iter().map(|(k, _)| k));
         }
+        // A row spooled twice is one row (as the replay inserts it once).
+        let mut seen = HashSet::new();
+        left_behind.retain(|r| seen.insert((r.tenant, r.request_id.clone())));
+        drop(seen);
         let spool: SharedSpool = Arc::new(std::sync::Mutex::new(spool));
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let (stage_tx, stage_rx) = mpsc::unbounded_channel();
@@ -105,7 +112,15 @@ impl Ledger {
             let _ = spooler.await;
         });
         let left_behind = Mutex::new(left_behind);
-        Ok(Ledger { tx: Mutex::new(Some(tx)), left_behind, task: Mutex::new(Some(task)), pending, backlog, db })
+        Ok(Ledger {
+            tx: Mutex::new(Some(tx)),
+            left_behind,
+            started_at,
+            task: Mutex::new(Some(task)),
+            pending,
+            backlog,
+            db,
+        })
     }
 
     /// Queues a row; resolves once it is durable (in the spool). Then the debit it records
@@ -143,6 +158,22 @@ impl Ledger {
     /// sweeper without a debit: billing reconciles them in Redis once they are recorded.
     pub fn take_left_behind(&self) -> Vec<LeftBehind> {
         std::mem::take(&mut *self.left_behind.lock())
+    }
+
+    /// When this run opened its spool, before replaying it: a left-behind row recorded
+    /// earlier was in Postgres before this run (settled by its own run, or by the sweeper).
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// The ids among `request_ids` whose row was recorded in Postgres at or after `since`.
+    pub async fn recorded_since(
+        &self,
+        tenant: Uuid,
+        request_ids: &[String],
+        since: SystemTime,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        super::lookup::recorded_since(&self.db, tenant, request_ids, since).await
     }
 
     /// Whether `request_id`'s row waits in this gateway's spool (not in Postgres yet).

@@ -1,7 +1,8 @@
 //! A gateway that died with rows in its spool: once the restarted gateway has replayed them
-//! into Postgres, each one's debit counts once in Redis, whatever happened to its hold while
-//! the gateway was down (settled, still open, released by the sweeper, or forgotten by
-//! Redis); and a balance rebuilt while a recorded row's hold is still open counts it once.
+//! into Postgres, each one's debit counts once in Redis, whatever happened to it while the
+//! gateway was down (settled and then lost by another gateway's rebuild, hold still open,
+//! released by the sweeper, state forgotten by Redis); and a balance rebuilt while a recorded
+//! row's hold is still open counts it once.
 
 use crate::common;
 
@@ -116,15 +117,22 @@ async fn a_gateway_down_past_the_hold_ttl_has_its_replayed_rows_debited_once() {
     let other_spool = tempfile::tempdir().unwrap();
     let other = w.swept_by_another_gateway(&short, 1, other_spool.path()).await;
 
-    // The restart (a new process: nothing pending) replays the spool into Postgres. Redis
-    // has debited only what settled.
+    // Meanwhile another gateway rebuilds the account (a resync, a flush): the debits the dead
+    // run settled are in no table it reads (their rows are in the dead run's spool, their
+    // pending registers died with it), so it drops them.
     let pending = Arc::new(PendingDebits::default());
     let long = w.balances(&pending, Duration::from_secs(600));
+    let account = KeySpace::new("left").tenant(tenant).account;
+    let _: () = redis::cmd("HSET").arg(&account).arg("loaded").arg("0").query_async(&mut conn).await.unwrap();
+    long.load(tenant).await.unwrap();
+
+    // The restart (a new process: nothing pending) replays the spool into Postgres. Redis
+    // holds `open` and has debited nothing.
     let restarted = ledger(&pool, w.spool.path(), &pending).await;
     let books = lookup::balance(&pool, tenant).await.unwrap();
     assert_eq!(books.debits_nano, 110_000, "every row is recorded once");
     let live = long.live(tenant).await.unwrap();
-    assert_eq!(live.available_nano, CREDIT - 11_000 - 44_000 - HOLD, "before reconciling: {live:?}");
+    assert_eq!(live.available_nano, CREDIT - HOLD, "before reconciling: {live:?}");
     assert_eq!(live.held_nano, HOLD, "`open`'s hold is still held");
 
     let left = LeftBehindRows::of(&restarted);
@@ -221,4 +229,36 @@ async fn a_rebuild_while_a_recorded_row_s_hold_is_open_counts_it_once() {
     let live = balances.live(tenant).await.unwrap();
     assert_eq!((live.available_nano, live.held_nano), (CREDIT - 400_000 - HOLD, HOLD));
     ledger.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_debit_another_gateway_rebuilt_away_is_counted_after_the_restart() {
+    let w = World::new().await;
+    let (pool, tenant) = (w.pool.clone(), w.tenant);
+    let pending = Arc::new(PendingDebits::default());
+    let balances = w.balances(&pending, Duration::from_secs(600));
+    let dying = ledger(&w.unreachable, w.spool.path(), &pending).await;
+    let settled = row(tenant, w.key, 90_000);
+    hold(&balances, tenant, &settled.request_id).await;
+    dying.record(settled.clone()).await.unwrap();
+    balances.settle(tenant, &settled.request_id, IdOrigin::Gateway, 90_000, "settled", false).await.unwrap();
+    dying.shutdown().await;
+    drop(dying);
+
+    // Another gateway (nothing pending) rebuilds the account while the row is only in the dead
+    // run's spool: the debit is gone from Redis, though the request's state says settled.
+    let pending = Arc::new(PendingDebits::default());
+    let balances = w.balances(&pending, Duration::from_secs(600));
+    let mut conn = redis::Client::open(w.redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let account = KeySpace::new("left").tenant(tenant).account;
+    let _: () = redis::cmd("HSET").arg(&account).arg("loaded").arg("0").query_async(&mut conn).await.unwrap();
+    balances.load(tenant).await.unwrap();
+    assert_eq!(balances.live(tenant).await.unwrap().available_nano, CREDIT);
+
+    let restarted = ledger(&pool, w.spool.path(), &pending).await;
+    let left = LeftBehindRows::of(&restarted);
+    left.run(&balances, &restarted).await;
+    assert_books_balance(&balances, &pool, tenant).await;
+    assert_eq!(balances.live(tenant).await.unwrap().available_nano, CREDIT - 90_000);
+    restarted.shutdown().await;
 }

@@ -1,19 +1,26 @@
 -- Initialise a tenant's account from Postgres unless another gateway already did.
 -- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3..] markers of recent credits included
 -- in the balance. ARGV[1] credits - recorded debits - this gateway's unrecorded debits
--- (nano-USD), ARGV[2] marker ttl (s), then pairs from ARGV[3]: a request id whose row the
--- balance already counts, and its cost. Open holds that survived stay held; a hold whose
--- row is already counted gets its cost back here, since settling the hold debits it again.
--- Returns 1 when loaded now, 0 when it was already loaded.
+-- (nano-USD), ARGV[2] marker ttl (s), ARGV[3] the account's generation ('' for none) read
+-- before the open holds and the Postgres snapshot, then pairs from ARGV[4]: a request id
+-- whose row the balance already counts, and its cost. Open holds that survived stay held; a
+-- hold whose row is already counted gets its cost back here, since settling the hold debits
+-- it again. An account marked for a rebuild since the generation was read (resync.lua,
+-- left_behind.lua: holds dropped, rows recorded after this snapshot) is not loaded from it.
+-- Returns 1 when loaded now, 0 when it was already loaded, -1 when the generation moved
+-- (read again and retry).
 if redis.call('HGET', KEYS[1], 'loaded') == '1' then
   return 0
+end
+if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[3] then
+  return -1
 end
 local held = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
   held = held + tonumber(v)
 end
 local counted = 0
-for i = 3, #ARGV - 1, 2 do
+for i = 4, #ARGV - 1, 2 do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
     counted = counted + tonumber(ARGV[i + 1])
   end

@@ -9,7 +9,8 @@ if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then
   redis.call('ZREM', KEYS[3], ARGV[1])
 end
 redis.call('SET', KEYS[4], 'settled:' .. ARGV[2], 'EX', tonumber(ARGV[3]))
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'loaded', '0')
-end
+-- The generation tells a load already under way (its snapshot may predate this) to start
+-- again (load.lua).
+redis.call('HSET', KEYS[1], 'loaded', '0')
+redis.call('HINCRBY', KEYS[1], 'gen', 1)
 return 1
