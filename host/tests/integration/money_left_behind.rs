@@ -17,7 +17,7 @@ use xjp_gateway::billing::sweeper::sweep_once;
 use xjp_gateway::billing::{Balances, IdOrigin, KeySpace, Reservation};
 use xjp_gateway::db::RedisTarget;
 use xjp_gateway::db::credits::{self, CreditKind};
-use xjp_gateway::ledger::{Ledger, LedgerConfig, PendingDebits, lookup};
+use xjp_gateway::ledger::{Ledger, LedgerConfig, PendingDebits, TransactionRow, lookup};
 
 const CREDIT: i64 = 1_000_000_000;
 const HOLD: i64 = 5_000_000;
@@ -64,6 +64,26 @@ impl World {
     /// The balance store of a run with `pending` (a new process has nothing pending).
     fn balances(&self, pending: &Arc<PendingDebits>, ttl: Duration) -> Balances {
         balances(&self.redis, &self.pool, pending, ttl)
+    }
+
+    /// A run (with `pending`) that holds for a row of `cost`, spools the row while Postgres is
+    /// unreachable from it, settles it in Redis when `settle` says so, and dies.
+    async fn dies_after_spooling(
+        &self,
+        balances: &Balances,
+        pending: &Arc<PendingDebits>,
+        cost: i64,
+        settle: bool,
+    ) -> TransactionRow {
+        let dying = ledger(&self.unreachable, self.spool.path(), pending).await;
+        let r = row(self.tenant, self.key, cost);
+        hold(balances, self.tenant, &r.request_id).await;
+        dying.record(r.clone()).await.unwrap();
+        if settle {
+            balances.settle(self.tenant, &r.request_id, IdOrigin::Gateway, cost, "settled", false).await.unwrap();
+        }
+        dying.shutdown().await;
+        r
     }
 
     /// After the hold TTL, another gateway's sweeper releases the expired holds, whose rows
@@ -164,12 +184,7 @@ async fn left_behind_rows_wait_for_postgres_before_they_are_reconciled() {
     let (pool, tenant) = (w.pool.clone(), w.tenant);
     let pending = Arc::new(PendingDebits::default());
     let short = w.balances(&pending, Duration::from_secs(1));
-    let dying = ledger(&w.unreachable, w.spool.path(), &pending).await;
-    let lost = row(tenant, w.key, 70_000);
-    hold(&short, tenant, &lost.request_id).await;
-    dying.record(lost.clone()).await.unwrap();
-    dying.shutdown().await;
-    drop(dying);
+    w.dies_after_spooling(&short, &pending, 70_000, false).await;
     let other_spool = tempfile::tempdir().unwrap();
     let other = w.swept_by_another_gateway(&short, 1, other_spool.path()).await;
 
@@ -237,13 +252,7 @@ async fn a_settled_debit_another_gateway_rebuilt_away_is_counted_after_the_resta
     let (pool, tenant) = (w.pool.clone(), w.tenant);
     let pending = Arc::new(PendingDebits::default());
     let balances = w.balances(&pending, Duration::from_secs(600));
-    let dying = ledger(&w.unreachable, w.spool.path(), &pending).await;
-    let settled = row(tenant, w.key, 90_000);
-    hold(&balances, tenant, &settled.request_id).await;
-    dying.record(settled.clone()).await.unwrap();
-    balances.settle(tenant, &settled.request_id, IdOrigin::Gateway, 90_000, "settled", false).await.unwrap();
-    dying.shutdown().await;
-    drop(dying);
+    w.dies_after_spooling(&balances, &pending, 90_000, true).await;
 
     // Another gateway (nothing pending) rebuilds the account while the row is only in the dead
     // run's spool: the debit is gone from Redis, though the request's state says settled.
