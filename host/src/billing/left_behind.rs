@@ -20,11 +20,11 @@ use uuid::Uuid;
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// Left-behind rows not reconciled yet.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LeftBehindRows {
     waiting: Mutex<Vec<LeftBehind>>,
     /// Rows recorded before this are not this run's.
-    since: Option<SystemTime>,
+    since: SystemTime,
 }
 
 impl LeftBehindRows {
@@ -34,7 +34,7 @@ impl LeftBehindRows {
         if !rows.is_empty() {
             tracing::info!(rows = rows.len(), "rows left in the spool by a previous run: reconciling once recorded");
         }
-        let since = ledger.started_at().checked_sub(CLOCK_SKEW);
+        let since = ledger.started_at().checked_sub(CLOCK_SKEW).unwrap_or(SystemTime::UNIX_EPOCH);
         LeftBehindRows { waiting: Mutex::new(rows), since }
     }
 
@@ -66,9 +66,8 @@ impl LeftBehindRows {
             by_tenant.entry(r.tenant).or_default().push((r.request_id, r.cost_nano));
         }
         for (tenant, rows) in by_tenant {
-            let since = self.since.unwrap_or(SystemTime::UNIX_EPOCH);
             let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
-            let settled = match ledger.recorded_since(tenant, &ids, since).await {
+            let settled = match ledger.recorded_since(tenant, &ids, self.since).await {
                 Ok(ours) => {
                     let ours: std::collections::HashSet<String> = ours.into_iter().collect();
                     let ours: Vec<(String, i64)> = rows.iter().filter(|(id, _)| ours.contains(id)).cloned().collect();

@@ -24,6 +24,21 @@ pub async fn balance(db: &PgPool, tenant: Uuid) -> Result<LedgerBalance, sqlx::E
     Ok(LedgerBalance { credits_nano, debits_nano, balance_nano: credits_nano - debits_nano })
 }
 
+/// The clause that finds a tenant's rows by request id (`$1` the tenant, `$ids` the array of
+/// ids): through each id's `billing_request_ids` entry, whose `created_at` leads to the row by
+/// `billing_tx_tenant_time` (one probe per id; the ledger keeps no index on request ids).
+macro_rules! rows_of_ids {
+    ($ids:literal) => {
+        concat!(
+            "FROM billing_request_ids i JOIN billing_transactions t \
+               ON t.tenant_id = i.tenant_id AND t.created_at = i.created_at AND t.request_id = i.request_id \
+             WHERE i.tenant_id = $1 AND i.request_id = ANY(",
+            $ids,
+            ")"
+        )
+    };
+}
+
 /// What loading a balance reads (see [`balance_for_load`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadSnapshot {
@@ -48,23 +63,21 @@ pub async fn balance_for_load(
     window: std::time::Duration,
     held: &[String],
 ) -> Result<LoadSnapshot, sqlx::Error> {
-    let (balance_nano, recent_credits, ids, costs): (i64, Vec<String>, Vec<String>, Vec<i64>) = sqlx::query_as(
-        "WITH recorded AS ( \
-           SELECT i.request_id, t.cost_nano FROM billing_request_ids i \
-           JOIN billing_transactions t \
-             ON t.tenant_id = i.tenant_id AND t.created_at = i.created_at AND t.request_id = i.request_id \
-           WHERE i.tenant_id = $1 AND i.request_id = ANY($3)) \
-         SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
+    let (balance_nano, recent_credits, ids, costs): (i64, Vec<String>, Vec<String>, Vec<i64>) =
+        sqlx::query_as(concat!(
+            "WITH recorded AS (SELECT i.request_id, t.cost_nano ",
+            rows_of_ids!("$3"),
+            ") SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
               - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT, \
                 ARRAY(SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - make_interval(secs => $2)), \
                 ARRAY(SELECT request_id FROM recorded ORDER BY request_id), \
                 ARRAY(SELECT cost_nano FROM recorded ORDER BY request_id)",
-    )
-    .bind(tenant)
-    .bind(window.as_secs_f64())
-    .bind(held)
-    .fetch_one(db)
-    .await?;
+        ))
+        .bind(tenant)
+        .bind(window.as_secs_f64())
+        .bind(held)
+        .fetch_one(db)
+        .await?;
     Ok(LoadSnapshot { balance_nano, recent_credits, recorded_under_holds: ids.into_iter().zip(costs).collect() })
 }
 
@@ -77,24 +90,17 @@ pub async fn has_row(db: &PgPool, tenant: Uuid, request_id: &str) -> Result<bool
         .await
 }
 
-/// The ids among `request_ids` that have a row, with the row's cost: found by their
-/// `billing_request_ids` entry, whose `created_at` leads to the row through
-/// `billing_tx_tenant_time` (one probe per id; the ledger keeps no index on request ids).
+/// The ids among `request_ids` that have a row, with the row's cost.
 pub async fn recorded_costs(
     db: &PgPool,
     tenant: Uuid,
     request_ids: &[String],
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT i.request_id, t.cost_nano FROM billing_request_ids i \
-         JOIN billing_transactions t \
-           ON t.tenant_id = i.tenant_id AND t.created_at = i.created_at AND t.request_id = i.request_id \
-         WHERE i.tenant_id = $1 AND i.request_id = ANY($2)",
-    )
-    .bind(tenant)
-    .bind(request_ids)
-    .fetch_all(db)
-    .await
+    sqlx::query_as(concat!("SELECT i.request_id, t.cost_nano ", rows_of_ids!("$2")))
+        .bind(tenant)
+        .bind(request_ids)
+        .fetch_all(db)
+        .await
 }
 
 /// The ids among `request_ids` (bounded, as rows carry them) whose row was recorded at or
@@ -106,15 +112,10 @@ pub async fn recorded_since(
     since: std::time::SystemTime,
 ) -> Result<Vec<String>, sqlx::Error> {
     let secs = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-    sqlx::query_scalar(
-        "SELECT i.request_id FROM billing_request_ids i \
-         JOIN billing_transactions t \
-           ON t.tenant_id = i.tenant_id AND t.created_at = i.created_at AND t.request_id = i.request_id \
-         WHERE i.tenant_id = $1 AND i.request_id = ANY($2) AND t.recorded_at >= to_timestamp($3)",
-    )
-    .bind(tenant)
-    .bind(request_ids)
-    .bind(secs)
-    .fetch_all(db)
-    .await
+    sqlx::query_scalar(concat!("SELECT i.request_id ", rows_of_ids!("$2"), " AND t.recorded_at >= to_timestamp($3)"))
+        .bind(tenant)
+        .bind(request_ids)
+        .bind(secs)
+        .fetch_all(db)
+        .await
 }
