@@ -36,6 +36,7 @@ mod ops_commands;
 mod ops_runtime;
 mod plugin_conformance;
 mod plugin_faults;
+mod plugin_footprint;
 mod plugin_golden;
 mod plugin_reload;
 mod plugin_template;

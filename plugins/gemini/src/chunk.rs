@@ -10,7 +10,7 @@ use xjp_plugin_sdk::StreamError;
 use xjp_plugin_sdk::json::lenient::{
     Count, Fields, Fold, NonNullValue, Obj, Seq, Skip, Str, StrLen, TextPart, skip, value,
 };
-use xjp_plugin_sdk::json::{Value, str_at};
+use xjp_plugin_sdk::json::{Value, number_text, str_at};
 
 /// The token counts of `usageMetadata`, in the order [`Response::counts`] holds them.
 pub const COUNTS: [&str; 5] = [
@@ -67,7 +67,7 @@ impl Response<'_> {
         let error = self.error.0.as_ref().unwrap_or(&Value::Null);
         let code = match (str_at(error, &["status"]), error.get("code")) {
             (Some(status), _) => Some(status.to_owned()),
-            (None, Some(Value::Number(n))) => Some(n.to_string()),
+            (None, Some(Value::Number(n))) => Some(number_text(n)),
             _ => None,
         };
         let message = str_at(error, &["message"]).or_else(|| error.as_str()).unwrap_or("upstream reported an error");

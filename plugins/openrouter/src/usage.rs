@@ -58,7 +58,8 @@ pub fn openrouter_usage_from_object(usage: &OpenRouterUsageObject) -> Option<Usa
 }
 
 /// A non-negative USD amount (a JSON number, or a decimal string) as nano-USD, exactly:
-/// the number's own decimal text is converted, never a float ([`Usd`]).
+/// a number is converted through the decimal text serde_json prints for it, never a
+/// float product ([`Usd`]).
 pub fn cost_nano_usd(cost: &Value) -> Option<i64> {
     Usd::of(cost)
 }

@@ -23,7 +23,7 @@
 //! Prompt tokens are all priced as uncached input, the most expensive way they can be
 //! billed apart from cache writes, which the caller adds when the request asks for them.
 
-use crate::json::Value;
+use crate::json::{Value, number_text};
 use crate::{Fee, ModelLimits, PluginError, Usage, empty_usage};
 
 /// Tokens allowed per image, and per inline audio, video or document item.
@@ -67,7 +67,7 @@ pub fn prompt_upper_bound(v: &Value) -> u64 {
             .iter()
             .map(|(k, v)| (k.len() as u64).saturating_add(prompt_upper_bound(v)))
             .fold(PER_NODE_TOKENS, u64::saturating_add),
-        Value::Number(n) => n.to_string().len() as u64,
+        Value::Number(n) => number_text(n).len() as u64,
         Value::Bool(_) | Value::Null => 1,
     }
 }
@@ -125,7 +125,7 @@ pub fn describe(v: &Value) -> String {
         Value::Array(_) => "an array".into(),
         Value::Object(_) => "an object".into(),
         Value::Number(n) if n.is_f64() => "a number with a fraction or exponent".into(),
-        Value::Number(n) => n.to_string(),
+        Value::Number(n) => number_text(n),
     }
 }
 
@@ -242,6 +242,15 @@ mod tests {
         );
         let body = v(r#"{"max_tokens":3000000000}"#);
         assert!(requested_max(&body, &[&["max_tokens"]]).is_err());
+    }
+
+    #[test]
+    fn a_number_counts_the_bytes_serde_json_prints_for_it() {
+        for text in ["7", "-12", "0.5", "1e30", "1e-7", "2.5e-7", "100.0", "1.7976931348623157e308", "-0"] {
+            let v = serde_json::from_str::<Value>(text).unwrap();
+            assert_eq!(prompt_upper_bound(&v), v.to_string().len() as u64, "{text}");
+        }
+        assert_eq!(prompt_upper_bound(&serde_json::json!(1e30)), "1e+30".len() as u64);
     }
 
     #[test]

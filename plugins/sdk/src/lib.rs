@@ -19,7 +19,8 @@ pub mod json_array;
 pub mod openai_chat;
 pub mod pricing;
 pub mod sse;
-#[cfg(feature = "testing")]
+// Also in this crate's own unit tests, so `cargo test -p xjp-plugin-sdk` needs no feature.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod usage_json;
 

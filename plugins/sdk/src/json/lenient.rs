@@ -28,6 +28,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 pub use crate::json::Value;
+pub use crate::json::usd::Usd;
 
 /// Implements the scalar `visit_*` methods of a visitor as `$value` (containers are
 /// handled by the visitor itself). serde_json only ever calls these on `deserialize_any`.
@@ -229,62 +230,6 @@ impl<'de> Deserialize<'de> for StrLen {
     }
 }
 
-/// A non-negative USD amount as nano-USD, exactly (a provider's own reported cost,
-/// OpenRouter's `usage.cost`, Perplexity's `usage.cost.total_cost`): a JSON number is
-/// converted through its own decimal text (`serde_json::Number`), never a float
-/// product; a string is read as decimal text; anything else, a negative amount or one
-/// beyond `i64` nano-USD is `None`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usd(pub Option<i64>);
-
-impl Usd {
-    fn from_text(text: &str) -> Usd {
-        Usd(crate::decimal::usd_to_nano(text).filter(|nano| *nano >= 0))
-    }
-
-    fn from_number(n: serde_json::Number) -> Usd {
-        Usd::from_text(&n.to_string())
-    }
-
-    /// The amount of a [`Value`] already parsed, read the same way.
-    pub fn of(v: &Value) -> Option<i64> {
-        Usd::deserialize(v).ok()?.0
-    }
-}
-
-impl<'de> Deserialize<'de> for Usd {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Usd;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Usd, E> {
-                Ok(Usd(None))
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Usd, E> {
-                Ok(Usd::from_number(n.into()))
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Usd, E> {
-                Ok(Usd::from_number(n.into()))
-            }
-            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Usd, E> {
-                // The parser only yields finite floats, which is all `Number` holds.
-                Ok(serde_json::Number::from_f64(n).map_or(Usd(None), Usd::from_number))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Usd, E> {
-                Ok(Usd::from_text(s))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Usd, E> {
-                Ok(Usd(None))
-            }
-            containers_are!(Usd(None));
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// Whether a present value is anything but `null` (`Value::is_null` negated).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NonNull(pub bool);
@@ -321,14 +266,15 @@ impl<'de> Deserialize<'de> for NonNull {
     }
 }
 
-/// A value kept whole as a [`Value`] unless it is `null` (for rare, small parts such as
-/// an `error` object, whose every detail may matter).
+/// A value kept whole as a [`Value`] (read as [`AnyValue`](crate::json::AnyValue)) unless
+/// it is `null` (for rare, small parts such as an `error` object, whose every detail may
+/// matter).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NonNullValue(pub Option<Value>);
 
 impl<'de> Deserialize<'de> for NonNullValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
+        let crate::json::AnyValue(v) = Deserialize::deserialize(d)?;
         Ok(NonNullValue((!v.is_null()).then_some(v)))
     }
 }

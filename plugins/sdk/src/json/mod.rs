@@ -6,9 +6,14 @@
 //! [`Value`] without panicking, saturating instead of overflowing.
 
 pub mod lenient;
+pub mod number_text;
 mod unique;
+mod usd;
+mod value;
 
+pub use number_text::{number_text, value_text};
 pub use unique::{parse_unique, quoted};
+pub use value::AnyValue;
 
 pub use serde_json::Value;
 pub use xjp_json_scan::from_slice;
@@ -21,9 +26,9 @@ pub fn read<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, PluginError>
     from_slice(body).map_err(|e| PluginError::Malformed(format!("invalid JSON: {e}")))
 }
 
-/// Parses a body as a [`Value`], or reports where it is malformed.
+/// Parses a body as a [`Value`] (read as [`AnyValue`]), or reports where it is malformed.
 pub fn parse(body: &[u8]) -> Result<Value, PluginError> {
-    read(body)
+    read::<AnyValue>(body).map(|v| v.0)
 }
 
 /// The value at `path` (object keys), if every step exists.

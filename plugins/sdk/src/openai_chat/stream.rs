@@ -9,10 +9,10 @@
 
 use super::upstream_error::{chunk_error, stream_error};
 use super::{Dialect, OpenAiDialect, check_format};
-use crate::json::Value;
 use crate::json::lenient::{
     Fields, Fold, NonNull, NonNullValue, Obj, Seq, Str, StrLen, TextPart, skip, skip_map, value,
 };
+use crate::json::{AnyValue, Value};
 use crate::sse::{SseDecoder, SseEvent};
 use crate::{ApiFormat, PluginError, PluginResult, StreamError, StreamOutcome, StreamParse, Usage};
 use serde::Deserialize;
@@ -112,8 +112,8 @@ impl ChunkState {
     /// An `event: error` payload: plain text, an error object, or a chunk carrying an
     /// `error`. Rare, so it is read as a whole [`Value`].
     fn on_error_event<D: Dialect>(&mut self, data: &[u8]) {
-        let chunk = match crate::json::from_slice::<Value>(data) {
-            Ok(v) if v.is_object() => v,
+        let chunk = match crate::json::from_slice::<AnyValue>(data) {
+            Ok(AnyValue(v)) if v.is_object() => v,
             _ => {
                 let text = String::from_utf8_lossy(data);
                 self.record_error(stream_error(&Value::from(text)));

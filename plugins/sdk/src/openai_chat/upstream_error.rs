@@ -1,7 +1,7 @@
 //! Errors an upstream reports inside a body or a stream (`{"error": {...}}`).
 
 use crate::StreamError;
-use crate::json::Value;
+use crate::json::{Value, number_text, value_text};
 
 /// Longest error message kept, in bytes; upstream messages can embed whole raw bodies.
 pub const MAX_MESSAGE_BYTES: usize = 2048;
@@ -22,9 +22,9 @@ pub fn stream_error(error: &Value) -> StreamError {
         Value::String(s) => s.clone(),
         Value::Object(map) => match map.get("message") {
             Some(Value::String(s)) => s.clone(),
-            _ => error.to_string(),
+            _ => value_text(error),
         },
-        other => other.to_string(),
+        other => value_text(other),
     };
     let code = error.get("code").and_then(code_text).or_else(|| error.get("type").and_then(code_text));
     StreamError { code, message: truncate(message) }
@@ -34,7 +34,7 @@ pub fn stream_error(error: &Value) -> StreamError {
 fn code_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => Some(number_text(n)),
         _ => None,
     }
 }
@@ -70,6 +70,22 @@ mod tests {
         assert_eq!(e.message, r#"{"detail":1}"#);
         assert!(chunk_error(&json!({"error": null, "choices": [{"error": null}]})).is_none());
         assert!(chunk_error(&json!({"choices": "x"})).is_none());
+    }
+
+    #[test]
+    fn numbers_in_codes_and_messages_read_as_serde_json_prints_them() {
+        let e = stream_error(&json!({"code": 1.5, "detail": [1e21, -0.0, 2.5e-7, 3]}));
+        assert_eq!(
+            (e.code.as_deref(), e.message.as_str()),
+            (Some("1.5"), r#"{"code":1.5,"detail":[1e+21,-0.0,2.5e-7,3]}"#)
+        );
+        let e = stream_error(&json!(1e-7));
+        assert_eq!((e.code, e.message.as_str()), (None, "1e-7"));
+        for error in [json!({"code": 1e300, "x": {"y": [0.1, "é\n"]}}), json!([0.30000000000000004]), json!(false)] {
+            let e = stream_error(&error);
+            assert_eq!(e.message, error.to_string());
+            assert_eq!(e.code, error.get("code").map(Value::to_string));
+        }
     }
 
     #[test]
