@@ -19,6 +19,10 @@ use uuid::Uuid;
 /// run's (a rebuild too many at worst).
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
+/// Rows of one tenant per lookup and per script call (a spool of millions at restart is
+/// reconciled in statements and scripts of bounded size).
+const CHUNK: usize = 1_000;
+
 /// Left-behind rows not reconciled yet.
 #[derive(Debug)]
 pub struct LeftBehindRows {
@@ -66,28 +70,38 @@ impl LeftBehindRows {
             by_tenant.entry(r.tenant).or_default().push((r.request_id, r.cost_nano));
         }
         for (tenant, rows) in by_tenant {
-            let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
-            let settled = match ledger.recorded_since(tenant, &ids, self.since).await {
-                Ok(ours) => {
-                    let ours: std::collections::HashSet<String> = ours.into_iter().collect();
-                    let ours: Vec<(String, i64)> = rows.iter().filter(|(id, _)| ours.contains(id)).cloned().collect();
-                    balances.settle_left_behind(tenant, &ours).await
+            for chunk in rows.chunks(CHUNK) {
+                self.reconcile(balances, ledger, tenant, chunk).await;
+            }
+        }
+    }
+
+    /// Reconciles recorded rows of one tenant; on failure they wait for the next run.
+    async fn reconcile(&self, balances: &Balances, ledger: &Ledger, tenant: Uuid, rows: &[(String, i64)]) {
+        let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+        let settled = match ledger.recorded_since(tenant, &ids, self.since).await {
+            Ok(ours) => {
+                let ours: std::collections::HashSet<String> = ours.into_iter().collect();
+                let ours: Vec<(String, i64)> = rows.iter().filter(|(id, _)| ours.contains(id)).cloned().collect();
+                balances.settle_left_behind(tenant, &ours).await
+            }
+            Err(e) => Err(super::BalanceError::Database(e.to_string())),
+        };
+        match settled {
+            Ok((settled, marked)) => {
+                metrics::counter!("xjp_left_behind_rows_total").increment(rows.len() as u64);
+                if settled > 0 || marked {
+                    tracing::info!(%tenant, rows = rows.len(), holds_settled = settled, rebuild = marked, "rows left by a previous run reconciled in Redis");
                 }
-                Err(e) => Err(super::BalanceError::Database(e.to_string())),
-            };
-            match settled {
-                Ok((settled, marked)) => {
-                    metrics::counter!("xjp_left_behind_rows_total").increment(rows.len() as u64);
-                    if settled > 0 || marked {
-                        tracing::info!(%tenant, rows = rows.len(), holds_settled = settled, rebuild = marked, "rows left by a previous run reconciled in Redis");
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(%tenant, error = %e, "cannot reconcile rows left by a previous run yet");
-                    let again =
-                        rows.into_iter().map(|(request_id, cost_nano)| LeftBehind { tenant, request_id, cost_nano });
-                    self.waiting.lock().extend(again);
-                }
+            }
+            Err(e) => {
+                tracing::warn!(%tenant, error = %e, "cannot reconcile rows left by a previous run yet");
+                let again = rows.iter().map(|(request_id, cost_nano)| LeftBehind {
+                    tenant,
+                    request_id: request_id.clone(),
+                    cost_nano: *cost_nano,
+                });
+                self.waiting.lock().extend(again);
             }
         }
     }

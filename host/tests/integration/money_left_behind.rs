@@ -298,3 +298,37 @@ async fn a_load_whose_snapshot_a_rebuild_mark_overtook_is_refused() {
     let available: i64 = redis::cmd("HGET").arg(account).arg("available").query_async(&mut conn).await.unwrap();
     assert_eq!(available, 1_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_one_tenant_s_rows_are_reconciled_across_chunks() {
+    const ROWS: usize = 2_500; // the reconciliation takes 1,000 per statement and script
+    const SMALL_HOLD: i64 = 100_000;
+    let w = World::new().await;
+    let (pool, tenant, key) = (w.pool.clone(), w.tenant, w.key);
+    let pending = Arc::new(PendingDebits::default());
+    let balances = w.balances(&pending, Duration::from_secs(600));
+    let dying = ledger(&w.unreachable, w.spool.path(), &pending).await;
+    let rows: Vec<TransactionRow> = (0..ROWS).map(|i| row(tenant, key, 1_000 + i as i64)).collect();
+    for r in &rows {
+        let reserved = balances.reserve(tenant, &r.request_id, IdOrigin::Gateway, SMALL_HOLD).await.unwrap();
+        assert!(matches!(reserved, Reservation::Reserved { .. }), "{reserved:?}");
+    }
+    futures_util::future::join_all(rows.iter().map(|r| dying.record(r.clone())))
+        .await
+        .into_iter()
+        .for_each(|r| r.unwrap());
+    dying.shutdown().await;
+    drop(dying);
+
+    let restarted = ledger(&pool, w.spool.path(), &pending).await;
+    let left = LeftBehindRows::of(&restarted);
+    assert_eq!(left.len(), ROWS);
+    assert_eq!(balances.live(tenant).await.unwrap().held_nano, ROWS as i64 * SMALL_HOLD);
+    left.run(&balances, &restarted).await;
+    assert!(left.is_empty(), "every chunk reconciled");
+    let live = balances.live(tenant).await.unwrap();
+    let costs: i64 = rows.iter().map(|r| r.cost_nano).sum();
+    assert_eq!((live.available_nano, live.held_nano), (CREDIT - costs, 0), "each open hold settled from its row");
+    assert_books_balance(&balances, &pool, tenant).await;
+    restarted.shutdown().await;
+}
