@@ -68,6 +68,7 @@ macro_rules! containers_are {
         }
     };
 }
+pub(super) use containers_are;
 
 /// Reads and drops every remaining element of a sequence (for `visit_seq` of a reader
 /// that wants no array there).

@@ -6,7 +6,7 @@
 //! [`Value`] without panicking, saturating instead of overflowing.
 
 pub mod lenient;
-pub mod number_text;
+mod number_text;
 mod unique;
 mod usd;
 mod value;

@@ -6,7 +6,7 @@
 //! token as the JSON text of its string. That path ends in serde_json's type error,
 //! whose message prints a float with serde_json's float printer: a single
 //! `Value::deserialize` in a plugin links its 17 KB of tables into every instance's
-//! memory image (see [`super::number_text`]). Plugin code reads a whole `Value` with
+//! memory image (see [`super::number_text()`]). Plugin code reads a whole `Value` with
 //! [`AnyValue`] ([`super::parse`], [`super::lenient::NonNullValue`]) instead: the same
 //! `Value` serde_json builds, a repeated key keeping its last value, without that path.
 
