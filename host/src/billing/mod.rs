@@ -111,7 +111,8 @@ impl Billing {
             return;
         }
         let billing = self.clone();
-        self.tasks.spawn(async move { settle::settle_and_record(&billing, bill, ending, latency).await });
+        // Boxed, as the request's task is (`proxy::handle`): the bill is moved once.
+        self.tasks.spawn(Box::pin(async move { settle::settle_and_record(&billing, bill, ending, latency).await }));
     }
 
     /// Starts the hold renewal, the hold sweeper (with the resyncs and the reconciling of

@@ -210,6 +210,8 @@ async fn accept_and_run(
     let ctx = RequestCtx::new(proxy.billing.clone(), bill, started).holding(slot);
     let (reply, answer) = tokio::sync::oneshot::channel();
     let accepted = exchange::Accepted { parts, client, endpoint };
-    proxy.tasks.spawn(exchange::run(proxy.clone(), ctx, accepted, reply).instrument(span));
+    // Boxed: the request's future is several KB, and every wrapper and the task cell would
+    // otherwise move it by value (memmove: 7.0 -> 5.7 % of the samples at c=64).
+    proxy.tasks.spawn(Box::pin(exchange::run(proxy.clone(), ctx, accepted, reply)).instrument(span));
     answer.await.unwrap_or_else(|_| Err(GatewayError::Internal("the request task stopped without an answer".into())))
 }
