@@ -156,10 +156,18 @@ async fn sigkill_mid_load_then_restart_bills_nothing_twice() {
         }
     });
     // Killed mid-load: once the first answers are out (however slow this machine is right
-    // now), while later requests are still in flight.
+    // now) and the spool holds a row (answers that come out together may all still be in
+    // their settlement), while later requests are still in flight.
+    let spooled_bytes = || -> u64 {
+        let files = std::fs::read_dir(dir.path().join("spool")).into_iter().flatten().flatten();
+        files.filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()
+    };
+    let empty = spooled_bytes();
     let waiting = std::time::Instant::now();
-    while answered.load(std::sync::atomic::Ordering::SeqCst) < 3 && waiting.elapsed() < Duration::from_secs(20) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    while (answered.load(std::sync::atomic::Ordering::SeqCst) < 3 || spooled_bytes() <= empty)
+        && waiting.elapsed() < Duration::from_secs(20)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let pid = first.0.id();
     let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
