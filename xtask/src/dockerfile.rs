@@ -189,8 +189,16 @@ fn workspace_rust_version() -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no workspace.package.rust-version in Cargo.toml"))
 }
 
-/// Runs the check on the workspace's Dockerfile and compose.yaml.
-pub fn check(options: &CheckOptions) -> anyhow::Result<()> {
+/// What checking the Dockerfile found: the file, its build stage's WORKDIR (what
+/// compose.yaml is checked against) and the problems.
+pub struct Checked {
+    pub file: Dockerfile,
+    pub workdir: String,
+    pub problems: Vec<String>,
+}
+
+/// Checks the workspace's Dockerfile (and, unless `no_run`, runs its build steps).
+pub fn check(options: &CheckOptions) -> anyhow::Result<Checked> {
     let file = parse(&std::fs::read_to_string(root().join("Dockerfile"))?)?;
     let mut problems = Vec::new();
     let names: Vec<Option<&str>> = file.stages.iter().map(|s| s.name.as_deref()).collect();
@@ -289,12 +297,7 @@ pub fn check(options: &CheckOptions) -> anyhow::Result<()> {
             }
         }
     }
-    problems.extend(crate::compose::check(&file, &workdir, !options.no_run)?);
-    if !problems.is_empty() {
-        anyhow::bail!("Dockerfile / compose.yaml:\n  - {}", problems.join("\n  - "));
-    }
-    eprintln!("Dockerfile and compose.yaml: ok{}", if options.no_run { " (build steps not run)" } else { "" });
-    Ok(())
+    Ok(Checked { file, workdir, problems })
 }
 
 /// The build stage's ARG values: global defaults, the stage's own, then `--build-arg`s.

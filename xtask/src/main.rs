@@ -7,6 +7,7 @@ mod bench_many;
 mod bench_report;
 mod bench_setup;
 mod compose;
+mod containers;
 mod demo;
 mod dist;
 mod dockerfile;
@@ -116,7 +117,7 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Dist { profile, out } => dist::dist(&profile, &out),
         Task::CheckDockerfile { build_args, no_run } => {
-            dockerfile::check(&dockerfile::CheckOptions { build_args, no_run })
+            containers::check(&dockerfile::CheckOptions { build_args, no_run })
         }
         Task::CheckOpenapi => python::check_openapi(),
         Task::CheckSdkPackage => sdk_package::check(),
