@@ -95,7 +95,6 @@ impl Ledger {
         // A row spooled twice is one row (as the replay inserts it once).
         let mut seen = HashSet::new();
         left_behind.retain(|r| seen.insert((r.tenant, r.request_id.clone())));
-        drop(seen);
         let spool: SharedSpool = Arc::new(std::sync::Mutex::new(spool));
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let (stage_tx, stage_rx) = mpsc::unbounded_channel();

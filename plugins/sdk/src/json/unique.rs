@@ -7,23 +7,13 @@
 //! and an error naming the key where a key repeats.
 
 use super::Value;
-use super::value::ValueVisitor;
+use super::value::Element;
 use crate::PluginError;
-use serde::de::{Deserialize, Deserializer};
 
 /// Parses a body as a [`Value`] like [`super::parse`], but a key that appears twice in
 /// one object is an error (`Malformed`, naming the key).
 pub fn parse_unique(body: &[u8]) -> Result<Value, PluginError> {
-    super::read::<Unique>(body).map(|u| u.0)
-}
-
-/// A [`Value`] whose objects have no repeated key.
-struct Unique(Value);
-
-impl<'de> Deserialize<'de> for Unique {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor::<true>).map(Unique)
-    }
+    super::read::<Element<true>>(body).map(|e| e.0)
 }
 
 /// Longest part of a client's string an error message repeats, in characters.

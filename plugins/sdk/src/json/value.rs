@@ -27,7 +27,7 @@ impl<'de> Deserialize<'de> for AnyValue {
 
 /// Builds a [`Value`]; `UNIQUE` refuses a key repeated in one object (an error naming
 /// it), otherwise the last value of a repeated key stands, as in serde_json's.
-pub(super) struct ValueVisitor<const UNIQUE: bool>;
+struct ValueVisitor<const UNIQUE: bool>;
 
 impl<const UNIQUE: bool> ValueVisitor<UNIQUE> {
     /// The value at the deserializer, read with this visitor.
@@ -36,8 +36,9 @@ impl<const UNIQUE: bool> ValueVisitor<UNIQUE> {
     }
 }
 
-/// One element or entry value, read with the visitor of its container.
-struct Element<const UNIQUE: bool>(Value);
+/// One element or entry value, read with the visitor of its container (and, `UNIQUE`, a
+/// whole body for [`super::parse_unique`]).
+pub(super) struct Element<const UNIQUE: bool>(pub(super) Value);
 
 impl<'de, const UNIQUE: bool> Deserialize<'de> for Element<UNIQUE> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
