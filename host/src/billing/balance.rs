@@ -7,6 +7,7 @@
 
 use super::bill::IdOrigin;
 use super::keys::KeySpace;
+use super::lease::{LeaseTag, Leases};
 use super::settle_batch::SettleBatcher;
 use crate::db::{RedisConn, RedisTarget};
 use crate::ledger::PendingDebits;
@@ -23,6 +24,8 @@ static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
 pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 pub(super) static RESYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resync.lua")));
+pub(super) static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
+pub(super) static LEASE_DROP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease_drop.lua")));
 pub(super) static LEFT_BEHIND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/left_behind.lua")));
 
 /// Milliseconds since the epoch on this host (index scores; skew between gateways is
@@ -77,8 +80,9 @@ impl From<redis::RedisError> for BalanceError {
 /// What a reservation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {
-    /// Held; `available_before` is what the tenant had before this hold.
-    Reserved { available_before: i64 },
+    /// Held; `available_before` is what the tenant had before this hold. `lease`: held in
+    /// this process from a lease (`lease.rs`), not in Redis.
+    Reserved { available_before: i64, lease: Option<LeaseTag> },
     /// Not enough balance; nothing held.
     Insufficient { available: i64 },
     /// A request with this id is in flight.
@@ -114,6 +118,8 @@ pub struct Balances {
     db: PgPool,
     pub(super) pending: Arc<PendingDebits>,
     pub(super) hold_ttl: Duration,
+    /// This process's balance leases (off unless [`with_leases`](Self::with_leases)).
+    pub leases: Leases,
 }
 
 impl Balances {
@@ -127,7 +133,25 @@ impl Balances {
         hold_ttl: Duration,
     ) -> Self {
         let indexed = moka::sync::Cache::builder().max_capacity(100_000).time_to_live(index_refresh(hold_ttl)).build();
-        Balances { target, conn: OnceCell::new(), settles: OnceLock::new(), keys, indexed, db, pending, hold_ttl }
+        let leases = Leases::new(false);
+        Balances {
+            target,
+            conn: OnceCell::new(),
+            settles: OnceLock::new(),
+            keys,
+            indexed,
+            db,
+            pending,
+            hold_ttl,
+            leases,
+        }
+    }
+
+    /// The same store, reserving gateway-made ids from balance leases when `on`
+    /// (`[billing] leases`; the rounds that keep them run from [`Billing`](super::Billing)).
+    pub fn with_leases(mut self, on: bool) -> Self {
+        self.leases = Leases::new(on);
+        self
     }
 
     pub(super) async fn conn(&self) -> Result<RedisConn, BalanceError> {
@@ -148,9 +172,11 @@ impl Balances {
         &self.keys
     }
 
-    /// Holds `amount` for `request_id`: one round trip (the script, with the hold-index entry
-    /// pipelined ahead of it when this gateway has not refreshed it lately). A client's id is
-    /// checked for a request in flight or finished under it; a gateway-made one is new.
+    /// Holds `amount` for `request_id`: from this process's lease of the tenant's balance
+    /// when the gateway made the id and the lease has room (no round trip), else one round
+    /// trip (the script, with the hold-index entry pipelined ahead of it when this gateway has
+    /// not refreshed it lately). A client's id is checked for a request in flight or finished
+    /// under it; a gateway-made one is new.
     pub async fn reserve(
         &self,
         tenant: Uuid,
@@ -158,6 +184,11 @@ impl Balances {
         origin: IdOrigin,
         amount: i64,
     ) -> Result<Reservation, BalanceError> {
+        if origin == IdOrigin::Gateway
+            && let Some((lease, available_before)) = self.leases.take(tenant, amount)
+        {
+            return Ok(Reservation::Reserved { available_before, lease: Some(lease) });
+        }
         let k = self.keys.tenant(tenant);
         let rk = self.keys.request(tenant, request_id);
         let mut invocation = RESERVE.key(&k.account);
@@ -174,8 +205,11 @@ impl Balances {
                 }
                 Err(e) => return Err(e.into()),
             };
+            if origin == IdOrigin::Gateway && code >= 0 {
+                self.leases.observe(tenant, amount, available);
+            }
             return Ok(match code {
-                1 => Reservation::Reserved { available_before: available + amount },
+                1 => Reservation::Reserved { available_before: available + amount, lease: None },
                 0 => Reservation::Insufficient { available },
                 2 => Reservation::InProgress,
                 3 => Reservation::AlreadyDone,
@@ -203,14 +237,48 @@ impl Balances {
         label: &str,
         recorded: bool,
     ) -> Result<Settlement, BalanceError> {
+        self.settle_from(tenant, request_id, origin, cost, label, recorded, None).await
+    }
+
+    /// [`settle`](Self::settle) for a request held from `lease` (a gateway-made id): the
+    /// debit is taken from the lease's hold (from `available` for what the hold lacks, or all
+    /// of it when Redis lost the lease, which this process then gives up).
+    pub async fn settle_leased(
+        &self,
+        tenant: Uuid,
+        request_id: &str,
+        lease: LeaseTag,
+        cost: i64,
+    ) -> Result<Settlement, BalanceError> {
+        let label = if cost > 0 { "settled" } else { "released" };
+        self.settle_from(tenant, request_id, IdOrigin::Gateway, cost, label, false, Some(lease)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_from(
+        &self,
+        tenant: Uuid,
+        request_id: &str,
+        origin: IdOrigin,
+        cost: i64,
+        label: &str,
+        recorded: bool,
+        lease: Option<LeaseTag>,
+    ) -> Result<Settlement, BalanceError> {
         let ttl = state_ttl_secs(origin);
+        let hold_id = lease.map(|l| self.leases.hold_id(l.0));
         for _ in 0..3 {
             let batcher = self.settle_batcher().await?;
             let lock = self.pending.lock(tenant).read().await;
-            let (code, available) =
-                batcher.settle(tenant, request_id, cost.max(0), label, ttl).await.map_err(BalanceError::Redis)?;
+            let (code, available) = batcher
+                .settle(tenant, request_id, cost.max(0), label, ttl, hold_id.clone())
+                .await
+                .map_err(BalanceError::Redis)?;
             match code {
-                1 => {
+                1 | 3 => {
+                    if let (3, Some(lease)) = (code, lease) {
+                        self.leases.lose(tenant, lease.0);
+                    }
                     if !recorded {
                         self.pending.add(tenant, cost.max(0));
                     }
@@ -232,7 +300,8 @@ impl Balances {
     /// its hold was settled) is counted once: the open holds' ids are read first, and the
     /// load gives such a row's cost back, as settling its hold will debit it. The account's
     /// generation, read before both, makes a load whose snapshot a rebuild mark overtook
-    /// (another gateway's resync or left-behind rows) start again.
+    /// (another gateway's resync or left-behind rows) start again. This process's leases that
+    /// Redis lost (a flush) are held again: their money is still being spent here.
     pub async fn load(&self, tenant: Uuid) -> Result<(), BalanceError> {
         let db_err = |e: sqlx::Error| BalanceError::Database(e.to_string());
         let _exclusive = self.pending.lock(tenant).write().await;
@@ -246,12 +315,17 @@ impl Balances {
                 .await
                 .map_err(db_err)?;
             let balance = snapshot.balance_nano - self.pending.get(tenant);
+            let leases = self.leases.outstanding(tenant);
             let mut invocation = LOAD.key(&k.account);
-            invocation.key(&k.holds);
+            invocation.key(&k.holds).key(&k.expiry);
             for id in &snapshot.recent_credits {
                 invocation.key(self.keys.credit(tenant, id));
             }
             invocation.arg(balance).arg(CREDIT_MARKER_TTL_SECS).arg(gen_.unwrap_or_default());
+            invocation.arg(self.hold_ttl.as_millis() as u64).arg(leases.len());
+            for (id, amount) in &leases {
+                invocation.arg(id).arg(*amount);
+            }
             for (id, cost) in &snapshot.recorded_under_holds {
                 invocation.arg(id).arg(*cost);
             }

@@ -32,6 +32,8 @@ pub struct Routed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hold {
     pub amount_nano: i64,
+    /// Held in this process from a balance lease (`lease.rs`) rather than in Redis.
+    pub lease: Option<super::lease::LeaseTag>,
 }
 
 /// The reservation's result: the estimate (kept for billing an interrupted answer) and the

@@ -187,7 +187,7 @@ mod tests {
             stream: false,
             started_at: std::time::SystemTime::now(),
             routed: None,
-            reserved: reserved.map(|estimate| Reserved { estimate, hold: Some(Hold { amount_nano: 1 }) }),
+            reserved: reserved.map(|estimate| Reserved { estimate, hold: Some(Hold { amount_nano: 1, lease: None }) }),
         }
     }
 

@@ -141,9 +141,16 @@ impl Balances {
         self.pending.add(tenant, cost.max(0));
     }
 
-    /// Once Redis answers again: drops the failed request's hold, records its state and
-    /// marks the account for a rebuild (see `lua/resync.lua`).
-    pub async fn resync(&self, tenant: Uuid, request_id: &str, cost: i64) -> Result<(), BalanceError> {
+    /// Once Redis answers again: drops the failed request's hold (or takes its cost out of
+    /// the hold of `lease`, the hold id it was held from), records its state and marks the
+    /// account for a rebuild (see `lua/resync.lua`).
+    pub async fn resync(
+        &self,
+        tenant: Uuid,
+        request_id: &str,
+        cost: i64,
+        lease: Option<&str>,
+    ) -> Result<(), BalanceError> {
         let k = self.keys.tenant(tenant);
         let mut conn = self.conn().await?;
         let _: i64 = RESYNC
@@ -154,6 +161,7 @@ impl Balances {
             .arg(request_id)
             .arg(cost.max(0))
             .arg(REQUEST_STATE_TTL_SECS)
+            .arg(lease.unwrap_or(""))
             .invoke_async(&mut conn)
             .await?;
         Ok(())

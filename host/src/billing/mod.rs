@@ -8,6 +8,8 @@ pub mod bill;
 pub mod ending;
 pub mod holds;
 pub mod keys;
+pub mod lease;
+pub mod lease_sync;
 pub mod left_behind;
 pub mod record;
 pub mod reserve;
@@ -67,7 +69,8 @@ impl Billing {
         let pending = Arc::new(PendingDebits::default());
         let ledger = Ledger::start(db.clone(), ledger, pending.clone()).await?;
         let keys = KeySpace::new(&settings.load().config.redis.key_prefix);
-        let balances = Balances::new(redis, keys, db, pending, hold_ttl);
+        let leases = settings.load().config.billing.leases;
+        let balances = Balances::new(redis, keys, db, pending, hold_ttl).with_leases(leases);
         let running = running::RunningHolds::default();
         let left_behind = left_behind::LeftBehindRows::of(&ledger);
         let (resyncs, tasks) = (resync::Resyncs::default(), TaskTracker::new());
@@ -97,7 +100,8 @@ impl Billing {
             return Err(GatewayError::LedgerBacklog);
         }
         reserve::reserve(self, bill, body, policy).await?;
-        if bill.hold().is_some() {
+        // A lease is renewed by the lease rounds, not per request.
+        if bill.hold().is_some_and(|h| h.lease.is_none()) {
             self.running.add(bill.caller.tenant_id, &bill.request_id);
         }
         Ok(())
@@ -116,8 +120,24 @@ impl Billing {
     }
 
     /// Starts the hold renewal, the hold sweeper (with the resyncs and the reconciling of
-    /// rows a previous run left) and the summary rollup; they stop when billing is dropped.
+    /// rows a previous run left), the lease rounds (with `[billing] leases`) and the summary
+    /// rollup; they stop when billing is dropped.
     pub fn spawn_jobs(self: &Arc<Self>, sweep_every: Duration, rollup_every: Duration) {
+        if self.balances.leases.enabled() {
+            let (billing, refill) = (Arc::downgrade(self), self.balances.leases.refill.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(lease_sync::EVERY) => {}
+                        _ = refill.notified() => {}
+                    }
+                    let Some(b) = billing.upgrade() else { return };
+                    b.balances.lease_round().await;
+                    drop(b);
+                    tokio::time::sleep(lease_sync::SPACING).await;
+                }
+            });
+        }
         let renew_every = (self.balances.hold_ttl() / 3).max(Duration::from_millis(100));
         every(Arc::downgrade(self), renew_every, |b| async move { b.running.renew(&b.balances).await });
         every(Arc::downgrade(self), sweep_every, |b| async move {
@@ -140,6 +160,7 @@ impl Billing {
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
             tracing::warn!("grace period over with settlements still running");
         }
+        self.balances.return_leases().await;
         self.ledger.shutdown().await;
     }
 }

@@ -77,8 +77,8 @@ pub async fn reserve(
             return Err(GatewayError::Unavailable("balance store unavailable; try again shortly".into()));
         }
     };
-    let available_before = match reservation {
-        Reservation::Reserved { available_before } => available_before,
+    let (available_before, lease) = match reservation {
+        Reservation::Reserved { available_before, lease } => (available_before, lease),
         Reservation::Insufficient { available } => return Err(insufficient(available, amount)),
         Reservation::InProgress | Reservation::AlreadyDone => return Err(GatewayError::DuplicateRequest),
     };
@@ -90,11 +90,14 @@ pub async fn reserve(
     };
     let decision = plugin.check(&budget);
     if let Ok(Decision::Allow) = decision {
-        bill.reserved = Some(Reserved { estimate, hold: Some(Hold { amount_nano: amount }) });
+        bill.reserved = Some(Reserved { estimate, hold: Some(Hold { amount_nano: amount, lease }) });
         return Ok(());
     }
     // Denied (or the policy failed): give the hold back before refusing; the id stays usable.
-    give_back(billing, bill, "cancelled").await;
+    match lease {
+        Some(lease) => billing.balances.leases.settled(tenant, lease, amount, 0),
+        None => give_back(billing, bill, "cancelled").await,
+    }
     Err(match decision {
         Ok(Decision::Deny(DenyReason::InsufficientBalance)) => insufficient(available_before, amount),
         Ok(Decision::Deny(DenyReason::RequestTooExpensive(m) | DenyReason::Policy(m))) => GatewayError::BudgetDenied(m),

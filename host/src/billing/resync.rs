@@ -22,15 +22,26 @@ pub struct Resyncs {
 /// One change Redis missed.
 #[derive(Debug)]
 enum Waiting {
-    Settle { tenant: Uuid, request_id: String, cost: i64 },
-    Credit { tenant: Uuid, credit_id: String, amount: i64 },
+    /// `lease`: the hold id of the lease the request was held from.
+    Settle {
+        tenant: Uuid,
+        request_id: String,
+        cost: i64,
+        lease: Option<String>,
+    },
+    Credit {
+        tenant: Uuid,
+        credit_id: String,
+        amount: i64,
+    },
 }
 
 impl Resyncs {
-    /// A settlement of `cost` for `request_id` could not be applied.
-    pub fn push(&self, tenant: Uuid, request_id: &str, cost: i64) {
+    /// A settlement of `cost` for `request_id` (held from the lease `lease`, a hold id, if
+    /// any) could not be applied.
+    pub fn push(&self, tenant: Uuid, request_id: &str, cost: i64, lease: Option<String>) {
         metrics::counter!("xjp_settle_resyncs_total").increment(1);
-        self.wait(Waiting::Settle { tenant, request_id: request_id.to_string(), cost });
+        self.wait(Waiting::Settle { tenant, request_id: request_id.to_string(), cost, lease });
     }
 
     /// A credit recorded in Postgres could not be applied to the live balance.
@@ -60,7 +71,9 @@ impl Resyncs {
         let mut failed = Vec::new();
         for change in batch {
             let applied = match &change {
-                Waiting::Settle { tenant, request_id, cost } => balances.resync(*tenant, request_id, *cost).await,
+                Waiting::Settle { tenant, request_id, cost, lease } => {
+                    balances.resync(*tenant, request_id, *cost, lease.as_deref()).await
+                }
                 Waiting::Credit { tenant, credit_id, amount } => {
                     balances.credit(*tenant, credit_id, *amount).await.map(drop)
                 }

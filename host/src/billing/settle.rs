@@ -65,22 +65,40 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
 /// Turns the hold into the debit, retrying briefly; if Redis stays down the debit is
 /// registered as unrecorded and resynced when Redis returns (`resync`). Returns whether the
 /// debit is accounted for (applied, or registered), which the ledger's confirmation needs.
+/// A request held from a lease settles against the lease's hold; one that cost nothing only
+/// frees its part of the lease here.
 async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> bool {
     let (tenant, request_id) = (bill.caller.tenant_id, bill.request_id.as_str());
-    if bill.hold().is_none() && cost == 0 {
+    let hold = bill.hold();
+    if hold.is_none() && cost == 0 {
         return false;
+    }
+    let balances = &billing.balances;
+    let leased = hold.and_then(|h| h.lease.map(|lease| (lease, h.amount_nano)));
+    if let (Some((lease, held)), 0) = (leased, cost) {
+        balances.leases.settled(tenant, lease, held, 0);
+        return true;
     }
     let label = if cost > 0 { "settled" } else { "released" };
     let mut delay = Duration::from_millis(50);
+    let mut accounted = false;
     for attempt in 0..4 {
-        match billing.balances.settle(tenant, request_id, bill.id_origin(), cost, label, false).await {
-            Ok(super::Settlement::Settled { .. }) => return true,
-            Ok(super::Settlement::AlreadySettled) => return false,
+        let settled = match leased {
+            Some((lease, _)) => balances.settle_leased(tenant, request_id, lease, cost).await,
+            None => balances.settle(tenant, request_id, bill.id_origin(), cost, label, false).await,
+        };
+        match settled {
+            Ok(super::Settlement::Settled { .. }) => {
+                accounted = true;
+                break;
+            }
+            Ok(super::Settlement::AlreadySettled) => break,
             Err(e) if attempt == 3 => {
                 tracing::error!(request_id, error = %e, "could not settle in Redis; resyncing when it returns");
-                billing.balances.settle_failed(tenant, cost).await;
-                billing.resyncs.push(tenant, request_id, cost);
-                return true;
+                balances.settle_failed(tenant, cost).await;
+                let lease = leased.map(|(lease, _)| balances.leases.hold_id_of(lease));
+                billing.resyncs.push(tenant, request_id, cost, lease);
+                accounted = true;
             }
             Err(_) => {
                 tokio::time::sleep(delay).await;
@@ -88,5 +106,10 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> bool {
             }
         }
     }
-    false
+    // After Redis took the cost out of the lease's hold (never before: an account rebuilt in
+    // between would hold the lease again without it).
+    if let Some((lease, held)) = leased {
+        balances.leases.settled(tenant, lease, held, cost);
+    }
+    accounted
 }

@@ -31,6 +31,8 @@ struct Job {
     label: String,
     /// How long the request's state is kept (s).
     state_ttl: u64,
+    /// The lease it was held from, if any.
+    lease: Option<String>,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -49,10 +51,20 @@ impl SettleBatcher {
     }
 
     /// Settles one request in the next batch: `(code, available)` as `settle.lua` answers.
-    /// The request's state is kept `state_ttl` seconds.
-    pub async fn settle(&self, tenant: Uuid, request_id: &str, cost: i64, label: &str, state_ttl: u64) -> Answer {
+    /// The request's state is kept `state_ttl` seconds; `lease` is the hold id of the lease
+    /// it was held from.
+    pub async fn settle(
+        &self,
+        tenant: Uuid,
+        request_id: &str,
+        cost: i64,
+        label: &str,
+        state_ttl: u64,
+        lease: Option<String>,
+    ) -> Answer {
         let (reply, answer) = oneshot::channel();
-        let job = Job { tenant, request_id: request_id.to_string(), cost, label: label.to_string(), state_ttl, reply };
+        let (request_id, label) = (request_id.to_string(), label.to_string());
+        let job = Job { tenant, request_id, cost, label, state_ttl, lease, reply };
         self.tx.send(job).map_err(|_| "the settlement queue is closed".to_string())?;
         answer.await.map_err(|_| "the settlement batch was dropped".to_string())?
     }
@@ -94,6 +106,7 @@ async fn call(mut conn: RedisConn, keys: &KeySpace, jobs: Vec<Job>) {
     for job in &jobs {
         invocation.key(keys.request(tenant, &job.request_id));
         invocation.arg(&job.request_id).arg(job.cost.max(0)).arg(&job.label).arg(job.state_ttl);
+        invocation.arg(job.lease.as_deref().unwrap_or(""));
     }
     let answered: Result<Vec<i64>, _> = invocation.invoke_async(&mut conn).await;
     match answered {

@@ -1,6 +1,8 @@
 //! Releases holds abandoned by a gateway that died: an expired hold whose request has a
-//! ledger row is settled with the row's cost; one without is released.
+//! ledger row is settled with the row's cost; one without is released. An expired lease
+//! (`lease.rs`) is dropped and its account marked for a rebuild from Postgres.
 
+use super::lease::Leases;
 use super::{BalanceError, Balances, IdOrigin};
 use crate::ledger::Ledger;
 
@@ -8,7 +10,13 @@ use crate::ledger::Ledger;
 pub async fn sweep_once(balances: &Balances, ledger: &Ledger) -> Result<u64, BalanceError> {
     let expired = balances.expired_holds().await?;
     let mut done = 0;
-    for (tenant, request_ids) in expired {
+    for (tenant, mut request_ids) in expired {
+        for lease in request_ids.extract_if(.., |id| Leases::is_lease(id)) {
+            if balances.drop_lease(tenant, &lease).await? {
+                metrics::counter!("xjp_leases_swept_total").increment(1);
+                tracing::warn!(%tenant, lease, "expired balance lease dropped; the account is rebuilt from Postgres");
+            }
+        }
         let recorded =
             ledger.recorded_costs(tenant, &request_ids).await.map_err(|e| BalanceError::Database(e.to_string()))?;
         for (rid, cost) in &recorded {

@@ -384,6 +384,9 @@ pub struct BillingConfig {
     pub unreadable_usage: UnknownUsage,
     /// An answer that broke off (stream cut or stalled, client gone past the drain bounds).
     pub interrupted_usage: UnknownUsage,
+    /// Balance leases (ADR 0002): requests whose id the gateway made reserve from a slice of
+    /// a busy tenant's balance leased to this process, without a Redis round trip (read at start).
+    pub leases: bool,
 }
 
 impl Default for BillingConfig {
@@ -399,6 +402,7 @@ impl Default for BillingConfig {
             rollup_interval_ms: 5_000,
             unreadable_usage: UnknownUsage::Hold,
             interrupted_usage: UnknownUsage::Hold,
+            leases: false,
         }
     }
 }

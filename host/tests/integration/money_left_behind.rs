@@ -277,7 +277,7 @@ async fn a_load_whose_snapshot_a_rebuild_mark_overtook_is_refused() {
     let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let load = redis::Script::new(include_str!("../../src/billing/lua/load.lua"));
-    let (account, holds) = ("{t}:account", "{t}:holds");
+    let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
     // A load read generation '' (none) and its snapshot; then a mark moved it to 1.
     let _: () = redis::cmd("HSET")
         .arg(account)
@@ -288,12 +288,18 @@ async fn a_load_whose_snapshot_a_rebuild_mark_overtook_is_refused() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let stale: i64 = load.key(account).key(holds).arg(1_000).arg(60).arg("").invoke_async(&mut conn).await.unwrap();
+    // Arguments: balance, credit marker ttl, generation, hold ttl, no leases.
+    let invocation = |gen_: &str| {
+        let mut invocation = load.key(account);
+        invocation.key(holds).key(expiry).arg(1_000).arg(60).arg(gen_).arg(60).arg(0);
+        invocation
+    };
+    let stale: i64 = invocation("").invoke_async(&mut conn).await.unwrap();
     assert_eq!(stale, -1, "an overtaken snapshot is not loaded");
     let loaded: String = redis::cmd("HGET").arg(account).arg("loaded").query_async(&mut conn).await.unwrap();
     assert_eq!(loaded, "0");
     // Read again after the mark: loaded.
-    let fresh: i64 = load.key(account).key(holds).arg(1_000).arg(60).arg("1").invoke_async(&mut conn).await.unwrap();
+    let fresh: i64 = invocation("1").invoke_async(&mut conn).await.unwrap();
     assert_eq!(fresh, 1);
     let available: i64 = redis::cmd("HGET").arg(account).arg("available").query_async(&mut conn).await.unwrap();
     assert_eq!(available, 1_000);

@@ -1,9 +1,12 @@
 -- Initialise a tenant's account from Postgres unless another gateway already did.
--- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3..] markers of recent credits included
--- in the balance. ARGV[1] credits - recorded debits - this gateway's unrecorded debits
--- (nano-USD), ARGV[2] marker ttl (s), ARGV[3] the account's generation ('' for none) read
--- before the open holds and the Postgres snapshot, then pairs from ARGV[4]: a request id
--- whose row the balance already counts, and its cost. Open holds that survived stay held; a
+-- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset, KEYS[4..] markers of
+-- recent credits included in the balance. ARGV[1] credits - recorded debits - this gateway's
+-- unrecorded debits (nano-USD), ARGV[2] marker ttl (s), ARGV[3] the account's generation (''
+-- for none) read before the open holds and the Postgres snapshot, ARGV[4] hold ttl (ms),
+-- ARGV[5] the number n of this gateway's leases, then n pairs (lease id, what it holds here):
+-- a lease missing from the holds (Redis flushed) is held again, since its money is being
+-- spent in that gateway. Then pairs: a request id whose row the balance already counts, and
+-- its cost. Open holds that survived stay held; a
 -- hold whose row is already counted gets its cost back here, since settling the hold debits
 -- it again. An account marked for a rebuild since the generation was read (resync.lua,
 -- left_behind.lua: holds dropped, rows recorded after this snapshot) is not loaded from it.
@@ -15,19 +18,29 @@ end
 if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[3] then
   return -1
 end
+local leases_end = 5 + 2 * tonumber(ARGV[5])
+if leases_end > 5 then
+  local t = redis.call('TIME')
+  local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[4])
+  for i = 6, leases_end - 1, 2 do
+    if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+      redis.call('ZADD', KEYS[3], until_ms, ARGV[i])
+    end
+  end
+end
 local held = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
   held = held + tonumber(v)
 end
 local counted = 0
-for i = 4, #ARGV - 1, 2 do
+for i = leases_end + 1, #ARGV - 1, 2 do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
     counted = counted + tonumber(ARGV[i + 1])
   end
 end
 redis.call('HSET', KEYS[1], 'available', tonumber(ARGV[1]) + counted - held, 'held', held, 'loaded', '1')
 -- Credits already counted here must not be applied again by their own credit call.
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   redis.call('SET', KEYS[i], '1', 'EX', tonumber(ARGV[2]))
 end
 return 1

@@ -4,9 +4,17 @@
 -- or still pending in this gateway). Applying the debit itself instead could count it twice
 -- if the account was rebuilt in between.
 -- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset, KEYS[4] the request's
--- state key. ARGV[1] request id, ARGV[2] cost, ARGV[3] state ttl (s). Returns 1.
+-- state key. ARGV[1] request id, ARGV[2] cost, ARGV[3] state ttl (s), ARGV[4] the lease it
+-- was held from ('' for its own hold): the cost comes out of that lease's hold, as settling
+-- would have taken it (the rebuild recounts `held`). Returns 1.
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then
   redis.call('ZREM', KEYS[3], ARGV[1])
+end
+if ARGV[4] ~= '' then
+  local lease = redis.call('HGET', KEYS[2], ARGV[4])
+  if lease then
+    redis.call('HINCRBY', KEYS[2], ARGV[4], -math.min(tonumber(lease), tonumber(ARGV[2])))
+  end
 end
 redis.call('SET', KEYS[4], 'settled:' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 -- The generation tells a load already under way (its snapshot may predate this) to start

@@ -1,0 +1,197 @@
+//! Balance leases (ADR 0002), this process's side: a slice of a busy tenant's balance held in
+//! Redis under one hold id per lease (`lease <replica>/<n>`), reserved against here without a
+//! round trip. Only requests whose id the gateway made reserve from a lease (a client's id
+//! needs its Redis state and the ledger check). A leased request still settles in Redis, from
+//! the lease's hold (`settle.lua`), so Redis holds exactly what is reserved or unspent here.
+//!
+//! Per lease: `free` is what is not reserved, `out` what running requests reserved. The
+//! Redis hold is `free + out`, plus the costs of settlements not yet applied there. A lease is
+//! used only while its last renewal is recent (two thirds of a hold TTL), so one the sweeper
+//! may have dropped is never spent from. [`lease_sync`](super::lease_sync) sizes, renews and
+//! returns leases; this file is the in-process bookkeeping only.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Which lease a request reserved from (the `n` of `lease <replica>/<n>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTag(pub(super) u64);
+
+/// One lease of one tenant.
+#[derive(Debug)]
+pub(super) struct Lease {
+    pub n: u64,
+    /// Not reserved by any request.
+    pub free: i64,
+    /// Reserved by requests still running.
+    pub out: i64,
+    /// Reserving from it stops here unless a renewal moves it.
+    pub usable_until: Instant,
+}
+
+/// What this process knows of one tenant.
+#[derive(Debug)]
+pub(super) struct TenantLeases {
+    pub current: Option<Lease>,
+    /// Leases given up (lost, or returned while idle) with requests still running under them.
+    pub retired: Vec<Lease>,
+    /// The largest hold a request of this tenant asked for lately (sizes the lease).
+    pub max_hold: i64,
+    /// Amount reserved here since the last sizing (the spending rate).
+    pub reserved: i64,
+    /// The account's `available` as Redis last answered.
+    pub available: i64,
+    pub last_use: Instant,
+    /// When `reserved` was last reset.
+    pub sized_at: Instant,
+}
+
+/// The leases of this process.
+#[derive(Debug)]
+pub struct Leases {
+    enabled: bool,
+    replica: Uuid,
+    next: AtomicU64,
+    pub(super) tenants: Mutex<HashMap<Uuid, TenantLeases>>,
+    /// Woken when a lease runs low, so it is topped up before the next round.
+    pub(super) refill: Arc<Notify>,
+}
+
+impl Leases {
+    /// Leases for this process, used only when `enabled` (`[billing] leases`).
+    pub fn new(enabled: bool) -> Self {
+        Leases {
+            enabled,
+            replica: Uuid::new_v4(),
+            next: AtomicU64::new(1),
+            tenants: Mutex::new(HashMap::new()),
+            refill: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The hold id of lease `n`. The space keeps it apart from every request id: a client's
+    /// id is visible ASCII only (`proxy/accept.rs`), a gateway's a UUID.
+    pub(super) fn hold_id(&self, n: u64) -> String {
+        format!("lease {}/{n}", self.replica)
+    }
+
+    /// The hold id of the lease a request was held from.
+    pub fn hold_id_of(&self, lease: LeaseTag) -> String {
+        self.hold_id(lease.0)
+    }
+
+    /// Whether a hold id names a lease (any replica's).
+    pub fn is_lease(hold_id: &str) -> bool {
+        hold_id.starts_with("lease ")
+    }
+
+    /// A fresh lease number.
+    pub(super) fn fresh(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Reserves `amount` for a request from the tenant's lease, if it has a usable one with
+    /// room: the lease and what the tenant had before (Redis's last `available` + the free
+    /// part). `None` sends the request to Redis.
+    pub fn take(&self, tenant: Uuid, amount: i64) -> Option<(LeaseTag, i64)> {
+        if !self.enabled {
+            return None;
+        }
+        let now = Instant::now();
+        let mut tenants = self.tenants.lock();
+        let t = tenants.get_mut(&tenant)?;
+        t.last_use = now;
+        t.max_hold = t.max_hold.max(amount);
+        let lease = t.current.as_mut().filter(|l| now < l.usable_until && l.free >= amount)?;
+        let before = t.available.saturating_add(lease.free);
+        lease.free -= amount;
+        lease.out += amount;
+        t.reserved = t.reserved.saturating_add(amount);
+        if lease.free < t.max_hold.saturating_mul(super::lease_sync::REFILL_HOLDS) {
+            self.refill.notify_one();
+        }
+        metrics::counter!("xjp_lease_reserves_total").increment(1);
+        Some((LeaseTag(lease.n), before))
+    }
+
+    /// A request of the tenant reserved through Redis: `available` is what the account has
+    /// left. The next round may lease it a slice.
+    pub fn observe(&self, tenant: Uuid, amount: i64, available: i64) {
+        if !self.enabled {
+            return;
+        }
+        let mut tenants = self.tenants.lock();
+        let t = tenants.entry(tenant).or_insert_with(|| TenantLeases {
+            current: None,
+            retired: Vec::new(),
+            max_hold: 0,
+            reserved: 0,
+            available,
+            last_use: Instant::now(),
+            sized_at: Instant::now(),
+        });
+        t.max_hold = t.max_hold.max(amount);
+        t.available = available;
+        t.reserved = t.reserved.saturating_add(amount);
+        t.last_use = Instant::now();
+    }
+
+    /// Puts back what a round took off `free` to give back, when Redis applied none of it.
+    pub(super) fn restore(&self, tenant: Uuid, n: u64, amount: i64) {
+        if let Some(lease) = self.tenants.lock().get_mut(&tenant).and_then(|t| find(t, n)) {
+            lease.free += amount;
+        }
+    }
+
+    /// A request reserved from lease `tag` with `hold` ended costing `cost` (applied in Redis,
+    /// or registered for a resync): the hold's unused part is free again.
+    pub(super) fn settled(&self, tenant: Uuid, tag: LeaseTag, hold: i64, cost: i64) {
+        if let Some(lease) = self.tenants.lock().get_mut(&tenant).and_then(|t| find(t, tag.0)) {
+            lease.out -= hold;
+            lease.free += hold - cost;
+        }
+    }
+
+    /// Lease `n` is not what Redis holds (lost to a flush or a sweep, or a call's outcome is
+    /// unknown): nothing more is reserved from it; requests under it settle as they run out.
+    pub(super) fn lose(&self, tenant: Uuid, n: u64) {
+        let mut tenants = self.tenants.lock();
+        let Some(t) = tenants.get_mut(&tenant) else { return };
+        if t.current.as_ref().is_some_and(|l| l.n == n) {
+            let mut lease = t.current.take().expect("checked");
+            lease.free = 0;
+            t.retired.push(lease);
+            metrics::counter!("xjp_leases_lost_total").increment(1);
+            tracing::warn!(%tenant, lease = n, "balance lease lost; reserving through Redis until a new one");
+        }
+    }
+
+    /// What this process's leases of `tenant` hold (hold id, `free + out`), for an account
+    /// being rebuilt: a lease Redis lost is held again, as its money is still being spent here.
+    pub(super) fn outstanding(&self, tenant: Uuid) -> Vec<(String, i64)> {
+        let tenants = self.tenants.lock();
+        let Some(t) = tenants.get(&tenant) else { return Vec::new() };
+        let leases = t.current.iter().chain(t.retired.iter());
+        leases.filter(|l| l.free + l.out > 0).map(|l| (self.hold_id(l.n), l.free + l.out)).collect()
+    }
+}
+
+/// Lease `n` of a tenant, current or retired.
+fn find(t: &mut TenantLeases, n: u64) -> Option<&mut Lease> {
+    t.current.iter_mut().chain(t.retired.iter_mut()).find(|l| l.n == n)
+}
+
+/// How long a renewed lease may be reserved from: two thirds of the hold TTL, so the sweeper
+/// (which drops it a full TTL after the renewal) never drops one still in use.
+pub(super) fn usable_for(hold_ttl: Duration) -> Duration {
+    hold_ttl * 2 / 3
+}

@@ -1,0 +1,52 @@
+-- Size, renew or return one gateway's lease of a tenant's balance (billing/lease_sync.rs):
+-- the lease is a hold like a request's, under the id `lease <replica>/<n>`.
+-- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset.
+-- ARGV[1] lease id, ARGV[2] amount: > 0 take up to it from `available`, < 0 give it back,
+-- 0 renew only; ARGV[3] '1' when the lease should exist already; ARGV[4] hold ttl (ms);
+-- ARGV[5] '1' to close (give back all the hold has left, then drop it); ARGV[6] the least
+-- `available` a lease is taken from; ARGV[7] the call's sequence number (increasing per
+-- gateway): a call sent again by the client library after a dropped connection is not
+-- applied twice. A take is at most an eighth of `available`, so leases leave the account to
+-- the other gateways' requests.
+-- Returns {code, moved, available}: 1 done (moved: taken > 0, given back < 0), -1 the lease
+-- is gone (Redis flushed or failed over, or the sweeper dropped it), -2 account not loaded.
+if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
+  return {-2, 0, 0}
+end
+local id = ARGV[1]
+local available = tonumber(redis.call('HGET', KEYS[1], 'available') or '0')
+local current = redis.call('HGET', KEYS[2], id)
+if ARGV[3] == '1' and not current then
+  return {-1, 0, available}
+end
+local seq_field = 'lease-seq:' .. id
+if tonumber(redis.call('HGET', KEYS[1], seq_field) or '0') >= tonumber(ARGV[7]) then
+  return {1, 0, available}
+end
+current = tonumber(current or '0')
+local amount = tonumber(ARGV[2])
+local moved = 0
+if ARGV[5] == '1' then
+  moved = -current
+elseif amount < 0 then
+  moved = math.max(amount, -current)
+elseif amount > 0 and available >= tonumber(ARGV[6]) then
+  moved = math.min(amount, math.floor(available / 8))
+end
+if moved ~= 0 then
+  redis.call('HINCRBY', KEYS[1], 'held', moved)
+  available = redis.call('HINCRBY', KEYS[1], 'available', -moved)
+end
+current = current + moved
+if ARGV[5] == '1' or current <= 0 and ARGV[3] ~= '1' then
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[1], seq_field)
+else
+  redis.call('HSET', KEYS[1], seq_field, ARGV[7])
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('HSET', KEYS[2], id, current)
+  redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[4]), id)
+end
+return {1, moved, available}
