@@ -194,19 +194,31 @@ impl Balances {
         let mut invocation = RESERVE.key(&k.account);
         invocation.key(&k.holds).key(&k.expiry).key(&rk).arg(request_id).arg(amount);
         invocation.arg(self.hold_ttl.as_millis() as u64).arg(u8::from(origin == IdOrigin::Client));
-        for _ in 0..3 {
+        let mut waited = false;
+        for _ in 0..4 {
             let mut conn = self.conn().await?;
-            let answer = self.index_then(tenant, &mut conn, &invocation).await;
-            let (code, available) = match answer {
-                Ok(answer) => answer,
+            let answer: redis::RedisResult<Vec<i64>> = self.index_then(tenant, &mut conn, &invocation).await;
+            let (code, available, held) = match answer.as_deref() {
+                Ok([code, available]) => (*code, *available, 0),
+                Ok([code, available, held]) => (*code, *available, *held),
+                Ok(other) => return Err(BalanceError::Redis(format!("reserve.lua answered {other:?}"))),
                 Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                     invocation.load_async(&mut conn).await?;
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(BalanceError::Redis(e.to_string())),
             };
             if origin == IdOrigin::Gateway && code >= 0 {
                 self.leases.observe(tenant, amount, available);
+            }
+            // Refused while something is held: part of it may be a lease (this process's or
+            // another's) that its next round gives back now that the account runs low. Ask
+            // once more after that round rather than refuse what the account may cover.
+            if code == 0 && held > 0 && self.leases.enabled() && !waited {
+                waited = true;
+                self.leases.refill.notify_one();
+                tokio::time::sleep(super::lease_sync::EVERY + super::lease_sync::EVERY / 2).await;
+                continue;
             }
             return Ok(match code {
                 1 => Reservation::Reserved { available_before: available + amount, lease: None },

@@ -13,7 +13,7 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -42,8 +42,10 @@ pub(super) struct TenantLeases {
     pub retired: Vec<Lease>,
     /// The largest hold a request of this tenant asked for lately (sizes the lease).
     pub max_hold: i64,
-    /// Amount reserved here since the last sizing (the spending rate).
+    /// Amount reserved here since the last sizing (the spending rate) ...
     pub reserved: i64,
+    /// ... and how many requests reserved it.
+    pub requests: u32,
     /// The account's `available` as Redis last answered.
     pub available: i64,
     pub last_use: Instant,
@@ -60,6 +62,8 @@ pub struct Leases {
     pub(super) tenants: Mutex<HashMap<Uuid, TenantLeases>>,
     /// Woken when a lease runs low, so it is topped up before the next round.
     pub(super) refill: Arc<Notify>,
+    /// Set at shutdown, once the leases are being given back: none is taken or used again.
+    pub(super) closed: AtomicBool,
 }
 
 impl Leases {
@@ -71,6 +75,7 @@ impl Leases {
             next: AtomicU64::new(1),
             tenants: Mutex::new(HashMap::new()),
             refill: Arc::new(Notify::new()),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -103,7 +108,7 @@ impl Leases {
     /// room: the lease and what the tenant had before (Redis's last `available` + the free
     /// part). `None` sends the request to Redis.
     pub fn take(&self, tenant: Uuid, amount: i64) -> Option<(LeaseTag, i64)> {
-        if !self.enabled {
+        if !self.enabled || self.closed.load(Ordering::Relaxed) {
             return None;
         }
         let now = Instant::now();
@@ -116,6 +121,7 @@ impl Leases {
         lease.free -= amount;
         lease.out += amount;
         t.reserved = t.reserved.saturating_add(amount);
+        t.requests = t.requests.saturating_add(1);
         if lease.free < t.max_hold.saturating_mul(super::lease_sync::REFILL_HOLDS) {
             self.refill.notify_one();
         }
@@ -135,6 +141,7 @@ impl Leases {
             retired: Vec::new(),
             max_hold: 0,
             reserved: 0,
+            requests: 0,
             available,
             last_use: Instant::now(),
             sized_at: Instant::now(),
@@ -142,6 +149,7 @@ impl Leases {
         t.max_hold = t.max_hold.max(amount);
         t.available = available;
         t.reserved = t.reserved.saturating_add(amount);
+        t.requests = t.requests.saturating_add(1);
         t.last_use = Instant::now();
     }
 
@@ -173,6 +181,12 @@ impl Leases {
             metrics::counter!("xjp_leases_lost_total").increment(1);
             tracing::warn!(%tenant, lease = n, "balance lease lost; reserving through Redis until a new one");
         }
+    }
+
+    /// What this process holds leased for `tenant` now (free and reserved, every lease).
+    pub fn held(&self, tenant: Uuid) -> i64 {
+        let tenants = self.tenants.lock();
+        tenants.get(&tenant).map_or(0, |t| t.current.iter().chain(t.retired.iter()).map(|l| l.free + l.out).sum())
     }
 
     /// What this process's leases of `tenant` hold (hold id, `free + out`), for an account

@@ -15,6 +15,7 @@ pub async fn sweep_once(balances: &Balances, ledger: &Ledger) -> Result<u64, Bal
             if balances.drop_lease(tenant, &lease).await? {
                 metrics::counter!("xjp_leases_swept_total").increment(1);
                 tracing::warn!(%tenant, lease, "expired balance lease dropped; the account is rebuilt from Postgres");
+                balances.load(tenant).await?;
             }
         }
         let recorded =

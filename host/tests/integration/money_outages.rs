@@ -58,34 +58,65 @@ async fn postgres_stopped_during_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_flushed_during_load_rebuilds_without_overspend() {
+    redis_flushed_during_load(false).await;
+}
+
+/// The same with balance leases: the flushes take the lease's hold with them, and the
+/// rebuild holds it again (its money is being spent in this gateway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_flushed_during_load_with_leases_rebuilds_without_overspend() {
+    redis_flushed_during_load(true).await;
+}
+
+/// Batches of 25 requests until the balance runs out, Redis flushed four times meanwhile.
+/// With leases the balance is larger (leases are taken only above 32 holds).
+async fn redis_flushed_during_load(leases: bool) {
     let redis = PrivateRedis::start();
     let mock = mock().await;
     mock.set_scenario(
         "gpt-4o-mini-2024-07-18",
         pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(100)),
     );
-    let options = Options { redis_url: Some(redis.url()), initial_balance_nano: 0, ..Options::default() };
+    let billing_toml = if leases { "leases = true".to_string() } else { String::new() };
+    let options = Options { redis_url: Some(redis.url()), initial_balance_nano: 0, billing_toml, ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let hold = hold_for(&gw.gw, "gpt-4o-mini", &CHAT);
     let kind = xjp_gateway::db::credits::CreditKind::TopUp;
-    xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "budget", kind, 60 * hold, None).await.unwrap();
-
+    // A request costs about 0.4 of its hold: 60 holds pay for about 140 requests, 90 (a
+    // leased account: over 32 holds) for about 220.
+    let (holds, batches) = if leases { (90, 10) } else { (60, 6) };
+    xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "budget", kind, holds * hold, None).await.unwrap();
+    // With leases, each flush waits until this gateway holds one (for at most a second).
     let client = redis::Client::open(redis.url()).unwrap();
-    let flusher = tokio::spawn(async move {
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
-            let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+    let flusher = tokio::spawn({
+        let (gw, tenant) = (gw.gw.clone(), gw.tenant);
+        async move {
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let mut with_lease = 0;
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                for _ in 0..100 {
+                    if !leases || gw.billing.balances.leases.held(tenant) > 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                with_lease += usize::from(gw.billing.balances.leases.held(tenant) > 0);
+                let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+                let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.unwrap();
+            }
+            with_lease
         }
     });
     let mut admitted = 0;
-    for _ in 0..6 {
+    for _ in 0..batches {
         admitted += load(&gw.url, &gw.key, 25).await.iter().filter(|s| **s == 200).count();
     }
-    flusher.await.unwrap();
-    let b = wait_rows(&gw.gw.db, gw.tenant, 150, Duration::from_secs(20)).await;
+    let with_lease = flusher.await.unwrap();
+    assert!(!leases || with_lease >= 2, "only {with_lease} of 4 flushes hit a lease");
+    let b = wait_rows(&gw.gw.db, gw.tenant, batches * 25, Duration::from_secs(20)).await;
     assert_eq!(b.served, admitted as i64);
+    assert!(admitted < batches as usize * 25, "the balance ran out");
     assert!(b.cost_nano <= b.credits_nano, "overspent after flushes: {b:?}");
     let loads = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
     assert!(loads.loaded, "the account was rebuilt");
@@ -94,6 +125,17 @@ async fn redis_flushed_during_load_rebuilds_without_overspend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_load_then_restart_bills_nothing_twice() {
+    sigkill_mid_load(false).await;
+}
+
+/// The same with balance leases, killed while it holds one: the sweeper drops the expired
+/// lease and rebuilds the account from Postgres, and the restart's replayed rows count once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_with_a_lease_then_restart_bills_nothing_twice() {
+    sigkill_mid_load(true).await;
+}
+
+async fn sigkill_mid_load(leases: bool) {
     let mock = mock().await;
     mock.set_scenario(
         "gpt-4o-mini-2024-07-18",
@@ -105,7 +147,8 @@ async fn sigkill_mid_load_then_restart_bills_nothing_twice() {
     let path = dir.path().join("gateway.toml");
     let plugins = common::root().join("target/plugins").display().to_string();
     let cache = common::root().join("target/plugin-cache").display().to_string();
-    let options = Options { hold_ttl_secs: 2, sweep_interval_ms: 300, ..Options::default() };
+    let billing_toml = if leases { "leases = true".to_string() } else { String::new() };
+    let options = Options { hold_ttl_secs: 2, sweep_interval_ms: 300, billing_toml, ..Options::default() };
     std::fs::write(&path, config_toml_with(&mock.base_url(), &plugins, &cache, &options)).unwrap();
     let db_url = gw.db.as_ref().unwrap().url.clone();
     let spawn = move || {
@@ -164,11 +207,20 @@ async fn sigkill_mid_load_then_restart_bills_nothing_twice() {
     };
     let empty = spooled_bytes();
     let waiting = std::time::Instant::now();
-    while (answered.load(std::sync::atomic::Ordering::SeqCst) < 3 || spooled_bytes() <= empty)
+    let mut redis = redis::Client::open(common::harness::redis_url()).unwrap();
+    let holds = common::harness::keys().tenant(gw.tenant).holds;
+    let mut lease_held = || -> bool {
+        let ids: Vec<String> = redis::cmd("HKEYS").arg(&holds).query(&mut redis).unwrap();
+        ids.iter().any(|id| id.starts_with("lease "))
+    };
+    while (answered.load(std::sync::atomic::Ordering::SeqCst) < 3
+        || spooled_bytes() <= empty
+        || leases && !lease_held())
         && waiting.elapsed() < Duration::from_secs(20)
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert!(!leases || lease_held(), "killed while holding a lease");
     let pid = first.0.id();
     let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     drop(first);

@@ -5,8 +5,9 @@
 -- client's id (checked for a request in flight or finished under it), '0' for a gateway-made
 -- one (new: a hold already under it is this same call sent again by the client library after
 -- a dropped connection, and answers as reserved without holding twice).
--- Returns {code, available}: 1 reserved, 0 insufficient, 2 already held (in progress),
--- 3 already finished, -2 account not loaded (rebuild from Postgres, then retry).
+-- Returns {code, available}: 1 reserved, 0 insufficient (then {0, available, held}), 2
+-- already held (in progress), 3 already finished, -2 account not loaded (rebuild from
+-- Postgres, then retry).
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
   return {-2, 0}
 end
@@ -22,7 +23,7 @@ if ARGV[4] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
 end
 local amount = tonumber(ARGV[2])
 if available < amount then
-  return {0, available}
+  return {0, available, tonumber(redis.call('HGET', KEYS[1], 'held') or '0')}
 end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -1,0 +1,233 @@
+//! Balance leases (ADR 0002, `[billing] leases = true`): requests of a busy tenant reserve in
+//! process, without a round trip to Redis; two gateways leasing the same account never
+//! overdraw it, and refuse nothing while the account covers the request; the books balance
+//! once the leases are given back. (A flush and a SIGKILL with a lease: `money_outages.rs`.)
+
+use crate::common;
+
+use common::harness::{Options, TestDb, TestGateway};
+use common::http::post;
+use common::money::{CHAT, assert_books_balance, books, hold_for, wait_rows};
+use common::process::GatewayProcess;
+use common::scenarios::{mock, pair_for};
+use common::services::PrivateRedis;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use xjp_mock_upstream::MockUpstream;
+
+const MODEL: &str = "gpt-4o-mini-2024-07-18";
+
+fn leased() -> Options {
+    Options { billing_toml: "leases = true".into(), initial_balance_nano: 0, ..Options::default() }
+}
+
+/// `n` requests at once; their statuses.
+async fn burst(url: &str, key: &str, n: usize) -> Vec<u16> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let (url, key) = (format!("{url}/v1/chat/completions"), key.to_string());
+            tokio::spawn(async move { post(&url, &key, &CHAT).await.status })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for c in calls {
+        out.push(c.await.unwrap());
+    }
+    out
+}
+
+/// Tops the tenant up by `holds` of the test request's hold; returns the hold.
+async fn fund(gw: &TestGateway, holds: i64) -> i64 {
+    let hold = hold_for(&gw.gw, "gpt-4o-mini", &CHAT);
+    let kind = xjp_gateway::db::credits::CreditKind::TopUp;
+    xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "leases", kind, holds * hold, None).await.unwrap();
+    hold
+}
+
+/// Whether some gateway holds a lease of the tenant now (a lease is a hold named `lease ...`).
+async fn lease_in_redis(conn: &mut redis::aio::MultiplexedConnection, tenant: uuid::Uuid) -> bool {
+    let holds = common::harness::keys().tenant(tenant).holds;
+    let ids: Vec<String> = redis::cmd("HKEYS").arg(holds).query_async(conn).await.unwrap();
+    ids.iter().any(|id| id.starts_with("lease "))
+}
+
+/// How many commands of `name` Redis ran (scripts' commands included) since the last reset.
+async fn calls_of(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
+    let line = info.lines().find(|l| l.starts_with(&format!("cmdstat_{name}:"))).unwrap_or("calls=0,");
+    line.split("calls=").nth(1).and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leased_requests_reserve_without_a_round_trip_and_the_books_balance() {
+    let redis = PrivateRedis::start();
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_first_byte_delay(Duration::from_millis(20)));
+    let options = Options { redis_url: Some(redis.url()), ..leased() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let hold = fund(&gw, 1_000).await;
+
+    // The first requests reserve through Redis; the next round leases the tenant a slice.
+    assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let leased = gw.gw.billing.balances.leases.held(gw.tenant);
+    assert!(leased >= 8 * hold, "a lease of at least eight holds: {leased} (hold {hold})");
+
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+    for _ in 0..10 {
+        assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
+    }
+    // A reservation through Redis adds its hold's expiry (one ZADD each); leased ones do not
+    // (the lease's own renewals are a few a second).
+    let zadds = calls_of(&mut conn, "zadd").await;
+    assert!(zadds < 40, "160 requests made {zadds} ZADDs: they reserved through Redis");
+    assert!(calls_of(&mut conn, "evalsha").await >= 10, "they still settled in Redis");
+
+    let b = wait_rows(&gw.gw.db, gw.tenant, 176, Duration::from_secs(20)).await;
+    assert_eq!(b.served, 176);
+    // An idle lease goes back within seconds; then Redis equals Postgres to the nano-USD.
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    assert_eq!(gw.gw.billing.balances.leases.held(gw.tenant), 0);
+}
+
+/// Two gateway processes with leases and a database of their own; an in-process gateway
+/// (leases off) owns the tenant and checks the books.
+async fn two_leasing_gateways(mock: &MockUpstream) -> (TestGateway, Vec<GatewayProcess>, TestDb) {
+    let db = TestDb::create().await;
+    let options = Options { database_url: Some(db.url.clone()), initial_balance_nano: 0, ..Options::default() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let mut procs = Vec::new();
+    for _ in 0..2 {
+        procs.push(GatewayProcess::start(&mock.base_url(), &db.url, &leased()).await);
+    }
+    (gw, procs, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_leasing_gateways_never_overdraw_and_leave_nothing_unspendable() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_first_byte_delay(Duration::from_millis(30)));
+    let (gw, procs, _db) = two_leasing_gateways(&mock).await;
+    let hold = fund(&gw, 120).await;
+    let urls: Vec<String> = procs.iter().map(|p| p.url.clone()).collect();
+
+    let seen = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let watch = tokio::spawn({
+        let (seen, done, tenant) = (seen.clone(), done.clone(), gw.tenant);
+        async move {
+            let url = common::harness::redis_url();
+            let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+            while !done.load(Ordering::SeqCst) {
+                if lease_in_redis(&mut conn, tenant).await {
+                    seen.store(true, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    // 16 clients, each alternating between the gateways until refused three times running.
+    let clients: Vec<_> = (0..16)
+        .map(|c| {
+            let (urls, key) = (urls.clone(), gw.key.clone());
+            tokio::spawn(async move {
+                let (mut admitted, mut refused_in_a_row) = (0, 0);
+                for i in 0..40 {
+                    let url = format!("{}/v1/chat/completions", urls[(c + i) % 2]);
+                    match post(&url, &key, &CHAT).await.status {
+                        200 => (admitted, refused_in_a_row) = (admitted + 1, 0),
+                        402 => refused_in_a_row += 1,
+                        other => panic!("unexpected status {other}"),
+                    }
+                    if refused_in_a_row == 3 {
+                        break;
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for c in clients {
+        admitted += c.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    watch.await.unwrap();
+    assert!(seen.load(Ordering::SeqCst), "the gateways leased the account");
+    for p in procs {
+        p.stop().await;
+    }
+    let b = books(&gw.gw.db, gw.tenant).await;
+    assert_eq!(b.served, admitted as i64, "one row per answer");
+    assert!(b.cost_nano <= b.credits_nano, "spent more than credited: {b:?}");
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    // Stopped gateways gave their leases back: what is left cannot pay for one more request.
+    let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
+    assert!(live.available_nano < hold, "left {live:?} unspent while refusing (hold {hold})");
+}
+
+/// Sequential requests alternating between two leasing gateways until the first refusal:
+/// at that moment the account (leases given back) cannot cover one more, for a balance too
+/// small to lease (10 holds) and for one that is leased (100 holds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_request_is_refused_while_the_account_covers_it() {
+    let mock = mock().await;
+    for holds in [10, 100] {
+        let (gw, procs, _db) = two_leasing_gateways(&mock).await;
+        let hold = fund(&gw, holds).await;
+        let mut admitted = 0;
+        loop {
+            let url = format!("{}/v1/chat/completions", procs[admitted % 2].url);
+            match post(&url, &gw.key, &CHAT).await.status {
+                200 => admitted += 1,
+                402 => break,
+                other => panic!("unexpected status {other}"),
+            }
+            // A request costs well under its hold (about 0.4 of it).
+            if admitted > 4 * holds as usize {
+                let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
+                let b = books(&gw.gw.db, gw.tenant).await;
+                panic!("far more admitted ({admitted}) than {holds} holds cover (hold {hold}): {live:?} {b:?}");
+            }
+        }
+        for p in procs {
+            p.stop().await;
+        }
+        wait_rows(&gw.gw.db, gw.tenant, admitted as i64 + 1, Duration::from_secs(20)).await;
+        assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+        let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
+        assert!(admitted as i64 >= holds, "{holds} holds: only {admitted} admitted");
+        assert!(live.available_nano < hold, "{holds} holds: refused with {live:?} left (hold {hold})");
+    }
+}
+
+/// A flushed Redis (or a failover that lost the keys) loses the lease's hold while its money
+/// is still being spent here: the rebuild holds it again, to the nano-USD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuilt_account_holds_this_gateway_s_lease_again() {
+    let redis = PrivateRedis::start();
+    let mock = mock().await;
+    let options = Options { redis_url: Some(redis.url()), ..leased() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    fund(&gw, 1_000).await;
+    assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let balances = &gw.gw.billing.balances;
+    let leased = balances.leases.held(gw.tenant);
+    assert!(leased > 0, "leased");
+    let b = wait_rows(&gw.gw.db, gw.tenant, 16, Duration::from_secs(10)).await;
+
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    balances.load(gw.tenant).await.unwrap();
+    let live = balances.live(gw.tenant).await.unwrap();
+    assert_eq!(live.held_nano, leased, "the lease is held again");
+    assert_eq!(live.available_nano, b.credits_nano - b.cost_nano - leased);
+
+    // Requests go on from the lease; the books balance once it is given back.
+    assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
+    wait_rows(&gw.gw.db, gw.tenant, 32, Duration::from_secs(10)).await;
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+}
