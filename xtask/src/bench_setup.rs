@@ -178,8 +178,15 @@ pub fn start_mock(bin: &Path, dir: &Path, cpu: usize, chunk_ms: u64) -> anyhow::
 }
 
 /// One gateway's config: config/gateway.toml with every provider on the mock, its own
-/// state directory, the bench's Redis prefix, billing on or off.
-pub fn write_config(dir: &Path, mock: SocketAddr, prefix: &str, billing: bool) -> anyhow::Result<(PathBuf, u16)> {
+/// state directory, the bench's Redis prefix, billing on or off (and with billing on, balance
+/// leases when `leases`).
+pub fn write_config(
+    dir: &Path,
+    mock: SocketAddr,
+    prefix: &str,
+    billing: bool,
+    leases: bool,
+) -> anyhow::Result<(PathBuf, u16)> {
     let port = free_port()?;
     let listen = format!("127.0.0.1:{port}");
     let state = dir.join(if billing { "state-on" } else { "state-off" });
@@ -201,6 +208,7 @@ pub fn write_config(dir: &Path, mock: SocketAddr, prefix: &str, billing: bool) -
     };
     set("redis", "key_prefix", prefix.into());
     set("billing", "enabled", billing.into());
+    set("billing", "leases", (billing && leases).into());
     set("plugins", "cache_dir", root().join("target/plugin-cache").display().to_string().into());
     // The one bench tenant stands for many: the per-tenant cap (64 by default) would refuse
     // the `many` phase's streams with 429.
