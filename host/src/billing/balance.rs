@@ -208,8 +208,8 @@ impl Balances {
                 }
                 Err(e) => return Err(BalanceError::Redis(e.to_string())),
             };
-            if origin == IdOrigin::Gateway && code >= 0 {
-                self.leases.observe(tenant, amount, available);
+            if origin == IdOrigin::Gateway && (code == 0 || code == 1) {
+                self.leases.observe(tenant, amount, available, code == 1);
             }
             // Refused while something is held: part of it may be a lease (this process's or
             // another's) that its next round gives back now that the account runs low. Ask
@@ -334,9 +334,9 @@ impl Balances {
                 invocation.key(self.keys.credit(tenant, id));
             }
             invocation.arg(balance).arg(CREDIT_MARKER_TTL_SECS).arg(gen_.unwrap_or_default());
-            invocation.arg(self.hold_ttl.as_millis() as u64).arg(leases.len());
-            for (id, amount) in &leases {
-                invocation.arg(id).arg(*amount);
+            invocation.arg(super::lease::ttl(self.hold_ttl).as_millis() as u64).arg(leases.len());
+            for (id, amount, seq) in &leases {
+                invocation.arg(id).arg(*amount).arg(*seq);
             }
             for (id, cost) in &snapshot.recorded_under_holds {
                 invocation.arg(id).arg(*cost);

@@ -6,9 +6,10 @@
 //!
 //! Per lease: `free` is what is not reserved, `out` what running requests reserved. The
 //! Redis hold is `free + out`, plus the costs of settlements not yet applied there. A lease is
-//! used only while its last renewal is recent (two thirds of a hold TTL), so one the sweeper
-//! may have dropped is never spent from. [`lease_sync`](super::lease_sync) sizes, renews and
-//! returns leases; this file is the in-process bookkeeping only.
+//! used only while its last renewal is recent (a second), so one the sweeper may have dropped
+//! is never spent from.
+//! [`lease_sync`](super::lease_sync) sizes, renews and returns leases; this file is the
+//! in-process bookkeeping only.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -32,6 +33,9 @@ pub(super) struct Lease {
     pub out: i64,
     /// Reserving from it stops here unless a renewal moves it.
     pub usable_until: Instant,
+    /// The sequence number of the last call Redis applied to it (`lease.lua`): a call that
+    /// finds another there finds a lease this process does not know (lost, rolled back).
+    pub seq: u64,
 }
 
 /// What this process knows of one tenant.
@@ -62,6 +66,8 @@ pub struct Leases {
     pub(super) tenants: Mutex<HashMap<Uuid, TenantLeases>>,
     /// Woken when a lease runs low, so it is topped up before the next round.
     pub(super) refill: Arc<Notify>,
+    /// Held by a round, and by the giving back at shutdown: one at a time.
+    pub(super) rounds: tokio::sync::Mutex<()>,
     /// Set at shutdown, once the leases are being given back: none is taken or used again.
     pub(super) closed: AtomicBool,
 }
@@ -75,6 +81,7 @@ impl Leases {
             next: AtomicU64::new(1),
             tenants: Mutex::new(HashMap::new()),
             refill: Arc::new(Notify::new()),
+            rounds: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
         }
     }
@@ -129,9 +136,10 @@ impl Leases {
         Some((LeaseTag(lease.n), before))
     }
 
-    /// A request of the tenant reserved through Redis: `available` is what the account has
-    /// left. The next round may lease it a slice.
-    pub fn observe(&self, tenant: Uuid, amount: i64, available: i64) {
+    /// A request of the tenant asked Redis for `amount`: `available` is what the account has
+    /// left, and `held` whether it got it (only holds that were taken size a lease, so one huge
+    /// refused request does not). The next round may lease the tenant a slice.
+    pub fn observe(&self, tenant: Uuid, amount: i64, available: i64, held: bool) {
         if !self.enabled {
             return;
         }
@@ -146,16 +154,18 @@ impl Leases {
             last_use: Instant::now(),
             sized_at: Instant::now(),
         });
-        t.max_hold = t.max_hold.max(amount);
         t.available = available;
-        t.reserved = t.reserved.saturating_add(amount);
-        t.requests = t.requests.saturating_add(1);
+        if held {
+            t.max_hold = t.max_hold.max(amount);
+            t.reserved = t.reserved.saturating_add(amount);
+            t.requests = t.requests.saturating_add(1);
+        }
         t.last_use = Instant::now();
     }
 
     /// Puts back what a round took off `free` to give back, when Redis applied none of it.
     pub(super) fn restore(&self, tenant: Uuid, n: u64, amount: i64) {
-        if let Some(lease) = self.tenants.lock().get_mut(&tenant).and_then(|t| find(t, n)) {
+        if let Some(lease) = self.tenants.lock().get_mut(&tenant).and_then(|t| t.lease_mut(n)) {
             lease.free += amount;
         }
     }
@@ -163,7 +173,7 @@ impl Leases {
     /// A request reserved from lease `tag` with `hold` ended costing `cost` (applied in Redis,
     /// or registered for a resync): the hold's unused part is free again.
     pub(super) fn settled(&self, tenant: Uuid, tag: LeaseTag, hold: i64, cost: i64) {
-        if let Some(lease) = self.tenants.lock().get_mut(&tenant).and_then(|t| find(t, tag.0)) {
+        if let Some(lease) = self.tenants.lock().get_mut(&tenant).and_then(|t| t.lease_mut(tag.0)) {
             lease.out -= hold;
             lease.free += hold - cost;
         }
@@ -189,23 +199,34 @@ impl Leases {
         tenants.get(&tenant).map_or(0, |t| t.current.iter().chain(t.retired.iter()).map(|l| l.free + l.out).sum())
     }
 
-    /// What this process's leases of `tenant` hold (hold id, `free + out`), for an account
-    /// being rebuilt: a lease Redis lost is held again, as its money is still being spent here.
-    pub(super) fn outstanding(&self, tenant: Uuid) -> Vec<(String, i64)> {
+    /// What this process's leases of `tenant` hold (hold id, `free + out`, last sequence
+    /// number), for an account being rebuilt: a lease Redis lost is held again, as its money
+    /// is still being spent here (unless the sweeper dropped it: `load.lua`).
+    pub(super) fn outstanding(&self, tenant: Uuid) -> Vec<(String, i64, u64)> {
         let tenants = self.tenants.lock();
         let Some(t) = tenants.get(&tenant) else { return Vec::new() };
         let leases = t.current.iter().chain(t.retired.iter());
-        leases.filter(|l| l.free + l.out > 0).map(|l| (self.hold_id(l.n), l.free + l.out)).collect()
+        leases.filter(|l| l.free + l.out > 0).map(|l| (self.hold_id(l.n), l.free + l.out, l.seq)).collect()
     }
 }
 
-/// Lease `n` of a tenant, current or retired.
-fn find(t: &mut TenantLeases, n: u64) -> Option<&mut Lease> {
-    t.current.iter_mut().chain(t.retired.iter_mut()).find(|l| l.n == n)
+impl TenantLeases {
+    /// Lease `n`, current or retired.
+    pub(super) fn lease_mut(&mut self, n: u64) -> Option<&mut Lease> {
+        self.current.iter_mut().chain(self.retired.iter_mut()).find(|l| l.n == n)
+    }
 }
 
-/// How long a renewed lease may be reserved from: two thirds of the hold TTL, so the sweeper
-/// (which drops it a full TTL after the renewal) never drops one still in use.
+/// How long a lease lives in Redis unless renewed (every round): the hold TTL, at most a
+/// minute, so a dead gateway's lease is back in its tenant's account about a minute later.
+pub(super) fn ttl(hold_ttl: Duration) -> Duration {
+    hold_ttl.min(Duration::from_secs(60))
+}
+
+/// How long a renewed lease may be reserved from: a second (four rounds), at most two thirds
+/// of its TTL, so the sweeper (which drops it a full TTL after the renewal) never drops one
+/// still in use, and a gateway whose rounds stall stops spending from a lease Redis may have
+/// lost within a second.
 pub(super) fn usable_for(hold_ttl: Duration) -> Duration {
-    hold_ttl * 2 / 3
+    (ttl(hold_ttl) * 2 / 3).min(Duration::from_secs(1))
 }

@@ -31,27 +31,52 @@ pub const IDLE: Duration = Duration::from_secs(2);
 /// Tenants whose leases are seen to at once.
 const FAN_OUT: usize = 16;
 
-/// One call for one lease.
+/// One call for one lease: lease `n`, whose last applied call was `prev`.
 #[derive(Debug, Clone, Copy)]
-enum Step {
-    Renew(u64),
+struct Step {
+    n: u64,
+    prev: u64,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Renew,
     /// Give back this much (already taken off `free`).
-    Give(u64, i64),
+    Give(i64),
     /// Take up to this much; `true` for a new lease.
-    Take(u64, i64, bool),
+    Take(i64, bool),
     /// Give back all it holds and drop it (already gone here).
-    Close(u64),
+    Close,
+}
+
+impl Step {
+    fn of(l: &Lease, kind: Kind) -> Step {
+        Step { n: l.n, prev: l.seq, kind }
+    }
+}
+
+/// What a lease call answered.
+enum Answer {
+    /// Applied: (moved, available, this call's number).
+    Done(i64, i64, u64),
+    /// The lease is gone, or not the one this process knows.
+    Lost,
+    /// The account is not loaded: nothing was applied.
+    NotLoaded,
 }
 
 impl Balances {
     /// One round over every tenant this process leases for (or may).
     pub(super) async fn lease_round(&self) {
+        let _round = self.leases.rounds.lock().await;
         let tenants: Vec<Uuid> = self.leases.tenants.lock().keys().copied().collect();
         futures_util::stream::iter(tenants).for_each_concurrent(FAN_OUT, |t| self.lease_tenant(t)).await;
     }
 
     /// Gives every lease back (graceful shutdown), so no tenant's money waits for a sweep.
     pub(super) async fn return_leases(&self) {
+        let _round = self.leases.rounds.lock().await;
         self.leases.closed.store(true, Relaxed);
         let tenants: Vec<Uuid> = self.leases.tenants.lock().keys().copied().collect();
         for tenant in tenants {
@@ -59,10 +84,12 @@ impl Balances {
             let steps: Vec<Step> = {
                 let mut map = self.leases.tenants.lock();
                 let Some(t) = map.remove(&tenant) else { continue };
-                t.current.iter().chain(t.retired.iter()).map(|l| Step::Close(l.n)).collect()
+                t.current.iter().chain(t.retired.iter()).map(|l| Step::of(l, Kind::Close)).collect()
             };
             for step in steps {
-                let _ = self.lease_call(tenant, step).await;
+                if !matches!(self.lease_call(tenant, step).await, Ok(Answer::Done(..) | Answer::Lost)) {
+                    tracing::warn!(%tenant, lease = step.n, "could not give a lease back; the sweeper will, a minute on");
+                }
             }
         }
     }
@@ -71,10 +98,11 @@ impl Balances {
         let shared = self.pending.lock(tenant).read().await;
         let mut steps = self.plan(tenant);
         for pass in 0..2 {
-            for step in steps {
+            for (i, &step) in steps.iter().enumerate() {
                 if !self.lease_step(tenant, step).await {
-                    // Not loaded: rebuild the account (outside the shared lock); plan again
-                    // next round.
+                    // Not loaded: nothing of this or the later steps was applied; undo them
+                    // here, rebuild the account (outside the shared lock), plan next round.
+                    steps[i..].iter().for_each(|s| self.undo(tenant, *s));
                     drop(shared);
                     if let Err(e) = self.load(tenant).await {
                         tracing::warn!(%tenant, error = %e, "could not rebuild an account for its lease");
@@ -91,36 +119,48 @@ impl Balances {
         }
     }
 
-    /// Runs one call and applies its answer; `false` when the account is not loaded (nothing
-    /// was applied, and what was to be given back is free here again).
+    /// Runs one call and applies its answer; `false` when the account is not loaded.
     async fn lease_step(&self, tenant: Uuid, step: Step) -> bool {
         let sent = Instant::now();
         match self.lease_call(tenant, step).await {
-            Ok((1, moved, available)) => {
-                if let (false, Step::Take(n, ..)) = (self.applied(tenant, step, moved, available, sent), step) {
-                    let _ = self.lease_call(tenant, Step::Close(n)).await;
+            Ok(Answer::Done(moved, available, seq)) => {
+                if !self.applied(tenant, step, moved, available, seq, sent) {
+                    let close = Step { n: step.n, prev: seq, kind: Kind::Close };
+                    let _ = self.lease_call(tenant, close).await;
                 }
             }
-            Ok((-1, _, _)) => {
-                if let Step::Renew(n) | Step::Give(n, _) | Step::Take(n, _, false) = step {
-                    self.leases.lose(tenant, n);
-                }
-            }
-            Ok(_) => {
-                if let Step::Give(n, amount) = step {
-                    self.leases.restore(tenant, n, amount);
-                }
-                return false;
-            }
+            Ok(Answer::Lost) if step.kind != Kind::Close => self.leases.lose(tenant, step.n),
+            Ok(Answer::Lost) => {}
+            Ok(Answer::NotLoaded) => return false,
             Err(e) => {
                 metrics::counter!("xjp_lease_call_errors_total").increment(1);
                 tracing::warn!(%tenant, error = %e, "lease call failed; the lease is given up");
-                if let Step::Renew(n) | Step::Give(n, _) | Step::Take(n, _, false) = step {
-                    self.leases.lose(tenant, n);
+                match step.kind {
+                    // Closed or not, it is tried again next round (a closed one answers lost).
+                    Kind::Close => self.undo(tenant, step),
+                    _ => self.leases.lose(tenant, step.n),
                 }
             }
         }
         true
+    }
+
+    /// Puts back what a step not applied took here: a give-back's amount, a closed lease.
+    fn undo(&self, tenant: Uuid, step: Step) {
+        match step.kind {
+            Kind::Give(amount) => self.leases.restore(tenant, step.n, amount),
+            Kind::Close => {
+                let mut map = self.leases.tenants.lock();
+                let known = |t: &&mut super::lease::TenantLeases| {
+                    !t.current.iter().chain(t.retired.iter()).any(|l| l.n == step.n)
+                };
+                if let Some(t) = map.get_mut(&tenant).filter(known) {
+                    let usable_until = Instant::now();
+                    t.retired.push(Lease { n: step.n, free: 0, out: 0, usable_until, seq: step.prev });
+                }
+            }
+            Kind::Renew | Kind::Take(..) => {}
+        }
     }
 
     /// Whether the tenant's lease has a free part while the account runs low.
@@ -138,7 +178,7 @@ impl Balances {
         let Some(t) = map.get_mut(&tenant) else { return Vec::new() };
         let mut steps = Vec::new();
         t.retired.retain(|l| {
-            steps.push(if l.out <= 0 { Step::Close(l.n) } else { Step::Renew(l.n) });
+            steps.push(Step::of(l, if l.out <= 0 { Kind::Close } else { Kind::Renew }));
             l.out > 0
         });
         let idle = now.duration_since(t.last_use) > IDLE;
@@ -149,26 +189,26 @@ impl Balances {
         (t.reserved, t.requests) = (0, 0);
         let target = per_second.max(t.max_hold.saturating_mul(SIZE_HOLDS));
         match t.current.as_mut() {
+            Some(l) if idle && l.out > 0 => {
+                // Requests still run under it: it is closed once they end.
+                let give = std::mem::take(&mut l.free).max(0);
+                steps.push(Step::of(l, Kind::Give(give)));
+                t.retired.extend(t.current.take());
+            }
             Some(l) if idle => {
-                if l.out > 0 {
-                    // Requests still run under it: it is closed once they end.
-                    steps.push(Step::Give(l.n, std::mem::take(&mut l.free)));
-                    t.retired.extend(t.current.take());
-                } else {
-                    steps.push(Step::Close(l.n));
-                    t.current = None;
-                }
+                steps.push(Step::of(l, Kind::Close));
+                t.current = None;
             }
             Some(l) if t.available < threshold || l.free > 2 * target => {
                 let keep = if t.available < threshold { 0 } else { target };
-                let give = l.free - keep;
-                l.free = keep;
-                steps.push(if give > 0 { Step::Give(l.n, give) } else { Step::Renew(l.n) });
+                let give = (l.free - keep).max(0);
+                l.free -= give;
+                steps.push(Step::of(l, if give > 0 { Kind::Give(give) } else { Kind::Renew }));
             }
-            Some(l) if l.free < target / 2 => steps.push(Step::Take(l.n, target - l.free, false)),
-            Some(l) => steps.push(Step::Renew(l.n)),
+            Some(l) if l.free < target / 2 => steps.push(Step::of(l, Kind::Take(target - l.free, false))),
+            Some(l) => steps.push(Step::of(l, Kind::Renew)),
             None if busy && t.max_hold > 0 && t.available >= threshold && !self.leases.closed.load(Relaxed) => {
-                steps.push(Step::Take(self.leases.fresh(), target, true))
+                steps.push(Step { n: self.leases.fresh(), prev: 0, kind: Kind::Take(target, true) })
             }
             None => {}
         }
@@ -178,50 +218,61 @@ impl Balances {
         steps
     }
 
-    /// What a call did, applied here. `false` when a new lease has no taker any more (the
-    /// gateway is stopping): it is to be closed at once.
-    fn applied(&self, tenant: Uuid, step: Step, moved: i64, available: i64, sent: Instant) -> bool {
+    /// What call `seq` did, applied here. `false` when a new lease has no taker (the gateway
+    /// is stopping): it is to be closed at once.
+    fn applied(&self, tenant: Uuid, step: Step, moved: i64, available: i64, seq: u64, sent: Instant) -> bool {
         let mut map = self.leases.tenants.lock();
+        let new = matches!(step.kind, Kind::Take(_, true));
         let taker = map.get_mut(&tenant).filter(|_| !self.leases.closed.load(Relaxed));
-        let Some(t) = taker else { return !matches!(step, Step::Take(_, _, true)) || moved == 0 };
+        let Some(t) = taker else { return !new || moved == 0 };
         t.available = available;
         let usable_until = sent + usable_for(self.hold_ttl);
-        match step {
-            Step::Take(n, _, true) if moved > 0 && t.current.is_none() => {
-                t.current = Some(Lease { n, free: moved, out: 0, usable_until });
+        if new {
+            if moved > 0 && t.current.is_some() {
+                return false;
+            }
+            if moved > 0 {
+                t.current = Some(Lease { n: step.n, free: moved, out: 0, usable_until, seq });
                 metrics::counter!("xjp_leases_taken_total").increment(1);
             }
-            Step::Take(_, _, true) if moved > 0 => return false,
-            Step::Take(n, ..) | Step::Renew(n) | Step::Give(n, _) => {
-                if let Some(l) = t.current.as_mut().filter(|l| l.n == n) {
-                    l.free += moved.max(0);
-                    l.usable_until = usable_until;
-                }
+            return true;
+        }
+        let current = t.current.as_ref().is_some_and(|l| l.n == step.n);
+        if let Some(l) = t.lease_mut(step.n) {
+            l.seq = seq;
+            if current {
+                l.free += moved.max(0);
+                l.usable_until = usable_until;
             }
-            Step::Close(_) => {}
         }
         true
     }
 
-    /// One `lease.lua` call: (code, moved, available).
-    async fn lease_call(&self, tenant: Uuid, step: Step) -> Result<(i64, i64, i64), super::BalanceError> {
-        let (n, amount, exists, close) = match step {
-            Step::Renew(n) => (n, 0, true, false),
-            Step::Give(n, amount) => (n, -amount, true, false),
-            Step::Take(n, amount, new) => (n, amount, !new, false),
-            Step::Close(n) => (n, 0, false, true),
+    /// One `lease.lua` call.
+    async fn lease_call(&self, tenant: Uuid, step: Step) -> Result<Answer, super::BalanceError> {
+        let (amount, exists, close) = match step.kind {
+            Kind::Renew => (0, true, false),
+            Kind::Give(amount) => (-amount, true, false),
+            Kind::Take(amount, new) => (amount, !new, false),
+            Kind::Close => (0, false, true),
         };
         let threshold =
             self.leases.tenants.lock().get(&tenant).map_or(i64::MAX, |t| t.max_hold.saturating_mul(MIN_HOLDS));
+        let seq = self.leases.fresh();
         let k = self.keys.tenant(tenant);
         let mut invocation = LEASE.key(&k.account);
-        invocation.key(&k.holds).key(&k.expiry).arg(self.leases.hold_id(n)).arg(amount);
-        invocation.arg(u8::from(exists)).arg(self.hold_ttl.as_millis() as u64).arg(u8::from(close)).arg(threshold);
-        invocation.arg(self.leases.fresh());
+        invocation.key(&k.holds).key(&k.expiry).arg(self.leases.hold_id(step.n)).arg(amount).arg(u8::from(exists));
+        invocation.arg(super::lease::ttl(self.hold_ttl).as_millis() as u64).arg(u8::from(close)).arg(threshold);
+        invocation.arg(seq).arg(step.prev);
         let mut conn = self.conn().await?;
         // The tenant stays in the hold index while it holds a lease, so the sweeper finds the
         // lease if this gateway dies.
-        Ok(self.index_then(tenant, &mut conn, &invocation).await?)
+        let (code, moved, available): (i64, i64, i64) = self.index_then(tenant, &mut conn, &invocation).await?;
+        Ok(match code {
+            1 => Answer::Done(moved, available, seq),
+            -1 => Answer::Lost,
+            _ => Answer::NotLoaded,
+        })
     }
 
     /// Drops an expired lease of any gateway and marks the account for a rebuild

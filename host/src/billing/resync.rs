@@ -7,6 +7,7 @@
 //! fixed by its next rebuild (README, Money).
 
 use super::Balances;
+use super::lease::LeaseTag;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
@@ -22,12 +23,12 @@ pub struct Resyncs {
 /// One change Redis missed.
 #[derive(Debug)]
 enum Waiting {
-    /// `lease`: the hold id of the lease the request was held from.
+    /// `lease`: the lease the request was held from, and its hold.
     Settle {
         tenant: Uuid,
         request_id: String,
         cost: i64,
-        lease: Option<String>,
+        lease: Option<(LeaseTag, i64)>,
     },
     Credit {
         tenant: Uuid,
@@ -37,9 +38,9 @@ enum Waiting {
 }
 
 impl Resyncs {
-    /// A settlement of `cost` for `request_id` (held from the lease `lease`, a hold id, if
-    /// any) could not be applied.
-    pub fn push(&self, tenant: Uuid, request_id: &str, cost: i64, lease: Option<String>) {
+    /// A settlement of `cost` for `request_id` (held from a lease, with a hold of the given
+    /// amount, if any) could not be applied.
+    pub fn push(&self, tenant: Uuid, request_id: &str, cost: i64, lease: Option<(LeaseTag, i64)>) {
         metrics::counter!("xjp_settle_resyncs_total").increment(1);
         self.wait(Waiting::Settle { tenant, request_id: request_id.to_string(), cost, lease });
     }
@@ -72,7 +73,13 @@ impl Resyncs {
         for change in batch {
             let applied = match &change {
                 Waiting::Settle { tenant, request_id, cost, lease } => {
-                    balances.resync(*tenant, request_id, *cost, lease.as_deref()).await
+                    let hold_id = lease.map(|(tag, _)| balances.leases.hold_id_of(tag));
+                    let resynced = balances.resync(*tenant, request_id, *cost, hold_id.as_deref()).await;
+                    // Only now is the cost out of the lease's hold; the unused part is free.
+                    if let (Ok(()), Some((tag, hold))) = (&resynced, lease) {
+                        balances.leases.settled(*tenant, *tag, *hold, *cost);
+                    }
+                    resynced
                 }
                 Waiting::Credit { tenant, credit_id, amount } => {
                     balances.credit(*tenant, credit_id, *amount).await.map(drop)

@@ -96,9 +96,9 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> bool {
             Err(e) if attempt == 3 => {
                 tracing::error!(request_id, error = %e, "could not settle in Redis; resyncing when it returns");
                 balances.settle_failed(tenant, cost).await;
-                let lease = leased.map(|(lease, _)| balances.leases.hold_id_of(lease));
-                billing.resyncs.push(tenant, request_id, cost, lease);
-                accounted = true;
+                billing.resyncs.push(tenant, request_id, cost, leased);
+                // The resync frees the lease's unused part once it took the cost out.
+                return true;
             }
             Err(_) => {
                 tokio::time::sleep(delay).await;

@@ -2,26 +2,43 @@
 -- the lease is a hold like a request's, under the id `lease <replica>/<n>`.
 -- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset.
 -- ARGV[1] lease id, ARGV[2] amount: > 0 take up to it from `available`, < 0 give it back,
--- 0 renew only; ARGV[3] '1' when the lease should exist already; ARGV[4] hold ttl (ms);
+-- 0 renew only; ARGV[3] '1' when the lease should exist already; ARGV[4] lease ttl (ms);
 -- ARGV[5] '1' to close (give back all the hold has left, then drop it); ARGV[6] the least
--- `available` a lease is taken from; ARGV[7] the call's sequence number (increasing per
--- gateway): a call sent again by the client library after a dropped connection is not
--- applied twice. A take is at most an eighth of `available`, so leases leave the account to
--- the other gateways' requests.
+-- `available` a lease is taken from; ARGV[7] this call's sequence number (increasing per
+-- gateway); ARGV[8] the number of the last call the gateway saw applied to this lease ('0'
+-- for a new one). The account keeps `lease-seq:<id>` = '<seq>:<moved>' of the last call
+-- applied: a call sent again by the client library after a dropped connection gets the first
+-- answer and is not applied twice; a call that finds another number there is not for the
+-- lease Redis holds (a failover lost a call, a rebuild after the sweeper's drop) and is
+-- answered as lost. `dropped` marks a lease the sweeper dropped (lease_drop.lua), never held
+-- again. A take is at most an eighth of `available`, so leases leave the account to the other
+-- gateways' requests.
 -- Returns {code, moved, available}: 1 done (moved: taken > 0, given back < 0), -1 the lease
--- is gone (Redis flushed or failed over, or the sweeper dropped it), -2 account not loaded.
+-- is gone or not the one the gateway knows, -2 account not loaded.
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
   return {-2, 0, 0}
 end
 local id = ARGV[1]
 local available = tonumber(redis.call('HGET', KEYS[1], 'available') or '0')
-local current = redis.call('HGET', KEYS[2], id)
-if ARGV[3] == '1' and not current then
+local seq_field = 'lease-seq:' .. id
+local stored = redis.call('HGET', KEYS[1], seq_field)
+if stored == 'dropped' then
+  if ARGV[5] == '1' then
+    redis.call('HDEL', KEYS[1], seq_field)
+  end
   return {-1, 0, available}
 end
-local seq_field = 'lease-seq:' .. id
-if tonumber(redis.call('HGET', KEYS[1], seq_field) or '0') >= tonumber(ARGV[7]) then
-  return {1, 0, available}
+local stored_seq, stored_moved = '0', 0
+if stored then
+  local colon = string.find(stored, ':', 1, true)
+  stored_seq, stored_moved = string.sub(stored, 1, colon - 1), tonumber(string.sub(stored, colon + 1))
+end
+if stored_seq == ARGV[7] then
+  return {1, stored_moved, available}
+end
+local current = redis.call('HGET', KEYS[2], id)
+if stored_seq ~= ARGV[8] or (ARGV[3] == '1' and not current) then
+  return {-1, 0, available}
 end
 current = tonumber(current or '0')
 local amount = tonumber(ARGV[2])
@@ -43,10 +60,10 @@ if ARGV[5] == '1' or current <= 0 and ARGV[3] ~= '1' then
   redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[1], seq_field)
 else
-  redis.call('HSET', KEYS[1], seq_field, ARGV[7])
   local t = redis.call('TIME')
   local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('HSET', KEYS[2], id, current)
   redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[4]), id)
+  redis.call('HSET', KEYS[1], seq_field, ARGV[7] .. ':' .. moved)
 end
 return {1, moved, available}

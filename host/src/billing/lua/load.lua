@@ -2,10 +2,10 @@
 -- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset, KEYS[4..] markers of
 -- recent credits included in the balance. ARGV[1] credits - recorded debits - this gateway's
 -- unrecorded debits (nano-USD), ARGV[2] marker ttl (s), ARGV[3] the account's generation (''
--- for none) read before the open holds and the Postgres snapshot, ARGV[4] hold ttl (ms),
--- ARGV[5] the number n of this gateway's leases, then n pairs (lease id, what it holds here):
--- a lease missing from the holds (Redis flushed) is held again, since its money is being
--- spent in that gateway. Then pairs: a request id whose row the balance already counts, and
+-- for none) read before the open holds and the Postgres snapshot, ARGV[4] lease ttl (ms),
+-- ARGV[5] the number n of this gateway's leases, then n triples (lease id, what it holds here,
+-- the number of its last call): a lease missing from the holds (Redis flushed) is held again,
+-- since its money is being spent in that gateway, unless the sweeper dropped it. Then pairs: a request id whose row the balance already counts, and
 -- its cost. Open holds that survived stay held; a
 -- hold whose row is already counted gets its cost back here, since settling the hold debits
 -- it again. An account marked for a rebuild since the generation was read (resync.lua,
@@ -18,13 +18,15 @@ end
 if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[3] then
   return -1
 end
-local leases_end = 5 + 2 * tonumber(ARGV[5])
+local leases_end = 5 + 3 * tonumber(ARGV[5])
 if leases_end > 5 then
   local t = redis.call('TIME')
   local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[4])
-  for i = 6, leases_end - 1, 2 do
-    if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+  for i = 6, leases_end - 2, 3 do
+    local seq_field = 'lease-seq:' .. ARGV[i]
+    if redis.call('HGET', KEYS[1], seq_field) ~= 'dropped' and redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
       redis.call('ZADD', KEYS[3], until_ms, ARGV[i])
+      redis.call('HSET', KEYS[1], seq_field, ARGV[i + 2] .. ':0')
     end
   end
 end

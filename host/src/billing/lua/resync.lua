@@ -10,7 +10,9 @@
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then
   redis.call('ZREM', KEYS[3], ARGV[1])
 end
-if ARGV[4] ~= '' then
+-- A state already there means the settlement was applied after all (its answer was lost):
+-- its cost is out of the lease already.
+if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 0 then
   local lease = redis.call('HGET', KEYS[2], ARGV[4])
   if lease then
     redis.call('HINCRBY', KEYS[2], ARGV[4], -math.min(tonumber(lease), tonumber(ARGV[2])))
