@@ -44,8 +44,10 @@ pub(super) struct TenantLeases {
     pub current: Option<Lease>,
     /// Leases given up (lost, or returned while idle) with requests still running under them.
     pub retired: Vec<Lease>,
-    /// The largest hold a request of this tenant asked for lately (sizes the lease).
+    /// The largest hold a request of this tenant took lately (sizes the lease) ...
     pub max_hold: i64,
+    /// ... and the largest since the last sizing.
+    pub window_max: i64,
     /// Amount reserved here since the last sizing (the spending rate) ...
     pub reserved: i64,
     /// ... and how many requests reserved it.
@@ -122,13 +124,14 @@ impl Leases {
         let mut tenants = self.tenants.lock();
         let t = tenants.get_mut(&tenant)?;
         t.last_use = now;
-        t.max_hold = t.max_hold.max(amount);
         let lease = t.current.as_mut().filter(|l| now < l.usable_until && l.free >= amount)?;
         let before = t.available.saturating_add(lease.free);
         lease.free -= amount;
         lease.out += amount;
         t.reserved = t.reserved.saturating_add(amount);
         t.requests = t.requests.saturating_add(1);
+        t.max_hold = t.max_hold.max(amount);
+        t.window_max = t.window_max.max(amount);
         if lease.free < t.max_hold.saturating_mul(super::lease_sync::REFILL_HOLDS) {
             self.refill.notify_one();
         }
@@ -148,6 +151,7 @@ impl Leases {
             current: None,
             retired: Vec::new(),
             max_hold: 0,
+            window_max: 0,
             reserved: 0,
             requests: 0,
             available,
@@ -157,6 +161,7 @@ impl Leases {
         t.available = available;
         if held {
             t.max_hold = t.max_hold.max(amount);
+            t.window_max = t.window_max.max(amount);
             t.reserved = t.reserved.saturating_add(amount);
             t.requests = t.requests.saturating_add(1);
         }

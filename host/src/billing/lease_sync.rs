@@ -28,6 +28,8 @@ pub const REFILL_HOLDS: i64 = 4;
 pub const MIN_RATE: f64 = 16.0;
 /// A lease unused this long is given back.
 pub const IDLE: Duration = Duration::from_secs(2);
+/// The longest a round waits for one rebuild, or the shutdown for one close.
+const CALL_LIMIT: Duration = Duration::from_secs(2);
 /// Tenants whose leases are seen to at once.
 const FAN_OUT: usize = 16;
 
@@ -76,7 +78,8 @@ impl Balances {
 
     /// Gives every lease back (graceful shutdown), so no tenant's money waits for a sweep.
     pub(super) async fn return_leases(&self) {
-        let _round = self.leases.rounds.lock().await;
+        // A round stuck on Redis must not hold the shutdown: after a while, go on beside it.
+        let _round = tokio::time::timeout(CALL_LIMIT, self.leases.rounds.lock()).await;
         self.leases.closed.store(true, Relaxed);
         let tenants: Vec<Uuid> = self.leases.tenants.lock().keys().copied().collect();
         for tenant in tenants {
@@ -87,7 +90,8 @@ impl Balances {
                 t.current.iter().chain(t.retired.iter()).map(|l| Step::of(l, Kind::Close)).collect()
             };
             for step in steps {
-                if !matches!(self.lease_call(tenant, step).await, Ok(Answer::Done(..) | Answer::Lost)) {
+                let answer = tokio::time::timeout(CALL_LIMIT, self.lease_call(tenant, step)).await;
+                if !matches!(answer, Ok(Ok(Answer::Done(..) | Answer::Lost))) {
                     tracing::warn!(%tenant, lease = step.n, "could not give a lease back; the sweeper will, a minute on");
                 }
             }
@@ -104,8 +108,11 @@ impl Balances {
                     // here, rebuild the account (outside the shared lock), plan next round.
                     steps[i..].iter().for_each(|s| self.undo(tenant, *s));
                     drop(shared);
-                    if let Err(e) = self.load(tenant).await {
-                        tracing::warn!(%tenant, error = %e, "could not rebuild an account for its lease");
+                    // Bounded: a slow Postgres must not stall every tenant's renewals.
+                    match tokio::time::timeout(CALL_LIMIT, self.load(tenant)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::warn!(%tenant, error = %e, "could not rebuild an account for its lease"),
+                        Err(_) => tracing::warn!(%tenant, "rebuilding an account for its lease took too long"),
                     }
                     return;
                 }
@@ -136,8 +143,9 @@ impl Balances {
                 metrics::counter!("xjp_lease_call_errors_total").increment(1);
                 tracing::warn!(%tenant, error = %e, "lease call failed; the lease is given up");
                 match step.kind {
-                    // Closed or not, it is tried again next round (a closed one answers lost).
-                    Kind::Close => self.undo(tenant, step),
+                    // Applied or not, it is closed next round (once nothing runs under it):
+                    // a close gives back what the lease holds, whatever Redis applied last.
+                    Kind::Close | Kind::Take(_, true) => self.undo(tenant, Step { kind: Kind::Close, ..step }),
                     _ => self.leases.lose(tenant, step.n),
                 }
             }
@@ -182,6 +190,9 @@ impl Balances {
             l.out > 0
         });
         let idle = now.duration_since(t.last_use) > IDLE;
+        // The largest hold of this window, or an eighth less than the last (so one big request
+        // does not size the tenant's leases for good).
+        t.max_hold = std::mem::take(&mut t.window_max).max(t.max_hold - t.max_hold / 8);
         let threshold = t.max_hold.saturating_mul(MIN_HOLDS);
         let elapsed = now.duration_since(std::mem::replace(&mut t.sized_at, now)).max(EVERY / 4);
         let per_second = (t.reserved as f64 / elapsed.as_secs_f64()) as i64;

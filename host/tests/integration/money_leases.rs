@@ -72,7 +72,7 @@ async fn leased_requests_reserve_without_a_round_trip_and_the_books_balance() {
     assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
     tokio::time::sleep(Duration::from_millis(600)).await;
     let leased = gw.gw.billing.balances.leases.held(gw.tenant);
-    assert!(leased >= 8 * hold, "a lease of at least eight holds: {leased} (hold {hold})");
+    assert!(leased >= 4 * hold, "a lease of several holds: {leased} (hold {hold})");
 
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();

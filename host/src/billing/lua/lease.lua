@@ -9,8 +9,9 @@
 -- for a new one). The account keeps `lease-seq:<id>` = '<seq>:<moved>' of the last call
 -- applied: a call sent again by the client library after a dropped connection gets the first
 -- answer and is not applied twice; a call that finds another number there is not for the
--- lease Redis holds (a failover lost a call, a rebuild after the sweeper's drop) and is
--- answered as lost. `dropped` marks a lease the sweeper dropped (lease_drop.lua), never held
+-- lease Redis holds (a failover lost a call, a rebuild after the sweeper's drop, a call whose
+-- answer was lost) and is answered as lost, except a close. Amounts are written with
+-- '%.0f' (Lua prints numbers with 14 digits). `dropped` marks a lease the sweeper dropped (lease_drop.lua), never held
 -- again. A take is at most an eighth of `available`, so leases leave the account to the other
 -- gateways' requests.
 -- Returns {code, moved, available}: 1 done (moved: taken > 0, given back < 0), -1 the lease
@@ -37,7 +38,10 @@ if stored_seq == ARGV[7] then
   return {1, stored_moved, available}
 end
 local current = redis.call('HGET', KEYS[2], id)
-if stored_seq ~= ARGV[8] or (ARGV[3] == '1' and not current) then
+-- A close gives back whatever the lease holds, whichever call Redis applied last: it is sent
+-- only once nothing runs under the lease (so one whose last call's answer was lost is closed
+-- all the same).
+if (stored_seq ~= ARGV[8] and ARGV[5] ~= '1') or (ARGV[3] == '1' and not current) then
   return {-1, 0, available}
 end
 current = tonumber(current or '0')
@@ -51,8 +55,8 @@ elseif amount > 0 and available >= tonumber(ARGV[6]) then
   moved = math.min(amount, math.floor(available / 8))
 end
 if moved ~= 0 then
-  redis.call('HINCRBY', KEYS[1], 'held', moved)
-  available = redis.call('HINCRBY', KEYS[1], 'available', -moved)
+  redis.call('HINCRBY', KEYS[1], 'held', string.format('%.0f', moved))
+  available = redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', -moved))
 end
 current = current + moved
 if ARGV[5] == '1' or current <= 0 and ARGV[3] ~= '1' then
@@ -62,8 +66,8 @@ if ARGV[5] == '1' or current <= 0 and ARGV[3] ~= '1' then
 else
   local t = redis.call('TIME')
   local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('HSET', KEYS[2], id, current)
+  redis.call('HSET', KEYS[2], id, string.format('%.0f', current))
   redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[4]), id)
-  redis.call('HSET', KEYS[1], seq_field, ARGV[7] .. ':' .. moved)
+  redis.call('HSET', KEYS[1], seq_field, ARGV[7] .. ':' .. string.format('%.0f', moved))
 end
 return {1, moved, available}
