@@ -241,3 +241,35 @@ async fn a_rebuilt_account_holds_this_gateway_s_lease_again() {
     wait_rows(&gw.gw.db, gw.tenant, 32, Duration::from_secs(10)).await;
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
+
+/// A lease whose last call Redis holds otherwise (a failover lost an acknowledged call) is
+/// answered "lost": the gateway stops reserving from it at its next round, reserves through
+/// Redis again, closes it once idle, and the books balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_redis_holds_otherwise_is_given_up() {
+    let redis = PrivateRedis::start();
+    let mock = mock().await;
+    let options = Options { redis_url: Some(redis.url()), ..leased() };
+    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    fund(&gw, 1_000).await;
+    assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(gw.gw.billing.balances.leases.held(gw.tenant) > 0, "leased");
+
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys = common::harness::keys().tenant(gw.tenant);
+    let ids: Vec<String> = redis::cmd("HKEYS").arg(&keys.holds).query_async(&mut conn).await.unwrap();
+    let lease = ids.into_iter().find(|id| id.starts_with("lease ")).expect("the lease's hold");
+    let field = format!("lease-seq:{lease}");
+    let _: () = redis::cmd("HSET").arg(&keys.account).arg(&field).arg("1:0").query_async(&mut conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+    assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
+    let zadds = calls_of(&mut conn, "zadd").await;
+    assert!(zadds >= 16, "the lost lease was still reserved from: {zadds} ZADDs for 16 requests");
+    wait_rows(&gw.gw.db, gw.tenant, 32, Duration::from_secs(10)).await;
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
+    let left: Option<String> = redis::cmd("HGET").arg(&keys.holds).arg(&lease).query_async(&mut conn).await.unwrap();
+    assert_eq!(left, None, "the lost lease was closed");
+}
