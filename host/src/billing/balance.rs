@@ -57,6 +57,9 @@ pub(super) fn state_ttl_secs(origin: IdOrigin) -> u64 {
         IdOrigin::Gateway => GATEWAY_ID_STATE_TTL_SECS,
     }
 }
+/// How long a reservation refused while the account holds something waits before it asks
+/// once more (a finished request's settlement releases its hold within a few milliseconds).
+const SETTLING: Duration = Duration::from_millis(50);
 /// How long credit markers are kept (a credit is applied right after its insert).
 const CREDIT_MARKER_TTL_SECS: u64 = 24 * 3600;
 /// Credits this recent are marked as counted when an account is loaded.
@@ -198,9 +201,9 @@ impl Balances {
         for _ in 0..4 {
             let mut conn = self.conn().await?;
             let answer: redis::RedisResult<Vec<i64>> = self.index_then(tenant, &mut conn, &invocation).await;
-            let (code, available, held) = match answer.as_deref() {
-                Ok([code, available]) => (*code, *available, 0),
-                Ok([code, available, held]) => (*code, *available, *held),
+            let (code, available, leases, held) = match answer.as_deref() {
+                Ok([code, available]) => (*code, *available, 0, 0),
+                Ok([code, available, leases, held]) => (*code, *available, *leases, *held),
                 Ok(other) => return Err(BalanceError::Redis(format!("reserve.lua answered {other:?}"))),
                 Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                     invocation.load_async(&mut conn).await?;
@@ -211,13 +214,15 @@ impl Balances {
             if origin == IdOrigin::Gateway && (code == 0 || code == 1) {
                 self.leases.observe(tenant, amount, available, code == 1);
             }
-            // Refused while something is held: part of it may be a lease (this process's or
-            // another's) that its next round gives back now that the account runs low. Ask
-            // once more after that round rather than refuse what the account may cover.
-            if code == 0 && held > 0 && self.leases.enabled() && !waited {
+            // Refused while something is held, once more after a while rather than refuse what
+            // the account may cover: a lease (this gateway's or another's) is given back by its
+            // next round now that the account runs low; a request that just ended (a client's
+            // previous one) releases its hold within its settlement's few milliseconds.
+            if code == 0 && (leases > 0 || held > 0) && !waited {
                 waited = true;
                 self.leases.refill.notify_one();
-                tokio::time::sleep(super::lease_sync::EVERY + super::lease_sync::EVERY / 2).await;
+                let wait = if leases > 0 { super::lease_sync::EVERY * 3 / 2 } else { SETTLING };
+                tokio::time::sleep(wait).await;
                 continue;
             }
             return Ok(match code {

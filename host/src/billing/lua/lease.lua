@@ -14,6 +14,7 @@
 -- '%.0f' (Lua prints numbers with 14 digits). `dropped` marks a lease the sweeper dropped (lease_drop.lua), never held
 -- again. A take is at most an eighth of `available`, so leases leave the account to the other
 -- gateways' requests.
+-- The account's `leases` counts the leases held (reserve.lua reads it; load.lua recounts).
 -- Returns {code, moved, available}: 1 done (moved: taken > 0, given back < 0), -1 the lease
 -- is gone or not the one the gateway knows, -2 account not loaded.
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
@@ -60,10 +61,15 @@ if moved ~= 0 then
 end
 current = current + moved
 if ARGV[5] == '1' or current <= 0 and ARGV[3] ~= '1' then
-  redis.call('HDEL', KEYS[2], id)
+  if redis.call('HDEL', KEYS[2], id) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'leases', -1)
+  end
   redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[1], seq_field)
 else
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    redis.call('HINCRBY', KEYS[1], 'leases', 1)
+  end
   local t = redis.call('TIME')
   local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('HSET', KEYS[2], id, string.format('%.0f', current))

@@ -15,6 +15,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then
   return 0
 end
+redis.call('HINCRBY', KEYS[1], 'leases', -1)
 -- Marked, so a rebuild by its gateway (alive after all, its rounds stalled) never holds it
 -- again, and its calls are answered as lost (lease.lua).
 redis.call('HSET', KEYS[1], 'lease-seq:' .. ARGV[1], 'dropped')

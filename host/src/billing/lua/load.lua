@@ -30,9 +30,13 @@ if leases_end > 5 then
     end
   end
 end
-local held = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
-  held = held + tonumber(v)
+local held, leases = 0, 0
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  held = held + tonumber(all[i + 1])
+  if string.sub(all[i], 1, 6) == 'lease ' then
+    leases = leases + 1
+  end
 end
 local counted = 0
 for i = leases_end + 1, #ARGV - 1, 2 do
@@ -40,7 +44,7 @@ for i = leases_end + 1, #ARGV - 1, 2 do
     counted = counted + tonumber(ARGV[i + 1])
   end
 end
-redis.call('HSET', KEYS[1], 'available', tonumber(ARGV[1]) + counted - held, 'held', held, 'loaded', '1')
+redis.call('HSET', KEYS[1], 'available', tonumber(ARGV[1]) + counted - held, 'held', held, 'loaded', '1', 'leases', leases)
 -- Credits already counted here must not be applied again by their own credit call.
 for i = 4, #KEYS do
   redis.call('SET', KEYS[i], '1', 'EX', tonumber(ARGV[2]))

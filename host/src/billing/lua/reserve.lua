@@ -5,7 +5,8 @@
 -- client's id (checked for a request in flight or finished under it), '0' for a gateway-made
 -- one (new: a hold already under it is this same call sent again by the client library after
 -- a dropped connection, and answers as reserved without holding twice).
--- Returns {code, available}: 1 reserved, 0 insufficient (then {0, available, held}), 2
+-- Returns {code, available}: 1 reserved, 0 insufficient (then {0, available, leases, held}:
+-- how many gateways' leases the account holds, balance leases, and what it holds), 2
 -- already held (in progress), 3 already finished, -2 account not loaded (rebuild from
 -- Postgres, then retry).
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
@@ -23,7 +24,8 @@ if ARGV[4] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
 end
 local amount = tonumber(ARGV[2])
 if available < amount then
-  return {0, available, tonumber(redis.call('HGET', KEYS[1], 'held') or '0')}
+  local leases = tonumber(redis.call('HGET', KEYS[1], 'leases') or '0')
+  return {0, available, leases, tonumber(redis.call('HGET', KEYS[1], 'held') or '0')}
 end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
