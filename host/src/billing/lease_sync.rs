@@ -277,8 +277,16 @@ impl Balances {
         invocation.arg(seq).arg(step.prev);
         let mut conn = self.conn().await?;
         // The tenant stays in the hold index while it holds a lease, so the sweeper finds the
-        // lease if this gateway dies.
-        let (code, moved, available): (i64, i64, i64) = self.index_then(tenant, &mut conn, &invocation).await?;
+        // lease if this gateway dies. A pipelined script is not reloaded by the client: a
+        // Redis that lost its scripts answers NOSCRIPT (nothing ran), and the call goes again.
+        let mut answer = self.index_then(tenant, &mut conn, &invocation).await;
+        if let Err(e) = &answer
+            && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+        {
+            invocation.load_async(&mut conn).await?;
+            answer = self.index_then(tenant, &mut conn, &invocation).await;
+        }
+        let (code, moved, available): (i64, i64, i64) = answer?;
         Ok(match code {
             1 => Answer::Done(moved, available, seq),
             -1 => Answer::Lost,
