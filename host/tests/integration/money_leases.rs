@@ -59,22 +59,27 @@ async fn calls_of(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> u
     line.split("calls=").nth(1).and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn leased_requests_reserve_without_a_round_trip_and_the_books_balance() {
+/// One gateway with leases on its own Redis (and a connection to it), a tenant with 1 000
+/// holds, and a lease: the first burst reserves through Redis, the next round leases a slice.
+/// Also the hold.
+async fn leasing_gateway(mock: &MockUpstream) -> (PrivateRedis, TestGateway, redis::aio::MultiplexedConnection, i64) {
     let redis = PrivateRedis::start();
-    let mock = mock().await;
-    mock.set_scenario(MODEL, pair_for(MODEL).with_first_byte_delay(Duration::from_millis(20)));
     let options = Options { redis_url: Some(redis.url()), ..leased() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let hold = fund(&gw, 1_000).await;
-
-    // The first requests reserve through Redis; the next round leases the tenant a slice.
     assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
     tokio::time::sleep(Duration::from_millis(600)).await;
     let leased = gw.gw.billing.balances.leases.held(gw.tenant);
     assert!(leased >= 4 * hold, "a lease of several holds: {leased} (hold {hold})");
+    let conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    (redis, gw, conn, hold)
+}
 
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leased_requests_reserve_without_a_round_trip_and_the_books_balance() {
+    let mock = mock().await;
+    mock.set_scenario(MODEL, pair_for(MODEL).with_first_byte_delay(Duration::from_millis(20)));
+    let (_redis, gw, mut conn, _) = leasing_gateway(&mock).await;
     let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
     for _ in 0..10 {
         assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
@@ -217,19 +222,12 @@ async fn no_request_is_refused_while_the_account_covers_it() {
 /// is still being spent here: the rebuild holds it again, to the nano-USD.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuilt_account_holds_this_gateway_s_lease_again() {
-    let redis = PrivateRedis::start();
     let mock = mock().await;
-    let options = Options { redis_url: Some(redis.url()), ..leased() };
-    let gw = TestGateway::start_with(&mock.base_url(), options).await;
-    fund(&gw, 1_000).await;
-    assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_redis, gw, mut conn, _) = leasing_gateway(&mock).await;
     let balances = &gw.gw.billing.balances;
     let leased = balances.leases.held(gw.tenant);
-    assert!(leased > 0, "leased");
     let b = wait_rows(&gw.gw.db, gw.tenant, 16, Duration::from_secs(10)).await;
 
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     balances.load(gw.tenant).await.unwrap();
     let live = balances.live(gw.tenant).await.unwrap();
@@ -247,16 +245,8 @@ async fn a_rebuilt_account_holds_this_gateway_s_lease_again() {
 /// Redis again, closes it once idle, and the books balance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lease_redis_holds_otherwise_is_given_up() {
-    let redis = PrivateRedis::start();
     let mock = mock().await;
-    let options = Options { redis_url: Some(redis.url()), ..leased() };
-    let gw = TestGateway::start_with(&mock.base_url(), options).await;
-    fund(&gw, 1_000).await;
-    assert!(burst(&gw.url, &gw.key, 16).await.iter().all(|s| *s == 200));
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(gw.gw.billing.balances.leases.held(gw.tenant) > 0, "leased");
-
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (_redis, gw, mut conn, _) = leasing_gateway(&mock).await;
     let keys = common::harness::keys().tenant(gw.tenant);
     let ids: Vec<String> = redis::cmd("HKEYS").arg(&keys.holds).query_async(&mut conn).await.unwrap();
     let lease = ids.into_iter().find(|id| id.starts_with("lease ")).expect("the lease's hold");
