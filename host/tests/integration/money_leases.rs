@@ -263,3 +263,87 @@ async fn a_lease_redis_holds_otherwise_is_given_up() {
     let left: Option<String> = redis::cmd("HGET").arg(&keys.holds).arg(&lease).query_async(&mut conn).await.unwrap();
     assert_eq!(left, None, "the lost lease was closed");
 }
+
+/// `lease.lua` and `load.lua` on their own: a call sent twice is applied once and answered
+/// alike; a call for a lease Redis holds otherwise is answered lost; a close gives back what
+/// the lease holds whatever call was applied last; a lease the sweeper dropped is never held
+/// again by a rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_scripts_apply_each_call_once_and_never_revive_a_dropped_lease() {
+    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let lease = redis::Script::new(include_str!("../../src/billing/lua/lease.lua"));
+    let load = redis::Script::new(include_str!("../../src/billing/lua/load.lua"));
+    let (account, holds, expiry, id) = ("{t}:account", "{t}:holds", "{t}:expiry", "lease r/1");
+    let _: () = redis::cmd("HSET")
+        .arg(account)
+        .arg("loaded")
+        .arg("1")
+        .arg("available")
+        .arg(8_000)
+        .arg("held")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Arguments: amount, exists, ttl, close, least available, this call, the last applied.
+    let call = |amount: i64, exists: u8, close: u8, seq: u64, prev: u64| {
+        let mut invocation = lease.key(account);
+        invocation.key(holds).key(expiry).arg(id).arg(amount).arg(exists).arg(60_000).arg(close).arg(0);
+        invocation.arg(seq).arg(prev);
+        invocation
+    };
+    let field = |conn: &mut redis::aio::MultiplexedConnection, key: &'static str, name: &'static str| {
+        let mut conn = conn.clone();
+        async move { redis::cmd("HGET").arg(key).arg(name).query_async::<Option<i64>>(&mut conn).await.unwrap() }
+    };
+    let taken: (i64, i64, i64) = call(2_000, 0, 0, 5, 0).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(taken, (1, 1_000, 7_000), "a take is at most an eighth of available");
+    let again: (i64, i64, i64) = call(2_000, 0, 0, 5, 0).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(again, (1, 1_000, 7_000), "the same call sent again: the first answer, not applied twice");
+    assert_eq!(field(&mut conn, holds, id).await, Some(1_000));
+    let stale: (i64, i64, i64) = call(-500, 1, 0, 7, 4).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(stale.0, -1, "a call after another than the one applied is answered lost");
+    assert_eq!(field(&mut conn, holds, id).await, Some(1_000), "and changes nothing");
+    let closed: (i64, i64, i64) = call(0, 0, 1, 8, 4).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(closed, (1, -1_000, 8_000), "a close gives back what the lease holds");
+    assert_eq!(field(&mut conn, holds, id).await, None);
+    assert_eq!(field(&mut conn, account, "held").await, Some(0));
+    assert_eq!(field(&mut conn, account, "leases").await, Some(0));
+
+    // The sweeper dropped a lease: a rebuild by its gateway does not hold it again.
+    let field_name = format!("lease-seq:{id}");
+    let _: () = redis::cmd("HSET")
+        .arg(account)
+        .arg("loaded")
+        .arg("0")
+        .arg(&field_name)
+        .arg("dropped")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let rebuild = |gen_: &str, lease_id: &str| {
+        // Balance, marker ttl, generation, lease ttl, one lease (id, amount, last call).
+        let mut invocation = load.key(account);
+        invocation.key(holds).key(expiry).arg(9_000).arg(60).arg(gen_).arg(60_000).arg(1);
+        invocation.arg(lease_id).arg(3_000).arg(9);
+        invocation
+    };
+    let loaded: i64 = rebuild("", id).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(loaded, 1);
+    assert_eq!(field(&mut conn, holds, id).await, None, "a dropped lease is not held again");
+    assert_eq!(field(&mut conn, account, "available").await, Some(9_000));
+    // A lease Redis lost (a flush) is held again, under the gateway's last call number.
+    let _: () = redis::cmd("HSET").arg(account).arg("loaded").arg("0").query_async(&mut conn).await.unwrap();
+    let loaded: i64 = rebuild("", "lease r/2").invoke_async(&mut conn).await.unwrap();
+    assert_eq!(loaded, 1);
+    assert_eq!(field(&mut conn, holds, "lease r/2").await, Some(3_000));
+    assert_eq!(field(&mut conn, account, "available").await, Some(6_000));
+    assert_eq!(field(&mut conn, account, "leases").await, Some(1));
+    let renewed: (i64, i64, i64) = {
+        let mut invocation = lease.key(account);
+        invocation.key(holds).key(expiry).arg("lease r/2").arg(0).arg(1).arg(60_000).arg(0).arg(0).arg(10).arg(9);
+        invocation.invoke_async(&mut conn).await.unwrap()
+    };
+    assert_eq!(renewed, (1, 0, 6_000), "the gateway's next call finds its lease");
+}
