@@ -220,8 +220,12 @@ impl Balances {
             // previous one) releases its hold within its settlement's few milliseconds.
             if code == 0 && (leases > 0 || held > 0) && !waited {
                 waited = true;
-                self.leases.refill.notify_one();
-                let wait = if leases > 0 { super::lease_sync::EVERY * 3 / 2 } else { SETTLING };
+                let wait = if leases > 0 {
+                    self.leases.refill.notify_one();
+                    super::lease_sync::EVERY * 3 / 2
+                } else {
+                    SETTLING
+                };
                 tokio::time::sleep(wait).await;
                 continue;
             }
@@ -257,22 +261,11 @@ impl Balances {
         self.settle_from(tenant, request_id, origin, cost, label, recorded, None).await
     }
 
-    /// [`settle`](Self::settle) for a request held from `lease` (a gateway-made id): the
-    /// debit is taken from the lease's hold (from `available` for what the hold lacks, or all
+    /// [`settle`](Self::settle), for a request held from `lease` when it has one: the debit
+    /// is then taken from the lease's hold (from `available` for what the hold lacks, or all
     /// of it when Redis lost the lease, which this process then gives up).
-    pub async fn settle_leased(
-        &self,
-        tenant: Uuid,
-        request_id: &str,
-        lease: LeaseTag,
-        cost: i64,
-    ) -> Result<Settlement, BalanceError> {
-        let label = if cost > 0 { "settled" } else { "released" };
-        self.settle_from(tenant, request_id, IdOrigin::Gateway, cost, label, false, Some(lease)).await
-    }
-
     #[allow(clippy::too_many_arguments)]
-    async fn settle_from(
+    pub(super) async fn settle_from(
         &self,
         tenant: Uuid,
         request_id: &str,

@@ -72,6 +72,9 @@ pub struct Leases {
     pub(super) rounds: tokio::sync::Mutex<()>,
     /// Set at shutdown, once the leases are being given back: none is taken or used again.
     pub(super) closed: AtomicBool,
+    /// `xjp_lease_reserves_total`, kept: a request reserved from a lease counts with one
+    /// atomic add, not a registry lookup.
+    reserves: metrics::Counter,
 }
 
 impl Leases {
@@ -85,6 +88,7 @@ impl Leases {
             refill: Arc::new(Notify::new()),
             rounds: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
+            reserves: metrics::counter!("xjp_lease_reserves_total"),
         }
     }
 
@@ -96,11 +100,6 @@ impl Leases {
     /// id is visible ASCII only (`proxy/accept.rs`), a gateway's a UUID.
     pub(super) fn hold_id(&self, n: u64) -> String {
         format!("lease {}/{n}", self.replica)
-    }
-
-    /// The hold id of the lease a request was held from.
-    pub fn hold_id_of(&self, lease: LeaseTag) -> String {
-        self.hold_id(lease.0)
     }
 
     /// Whether a hold id names a lease (any replica's).
@@ -128,15 +127,13 @@ impl Leases {
         let before = t.available.saturating_add(lease.free);
         lease.free -= amount;
         lease.out += amount;
-        t.reserved = t.reserved.saturating_add(amount);
-        t.requests = t.requests.saturating_add(1);
-        t.max_hold = t.max_hold.max(amount);
-        t.window_max = t.window_max.max(amount);
-        if lease.free < t.max_hold.saturating_mul(super::lease_sync::REFILL_HOLDS) {
+        let (n, free) = (lease.n, lease.free);
+        t.count(amount);
+        if free < t.max_hold.saturating_mul(super::lease_sync::REFILL_HOLDS) {
             self.refill.notify_one();
         }
-        metrics::counter!("xjp_lease_reserves_total").increment(1);
-        Some((LeaseTag(lease.n), before))
+        self.reserves.increment(1);
+        Some((LeaseTag(n), before))
     }
 
     /// A request of the tenant asked Redis for `amount`: `available` is what the account has
@@ -160,10 +157,7 @@ impl Leases {
         });
         t.available = available;
         if held {
-            t.max_hold = t.max_hold.max(amount);
-            t.window_max = t.window_max.max(amount);
-            t.reserved = t.reserved.saturating_add(amount);
-            t.requests = t.requests.saturating_add(1);
+            t.count(amount);
         }
         t.last_use = Instant::now();
     }
@@ -201,7 +195,7 @@ impl Leases {
     /// What this process holds leased for `tenant` now (free and reserved, every lease).
     pub fn held(&self, tenant: Uuid) -> i64 {
         let tenants = self.tenants.lock();
-        tenants.get(&tenant).map_or(0, |t| t.current.iter().chain(t.retired.iter()).map(|l| l.free + l.out).sum())
+        tenants.get(&tenant).map_or(0, |t| t.all().map(|l| l.free + l.out).sum())
     }
 
     /// What this process's leases of `tenant` hold (hold id, `free + out`, last sequence
@@ -210,12 +204,25 @@ impl Leases {
     pub(super) fn outstanding(&self, tenant: Uuid) -> Vec<(String, i64, u64)> {
         let tenants = self.tenants.lock();
         let Some(t) = tenants.get(&tenant) else { return Vec::new() };
-        let leases = t.current.iter().chain(t.retired.iter());
-        leases.filter(|l| l.free + l.out > 0).map(|l| (self.hold_id(l.n), l.free + l.out, l.seq)).collect()
+        t.all().filter(|l| l.free + l.out > 0).map(|l| (self.hold_id(l.n), l.free + l.out, l.seq)).collect()
     }
 }
 
 impl TenantLeases {
+    /// A hold of `amount` was taken for one of its requests (here or through Redis): it
+    /// counts toward the spending rate and the largest hold.
+    fn count(&mut self, amount: i64) {
+        self.reserved = self.reserved.saturating_add(amount);
+        self.requests = self.requests.saturating_add(1);
+        self.max_hold = self.max_hold.max(amount);
+        self.window_max = self.window_max.max(amount);
+    }
+
+    /// Its leases, current and retired.
+    pub(super) fn all(&self) -> impl Iterator<Item = &Lease> {
+        self.current.iter().chain(self.retired.iter())
+    }
+
     /// Lease `n`, current or retired.
     pub(super) fn lease_mut(&mut self, n: u64) -> Option<&mut Lease> {
         self.current.iter_mut().chain(self.retired.iter_mut()).find(|l| l.n == n)

@@ -87,7 +87,7 @@ impl Balances {
             let steps: Vec<Step> = {
                 let mut map = self.leases.tenants.lock();
                 let Some(t) = map.remove(&tenant) else { continue };
-                t.current.iter().chain(t.retired.iter()).map(|l| Step::of(l, Kind::Close)).collect()
+                t.all().map(|l| Step::of(l, Kind::Close)).collect()
             };
             for step in steps {
                 let answer = tokio::time::timeout(CALL_LIMIT, self.lease_call(tenant, step)).await;
@@ -159,10 +159,7 @@ impl Balances {
             Kind::Give(amount) => self.leases.restore(tenant, step.n, amount),
             Kind::Close => {
                 let mut map = self.leases.tenants.lock();
-                let known = |t: &&mut super::lease::TenantLeases| {
-                    !t.current.iter().chain(t.retired.iter()).any(|l| l.n == step.n)
-                };
-                if let Some(t) = map.get_mut(&tenant).filter(known) {
+                if let Some(t) = map.get_mut(&tenant).filter(|t| !t.all().any(|l| l.n == step.n)) {
                     let usable_until = Instant::now();
                     t.retired.push(Lease { n: step.n, free: 0, out: 0, usable_until, seq: step.prev });
                 }

@@ -73,7 +73,7 @@ impl Resyncs {
         for change in batch {
             let applied = match &change {
                 Waiting::Settle { tenant, request_id, cost, lease } => {
-                    let hold_id = lease.map(|(tag, _)| balances.leases.hold_id_of(tag));
+                    let hold_id = lease.map(|(tag, _)| balances.leases.hold_id(tag.0));
                     let resynced = balances.resync(*tenant, request_id, *cost, hold_id.as_deref()).await;
                     // Only now is the cost out of the lease's hold; the unused part is free.
                     if let (Ok(()), Some((tag, hold))) = (&resynced, lease) {

@@ -82,12 +82,9 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> bool {
     let label = if cost > 0 { "settled" } else { "released" };
     let mut delay = Duration::from_millis(50);
     let mut accounted = false;
+    let lease = leased.map(|(lease, _)| lease);
     for attempt in 0..4 {
-        let settled = match leased {
-            Some((lease, _)) => balances.settle_leased(tenant, request_id, lease, cost).await,
-            None => balances.settle(tenant, request_id, bill.id_origin(), cost, label, false).await,
-        };
-        match settled {
+        match balances.settle_from(tenant, request_id, bill.id_origin(), cost, label, false, lease).await {
             Ok(super::Settlement::Settled { .. }) => {
                 accounted = true;
                 break;
