@@ -18,12 +18,12 @@ use xjp_mock_upstream::MockUpstream;
 
 const MODEL: &str = "gpt-4o-mini-2024-07-18";
 
-fn leased() -> Options {
+pub(crate) fn leased() -> Options {
     Options { billing_toml: "leases = true".into(), initial_balance_nano: 0, ..Options::default() }
 }
 
 /// `n` requests at once; their statuses.
-async fn burst(url: &str, key: &str, n: usize) -> Vec<u16> {
+pub(crate) async fn burst(url: &str, key: &str, n: usize) -> Vec<u16> {
     let calls: Vec<_> = (0..n)
         .map(|_| {
             let (url, key) = (format!("{url}/v1/chat/completions"), key.to_string());
@@ -38,7 +38,7 @@ async fn burst(url: &str, key: &str, n: usize) -> Vec<u16> {
 }
 
 /// Tops the tenant up by `holds` of the test request's hold; returns the hold.
-async fn fund(gw: &TestGateway, holds: i64) -> i64 {
+pub(crate) async fn fund(gw: &TestGateway, holds: i64) -> i64 {
     let hold = hold_for(&gw.gw, "gpt-4o-mini", &CHAT);
     let kind = xjp_gateway::db::credits::CreditKind::TopUp;
     xjp_gateway::db::credits::insert(&gw.gw.db, gw.tenant, "leases", kind, holds * hold, None).await.unwrap();
@@ -46,7 +46,7 @@ async fn fund(gw: &TestGateway, holds: i64) -> i64 {
 }
 
 /// Whether some gateway holds a lease of the tenant now (a lease is a hold named `lease ...`).
-async fn lease_in_redis(conn: &mut redis::aio::MultiplexedConnection, tenant: uuid::Uuid) -> bool {
+pub(crate) async fn lease_in_redis(conn: &mut redis::aio::MultiplexedConnection, tenant: uuid::Uuid) -> bool {
     let holds = common::harness::keys().tenant(tenant).holds;
     let ids: Vec<String> = redis::cmd("HKEYS").arg(holds).query_async(conn).await.unwrap();
     ids.iter().any(|id| id.starts_with("lease "))
@@ -99,15 +99,19 @@ async fn leased_requests_reserve_without_a_round_trip_and_the_books_balance() {
     assert_eq!(gw.gw.billing.balances.leases.held(gw.tenant), 0);
 }
 
-/// Two gateway processes with leases and a database of their own; an in-process gateway
-/// (leases off) owns the tenant and checks the books.
-async fn two_leasing_gateways(mock: &MockUpstream) -> (TestGateway, Vec<GatewayProcess>, TestDb) {
+/// Two gateway processes (on `leasing`, leases on) and a database of their own; an
+/// in-process gateway (leases off, on the same Redis) owns the tenant and checks the books.
+pub(crate) async fn two_leasing_gateways(
+    mock: &MockUpstream,
+    leasing: &Options,
+) -> (TestGateway, Vec<GatewayProcess>, TestDb) {
     let db = TestDb::create().await;
-    let options = Options { database_url: Some(db.url.clone()), initial_balance_nano: 0, ..Options::default() };
+    let (database_url, redis_url) = (Some(db.url.clone()), leasing.redis_url.clone());
+    let options = Options { database_url, redis_url, initial_balance_nano: 0, ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let mut procs = Vec::new();
     for _ in 0..2 {
-        procs.push(GatewayProcess::start(&mock.base_url(), &db.url, &leased()).await);
+        procs.push(GatewayProcess::start(&mock.base_url(), &db.url, leasing).await);
     }
     (gw, procs, db)
 }
@@ -116,7 +120,7 @@ async fn two_leasing_gateways(mock: &MockUpstream) -> (TestGateway, Vec<GatewayP
 async fn two_leasing_gateways_never_overdraw_and_leave_nothing_unspendable() {
     let mock = mock().await;
     mock.set_scenario(MODEL, pair_for(MODEL).with_first_byte_delay(Duration::from_millis(30)));
-    let (gw, procs, _db) = two_leasing_gateways(&mock).await;
+    let (gw, procs, _db) = two_leasing_gateways(&mock, &leased()).await;
     let hold = fund(&gw, 120).await;
     let urls: Vec<String> = procs.iter().map(|p| p.url.clone()).collect();
 
@@ -186,7 +190,7 @@ async fn two_leasing_gateways_never_overdraw_and_leave_nothing_unspendable() {
 async fn no_request_is_refused_while_the_account_covers_it() {
     let mock = mock().await;
     for holds in [10, 100] {
-        let (gw, procs, _db) = two_leasing_gateways(&mock).await;
+        let (gw, procs, _db) = two_leasing_gateways(&mock, &leased()).await;
         let hold = fund(&gw, holds).await;
         let url = common::harness::redis_url();
         let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();

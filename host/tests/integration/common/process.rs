@@ -13,8 +13,8 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts the binary on the test config (routed to `mock_base`, on `database_url`) and
-    /// waits for its "listening" line.
+    /// Starts the binary on the test config (routed to `mock_base`, on `database_url` and
+    /// the options' Redis or the shared one) and waits for its "listening" line.
     pub async fn start(mock_base: &str, database_url: &str, options: &Options) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
@@ -25,7 +25,7 @@ impl GatewayProcess {
             .args(["serve", "--config"])
             .arg(&path)
             .env("TEST_DATABASE_URL", database_url)
-            .env("TEST_REDIS_URL", redis_url())
+            .env("TEST_REDIS_URL", options.redis_url.clone().unwrap_or_else(redis_url))
             .env("MOCK_PROVIDER_KEY", PROVIDER_KEY)
             .env("XJP_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(std::process::Stdio::piped())
