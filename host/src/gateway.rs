@@ -103,7 +103,8 @@ impl Gateway {
         let plugins = PluginRegistry::new(engine, config.plugins.dir.clone(), Some(cache_dir));
         let registry = plugins.clone();
         tokio::task::spawn_blocking(move || registry.reload()).await.map_err(|e| StartError::Plugins(e.to_string()))?;
-        let ledger = LedgerConfig::new(config.billing.spool_dir.clone());
+        let insert_linger = Duration::from_millis(config.billing.insert_linger_ms);
+        let ledger = LedgerConfig { insert_linger, ..LedgerConfig::new(config.billing.spool_dir.clone()) };
         let admin_token = env("XJP_ADMIN_TOKEN").filter(|t| !t.is_empty()).map(Secret::new);
         let settings: LiveSettings = Arc::new(ArcSwap::from_pointee(Settings::new(config, &env)));
         let billing = Billing::start(db.clone(), redis, ledger, settings.clone())

@@ -378,6 +378,9 @@ pub struct BillingConfig {
     pub spool_max_rows: u64,
     /// ... or while the spool holds this many bytes.
     pub spool_max_bytes: u64,
+    /// How long the ledger's insert stage lets a batch short of 5 000 rows gather more
+    /// before inserting it (fewer, larger Postgres transactions at moderate rates).
+    pub insert_linger_ms: u64,
     pub sweep_interval_ms: u64,
     pub rollup_interval_ms: u64,
     /// A 2xx answer whose usage cannot be read, or a plugin that failed on it.
@@ -398,6 +401,7 @@ impl Default for BillingConfig {
             spool_dir: "spool".into(),
             spool_max_rows: 1_000_000,
             spool_max_bytes: 512 << 20,
+            insert_linger_ms: 25,
             sweep_interval_ms: 2_000,
             rollup_interval_ms: 5_000,
             unreadable_usage: UnknownUsage::Hold,

@@ -18,6 +18,10 @@ pub struct LedgerConfig {
     pub max_batch: usize,
     /// How long a spool batch waits for more rows.
     pub batch_window: Duration,
+    /// How long an insert short of `max_batch` rows waits for more (`[billing]
+    /// insert_linger_ms`): rows are durable in the spool and debited in Redis by then, so
+    /// this only delays when they show in Postgres, for fewer, larger transactions.
+    pub insert_linger: Duration,
     /// How often a Postgres outage is retried.
     pub retry_interval: Duration,
     /// The active spool segment is sealed at this size (deleted once its rows are in Postgres).
@@ -40,6 +44,7 @@ impl LedgerConfig {
             queue_capacity: 20_000,
             max_batch: 5_000,
             batch_window: Duration::from_millis(5),
+            insert_linger: Duration::from_millis(25),
             retry_interval: Duration::from_millis(500),
             segment_bytes: 32 << 20,
             compact_bytes: 1 << 20,
