@@ -61,9 +61,10 @@ pub struct E2e {
     /// Targets to measure (direct, billing-off, billing-on), e.g. one to profile it.
     #[arg(long, value_delimiter = ',', default_value = "direct,billing-off,billing-on")]
     targets: Vec<String>,
-    /// The full-billing gateway reserves from balance leases (`[billing] leases = true`).
+    /// The full-billing gateway reserves every request through Redis (`[billing] leases =
+    /// false`; leases are on by default).
     #[arg(long)]
-    leases: bool,
+    no_leases: bool,
     /// Use the release binaries as they are.
     #[arg(long)]
     no_build: bool,
@@ -109,7 +110,7 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
     let prefix = format!("xjpbench{}", std::process::id());
     let (_mock, mock) = bench_setup::start_mock(&bin, &dir, opts.load_cpu, opts.chunk_ms)?;
     let (off_cfg, off_port) = bench_setup::write_config(&dir, mock, &prefix, false, false)?;
-    let (on_cfg, on_port) = bench_setup::write_config(&dir, mock, &prefix, true, opts.leases)?;
+    let (on_cfg, on_port) = bench_setup::write_config(&dir, mock, &prefix, true, !opts.no_leases)?;
     bench_setup::seed(&bin, &on_cfg, &db)?;
     let off = bench_setup::start_gateway(&bin, &off_cfg, off_port, opts.gateway_cpu, &db)?;
     let on = bench_setup::start_gateway(&bin, &on_cfg, on_port, opts.gateway_cpu, &db)?;

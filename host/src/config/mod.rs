@@ -406,7 +406,7 @@ impl Default for BillingConfig {
             rollup_interval_ms: 5_000,
             unreadable_usage: UnknownUsage::Hold,
             interrupted_usage: UnknownUsage::Hold,
-            leases: false,
+            leases: true,
         }
     }
 }
