@@ -2,7 +2,7 @@
 
 use super::bill::Bill;
 use super::ending::Verdict;
-use crate::catalog::snapshot::price_snapshot;
+use crate::catalog::snapshot::row_snapshot;
 use crate::ledger::TransactionRow;
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
@@ -58,7 +58,7 @@ pub fn row(bill: &Bill, verdict: &Verdict, charged: Charged) -> TransactionRow {
         cost_nano: charged.cost_nano,
         provider_cost_nano: u.provider_cost_nano_usd,
         price_version: routed.map(|r| r.price_version.clone()),
-        price_snapshot: routed.map(|r| price_snapshot(&r.price)),
+        price_snapshot: routed.and_then(|r| row_snapshot(&r.price)),
         estimated: verdict.estimated || charged.pricing_failed,
         needs_review: verdict.needs_review || charged.pricing_failed || charged.over_hold,
         latency_ms: charged.latency.and_then(|l| i32::try_from(l.as_millis()).ok()),

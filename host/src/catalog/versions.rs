@@ -33,5 +33,6 @@ pub async fn record(db: &PgPool, provider: &str, model: &str, price: &ResolvedPr
     .await?
     .rows_affected();
     tx.commit().await?;
+    super::snapshot::mark_stored(&price.entry);
     Ok(changed > 0)
 }

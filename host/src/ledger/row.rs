@@ -34,6 +34,8 @@ pub struct TransactionRow {
     pub cost_nano: i64,
     pub provider_cost_nano: Option<i64>,
     pub price_version: Option<String>,
+    /// The price, when `price_versions` was not yet known to hold `price_version`'s
+    /// snapshot as the row was made (`catalog::snapshot::row_snapshot`).
     pub price_snapshot: Option<serde_json::Value>,
     pub estimated: bool,
     pub needs_review: bool,
