@@ -38,7 +38,8 @@ pub fn row_snapshot(p: &PriceEntry) -> Option<Value> {
     (!s.stored.load(Ordering::Acquire)).then(|| s.snapshot.clone())
 }
 
-/// Notes that `price_versions` holds `p`'s version (call after the insert committed).
+/// Notes that `price_versions` holds `p`'s version (call after the insert committed; the
+/// note is per process, which writes to one database).
 pub fn mark_stored(p: &PriceEntry) {
     stamp(p).stored.store(true, Ordering::Release);
 }
