@@ -145,6 +145,12 @@ impl Gateway {
         self.catalog.reload(&config).map_err(|e| ConfigError::Invalid { path: path.clone(), errors: vec![e] })?;
         self.settings.store(Arc::new(Settings::new(config, &self.env)));
         tracing::info!(path = %path.display(), "config reloaded");
+        // The routes' prices may have changed: their versions go to `price_versions` (until
+        // then rows carry their price snapshot themselves).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let catalog = self.catalog.clone();
+            runtime.spawn(async move { catalog.record_price_versions().await });
+        }
         Ok(())
     }
 

@@ -242,3 +242,23 @@ pub(super) fn ttl(hold_ttl: Duration) -> Duration {
 pub(super) fn usable_for(hold_ttl: Duration) -> Duration {
     (ttl(hold_ttl) * 2 / 3).min(Duration::from_secs(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lease is reserved from only within its use window: past it (its rounds stalled: the
+    /// process was stopped, or Redis did not answer) requests go to Redis, whatever is free.
+    #[test]
+    fn a_lease_past_its_use_window_reserves_nothing() {
+        let (leases, tenant) = (Leases::new(true), Uuid::from_u128(7));
+        leases.observe(tenant, 100, 10_000, true);
+        let lease = |usable_until| Lease { n: 1, free: 1_000, out: 0, usable_until, seq: 1 };
+        let now = Instant::now();
+        leases.tenants.lock().get_mut(&tenant).unwrap().current = Some(lease(now + Duration::from_secs(1)));
+        assert!(leases.take(tenant, 100).is_some(), "within its window");
+        leases.tenants.lock().get_mut(&tenant).unwrap().current = Some(lease(now));
+        assert!(leases.take(tenant, 100).is_none(), "past its window");
+        assert_eq!(leases.held(tenant), 1_000, "and nothing was taken from it");
+    }
+}

@@ -31,7 +31,7 @@ pub fn price_snapshot(p: &PriceEntry) -> Value {
 
 /// The snapshot a transaction row carries: none once `price_versions` is known to hold the
 /// price's version (the row's `price_version` names it there), the snapshot until then (a
-/// price not recorded yet: just after start, or while Postgres was down when it was). Each
+/// price not recorded yet: just after start or a config reload, or while Postgres was down). Each
 /// row carrying it cost Postgres a third more CPU per row and the gateway a sixth more.
 pub fn row_snapshot(p: &PriceEntry) -> Option<Value> {
     let s = stamp(p);

@@ -205,6 +205,14 @@ mod tests {
     }
 
     #[test]
+    fn the_insert_linger_is_bounded() {
+        let e = errors("[billing]\ninsert_linger_ms = 5000\n");
+        assert!(e.contains("billing.insert_linger_ms"), "{e}");
+        let e = errors("[billing]\ninsert_linger_ms = \"25\"\n");
+        assert!(e.contains("insert_linger_ms"), "a string is refused: {e}");
+    }
+
+    #[test]
     fn the_example_config_is_valid() {
         let text = include_str!("../../../config/gateway.toml");
         let config = parse(text, Path::new("/etc/xjp/gateway.toml")).expect("config/gateway.toml parses");

@@ -73,6 +73,9 @@ impl Config {
                     .into(),
             );
         }
+        if b.insert_linger_ms > 1_000 {
+            errors.push("billing.insert_linger_ms: at most 1000 (rows reach Postgres that much later)".into());
+        }
         if self.streaming.max_duration_secs == 0 || self.streaming.client_write_timeout_secs == 0 {
             errors.push(
                 "streaming.max_duration_secs, streaming.client_write_timeout_secs: must be greater than 0".into(),

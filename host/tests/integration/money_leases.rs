@@ -107,7 +107,8 @@ pub(crate) async fn two_leasing_gateways(
 ) -> (TestGateway, Vec<GatewayProcess>, TestDb) {
     let db = TestDb::create().await;
     let (database_url, redis_url) = (Some(db.url.clone()), leasing.redis_url.clone());
-    let options = Options { database_url, redis_url, initial_balance_nano: 0, ..Options::default() };
+    let billing_toml = "leases = false".into();
+    let options = Options { database_url, redis_url, billing_toml, initial_balance_nano: 0, ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let mut procs = Vec::new();
     for _ in 0..2 {

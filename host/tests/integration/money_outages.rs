@@ -77,7 +77,7 @@ async fn redis_flushed_during_load(leases: bool) {
         "gpt-4o-mini-2024-07-18",
         pair_for("gpt-4o-mini-2024-07-18").with_first_byte_delay(Duration::from_millis(100)),
     );
-    let billing_toml = if leases { "leases = true".to_string() } else { String::new() };
+    let billing_toml = format!("leases = {leases}");
     let options = Options { redis_url: Some(redis.url()), initial_balance_nano: 0, billing_toml, ..Options::default() };
     let gw = TestGateway::start_with(&mock.base_url(), options).await;
     let hold = hold_for(&gw.gw, "gpt-4o-mini", &CHAT);
@@ -150,7 +150,7 @@ async fn sigkill_mid_load(leases: bool) {
     let path = dir.path().join("gateway.toml");
     let plugins = common::root().join("target/plugins").display().to_string();
     let cache = common::root().join("target/plugin-cache").display().to_string();
-    let billing_toml = if leases { "leases = true".to_string() } else { String::new() };
+    let billing_toml = format!("leases = {leases}");
     let options = Options { hold_ttl_secs: 2, sweep_interval_ms: 300, billing_toml, ..Options::default() };
     std::fs::write(&path, config_toml_with(&mock.base_url(), &plugins, &cache, &options)).unwrap();
     let db_url = gw.db.as_ref().unwrap().url.clone();
