@@ -65,6 +65,9 @@ pub struct E2e {
     /// false`; leases are on by default).
     #[arg(long)]
     no_leases: bool,
+    /// The full-billing gateway's `[billing] insert_linger_ms` (its default when not given).
+    #[arg(long)]
+    insert_linger_ms: Option<u64>,
     /// Use the release binaries as they are.
     #[arg(long)]
     no_build: bool,
@@ -109,8 +112,9 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
     let db = Database::create()?;
     let prefix = format!("xjpbench{}", std::process::id());
     let (_mock, mock) = bench_setup::start_mock(&bin, &dir, opts.load_cpu, opts.chunk_ms)?;
-    let (off_cfg, off_port) = bench_setup::write_config(&dir, mock, &prefix, false, false)?;
-    let (on_cfg, on_port) = bench_setup::write_config(&dir, mock, &prefix, true, !opts.no_leases)?;
+    let (off_cfg, off_port) = bench_setup::write_config(&dir, mock, &prefix, false, false, None)?;
+    let (on_cfg, on_port) =
+        bench_setup::write_config(&dir, mock, &prefix, true, !opts.no_leases, opts.insert_linger_ms)?;
     bench_setup::seed(&bin, &on_cfg, &db)?;
     let off = bench_setup::start_gateway(&bin, &off_cfg, off_port, opts.gateway_cpu, &db)?;
     let on = bench_setup::start_gateway(&bin, &on_cfg, on_port, opts.gateway_cpu, &db)?;

@@ -179,13 +179,14 @@ pub fn start_mock(bin: &Path, dir: &Path, cpu: usize, chunk_ms: u64) -> anyhow::
 
 /// One gateway's config: config/gateway.toml with every provider on the mock, its own
 /// state directory, the bench's Redis prefix, billing on or off (and with billing on, balance
-/// leases when `leases`).
+/// leases when `leases`), and the ledger's insert linger when given.
 pub fn write_config(
     dir: &Path,
     mock: SocketAddr,
     prefix: &str,
     billing: bool,
     leases: bool,
+    insert_linger_ms: Option<u64>,
 ) -> anyhow::Result<(PathBuf, u16)> {
     let port = free_port()?;
     let listen = format!("127.0.0.1:{port}");
@@ -209,6 +210,9 @@ pub fn write_config(
     set("redis", "key_prefix", prefix.into());
     set("billing", "enabled", billing.into());
     set("billing", "leases", (billing && leases).into());
+    if let Some(ms) = insert_linger_ms {
+        set("billing", "insert_linger_ms", i64::try_from(ms)?.into());
+    }
     set("plugins", "cache_dir", root().join("target/plugin-cache").display().to_string().into());
     // The one bench tenant stands for many: the per-tenant cap (64 by default) would refuse
     // the `many` phase's streams with 429.

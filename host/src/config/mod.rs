@@ -401,7 +401,7 @@ impl Default for BillingConfig {
             spool_dir: "spool".into(),
             spool_max_rows: 1_000_000,
             spool_max_bytes: 512 << 20,
-            insert_linger_ms: 25,
+            insert_linger_ms: 250,
             sweep_interval_ms: 2_000,
             rollup_interval_ms: 5_000,
             unreadable_usage: UnknownUsage::Hold,
