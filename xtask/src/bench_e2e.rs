@@ -255,7 +255,9 @@ async fn phases(opts: &E2e, targets: &[Target], db: &Database) -> anyhow::Result
         c.once(&body).await.map_err(|e| anyhow::anyhow!("{}: the first request failed: {e}", t.name))?;
         bench_load::closed_loop(t, &body, 4, 1.0).await?;
     }
-    // Idle: what the gateways burn with no request (background jobs, tickers).
+    // Idle: what the gateways burn with no request (background jobs, tickers), once the
+    // warm-up's work is done (an idle lease goes back after 2 s, rows linger 250 ms).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = Duration::from_secs(2);
     let before: Vec<_> = targets.iter().map(|t| t.pid.map(bench_setup::thread_times)).collect();
     tokio::time::sleep(idle).await;
