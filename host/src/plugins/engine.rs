@@ -1,12 +1,10 @@
 //! The shared wasmtime engine: pooling allocator, epoch interruption, per-store memory cap.
 
+use super::ticker::Ticker;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter};
 
-/// How often the epoch advances; call budgets are rounded up to whole ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+pub use super::ticker::EPOCH_TICK;
 
 /// Address space reserved per linear memory: the whole 32-bit index space, so that
 /// Cranelift drops the explicit bounds check on every load and store (the guard pages
@@ -81,7 +79,7 @@ impl ResourceLimiter for StoreState {
 pub struct PluginEngine {
     engine: Engine,
     limits: RuntimeLimits,
-    stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
 }
 
 impl std::fmt::Debug for PluginEngine {
@@ -122,15 +120,8 @@ impl PluginEngine {
                 limits.max_instances
             ))
         })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, ticker_stop) = (engine.clone(), stop.clone());
-        std::thread::Builder::new().name("xjp-epoch".into()).spawn(move || {
-            while !ticker_stop.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                ticker_engine.increment_epoch();
-            }
-        })?;
-        Ok(Arc::new(PluginEngine { engine, limits, stop }))
+        let ticker = Ticker::start(engine.clone(), deadline_ticks(&limits))?;
+        Ok(Arc::new(PluginEngine { engine, limits, ticker }))
     }
 
     /// The wasmtime engine.
@@ -143,16 +134,22 @@ impl PluginEngine {
         self.limits
     }
 
-    /// Epoch ticks for one call's budget (rounded up, plus one for the tick in progress).
+    /// Epoch ticks for one call's budget (rounded up, plus one for the tick in progress);
+    /// asking for it is setting a deadline: the epoch ticker runs for at least that long.
     pub fn call_deadline_ticks(&self) -> u64 {
-        let tick = EPOCH_TICK.as_millis() as u64;
-        self.limits.call_timeout_ms.div_ceil(tick) + 1
+        self.ticker.deadline_set();
+        deadline_ticks(&self.limits)
     }
+}
+
+fn deadline_ticks(limits: &RuntimeLimits) -> u64 {
+    let tick = EPOCH_TICK.as_millis() as u64;
+    limits.call_timeout_ms.div_ceil(tick) + 1
 }
 
 impl Drop for PluginEngine {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.ticker.stop();
     }
 }
 
@@ -166,5 +163,29 @@ mod tests {
         let limits = RuntimeLimits { max_instances: 100_000, ..RuntimeLimits::default() };
         let e = PluginEngine::new(limits).expect_err("no process can reserve ~400 TiB");
         assert!(format!("{e:#}").contains("virtual address space for 100000 plugin instances"), "{e:#}");
+    }
+
+    /// The epoch ticker sleeps once no call can be running, and a deadline wakes it for at
+    /// least the call's budget.
+    #[test]
+    fn the_ticker_parks_when_idle_and_a_deadline_wakes_it() {
+        let limits = RuntimeLimits { call_timeout_ms: 20, max_instances: 2, ..RuntimeLimits::default() };
+        let engine = PluginEngine::new(limits).unwrap();
+        let wait_parked = || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !engine.ticker.is_parked() {
+                assert!(std::time::Instant::now() < deadline, "the ticker never parked");
+                std::thread::sleep(EPOCH_TICK);
+            }
+        };
+        wait_parked();
+        let before = engine.ticker.ticks();
+        std::thread::sleep(EPOCH_TICK * 10);
+        assert_eq!(engine.ticker.ticks(), before, "parked: no ticks");
+        let budget = engine.call_deadline_ticks();
+        std::thread::sleep(EPOCH_TICK * 2);
+        assert!(!engine.ticker.is_parked(), "a deadline wakes it");
+        wait_parked();
+        assert!(engine.ticker.ticks() - before > budget, "it ticked past the deadline before parking");
     }
 }

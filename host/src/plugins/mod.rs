@@ -14,6 +14,7 @@ pub mod error;
 pub mod plugin;
 pub mod registry;
 pub mod stream;
+mod ticker;
 pub mod watch;
 
 pub use bindings::ApiFormat;
