@@ -29,7 +29,9 @@ impl Ticker {
     pub(super) fn start(engine: Engine, budget: u64) -> std::io::Result<Arc<Ticker>> {
         let ticker = Arc::new(Ticker::default());
         let t = ticker.clone();
-        let thread = std::thread::Builder::new().name("xjp-epoch".into()).spawn(move || {
+        std::thread::Builder::new().name("xjp-epoch".into()).spawn(move || {
+            // Set before this thread can first park, so every wake-up finds it.
+            let _ = t.thread.set(std::thread::current());
             while !t.stop.load(SeqCst) {
                 std::thread::sleep(EPOCH_TICK);
                 engine.increment_epoch();
@@ -47,7 +49,6 @@ impl Ticker {
                 }
             }
         })?;
-        let _ = ticker.thread.set(thread.thread().clone());
         Ok(ticker)
     }
 
