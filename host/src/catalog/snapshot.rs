@@ -1,8 +1,8 @@
 //! A price's stored form and identity: the snapshot (in `price_versions`, and in a row whose
-//! version is not known to be there yet) and the content version (`p_<hash>`) that names it. Both are pure functions of the price and
-//! are memoised (a request would otherwise serialise and hash its price twice): the memo is
-//! keyed by a fingerprint and checked against the whole entry, so it can only ever return
-//! what the functions compute.
+//! version is not known to be there yet) and the content version (`p_<hash>`) that names it.
+//! Both are pure functions of the price and are memoised (a request would otherwise
+//! serialise and hash its price twice): the memo is keyed by a fingerprint and checked
+//! against the whole entry, so it can only ever return what the functions compute.
 
 use crate::plugins::bindings::{PriceEntry, TokenRates};
 use serde_json::{Value, json};
@@ -31,8 +31,8 @@ pub fn price_snapshot(p: &PriceEntry) -> Value {
 
 /// The snapshot a transaction row carries: none once `price_versions` is known to hold the
 /// price's version (the row's `price_version` names it there), the snapshot until then (a
-/// price not recorded yet: just after start or a config reload, or while Postgres was down). Each
-/// row carrying it cost Postgres a third more CPU per row and the gateway a sixth more.
+/// price not recorded yet: just after start or a config reload, or while Postgres was down).
+/// Each row carrying it cost Postgres a third more CPU per row and the gateway a sixth more.
 pub fn row_snapshot(p: &PriceEntry) -> Option<Value> {
     let s = stamp(p);
     (!s.stored.load(Ordering::Acquire)).then(|| s.snapshot.clone())

@@ -44,7 +44,7 @@ impl LedgerConfig {
             queue_capacity: 20_000,
             max_batch: 5_000,
             batch_window: Duration::from_millis(5),
-            insert_linger: Duration::from_millis(250),
+            insert_linger: Duration::from_millis(crate::config::BillingConfig::default().insert_linger_ms),
             retry_interval: Duration::from_millis(500),
             segment_bytes: 32 << 20,
             compact_bytes: 1 << 20,

@@ -24,8 +24,8 @@ pub(super) struct Ticker {
 }
 
 impl Ticker {
-    /// Starts the thread ticking `engine`; it parks after `budget` ticks (a call's deadline,
-    /// in ticks) without a deadline being set.
+    /// Starts the thread ticking `engine`; it parks once no deadline was set for `budget`
+    /// ticks (a call's deadline, in ticks) and two more.
     pub(super) fn start(engine: Engine, budget: u64) -> std::io::Result<Arc<Ticker>> {
         let ticker = Arc::new(Ticker::default());
         let t = ticker.clone();
@@ -52,9 +52,13 @@ impl Ticker {
         Ok(ticker)
     }
 
-    /// A deadline is being set: the ticker ticks for at least its budget from now.
+    /// A deadline is being set: the ticker ticks for at least its budget from now. Called
+    /// before every plugin entry: the shared count is written once a tick, not per call.
     pub(super) fn deadline_set(&self) {
-        self.last_set.store(self.ticks.load(SeqCst), SeqCst);
+        let now = self.ticks.load(SeqCst);
+        if self.last_set.load(SeqCst) != now {
+            self.last_set.store(now, SeqCst);
+        }
         if self.parked.load(SeqCst) && self.parked.swap(false, SeqCst) {
             self.unpark();
         }
