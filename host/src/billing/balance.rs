@@ -222,7 +222,7 @@ impl Balances {
                 waited = true;
                 let wait = if leases > 0 {
                     self.leases.refill.notify_one();
-                    super::lease_sync::EVERY * 3 / 2
+                    super::lease::EVERY * 3 / 2
                 } else {
                     SETTLING
                 };

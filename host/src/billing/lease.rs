@@ -19,6 +19,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+/// How often leases are sized and renewed (`lease_sync`).
+pub const EVERY: Duration = Duration::from_millis(250);
+/// A round is woken early when a lease's free part falls under this many of the largest hold.
+pub const REFILL_HOLDS: i64 = 4;
+
 /// Which lease a request reserved from (the `n` of `lease <replica>/<n>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseTag(pub(super) u64);
@@ -129,7 +134,7 @@ impl Leases {
         lease.out += amount;
         let (n, free) = (lease.n, lease.free);
         t.count(amount);
-        if free < t.max_hold.saturating_mul(super::lease_sync::REFILL_HOLDS) {
+        if free < t.max_hold.saturating_mul(REFILL_HOLDS) {
             self.refill.notify_one();
         }
         self.reserves.increment(1);

@@ -8,22 +8,19 @@
 //! holds this process's leases again, `load.lua`) never sees a lease half-changed.
 
 use super::balance::{Balances, LEASE, LEASE_DROP};
-use super::lease::{Lease, usable_for};
+use super::lease::{EVERY, Lease, usable_for};
 use futures_util::StreamExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// How often leases are sized and renewed.
-pub const EVERY: Duration = Duration::from_millis(250);
 /// The least time between two rounds (a refill wakes the next one early).
 pub const SPACING: Duration = Duration::from_millis(20);
 /// A lease is taken only while `available` is at least this many of the largest hold.
 pub const MIN_HOLDS: i64 = 32;
-/// A lease is at least this many of the largest hold ...
+/// A lease is at least this many of the largest hold (a round is woken early once its free
+/// part falls under [`REFILL_HOLDS`](super::lease::REFILL_HOLDS)).
 const SIZE_HOLDS: i64 = 8;
-/// ... and a round is woken early when its free part falls under this many.
-pub const REFILL_HOLDS: i64 = 4;
 /// A tenant is leased a slice only while this many of its requests a second reserve here.
 pub const MIN_RATE: f64 = 16.0;
 /// A lease unused this long is given back.

@@ -128,7 +128,7 @@ impl Billing {
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
-                        _ = tokio::time::sleep(lease_sync::EVERY) => {}
+                        _ = tokio::time::sleep(lease::EVERY) => {}
                         _ = refill.notified() => {}
                     }
                     let Some(b) = billing.upgrade() else { return };
