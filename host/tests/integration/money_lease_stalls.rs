@@ -97,3 +97,57 @@ async fn a_stalled_gateway_s_lease_is_swept_and_never_spent_after() {
     let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
     assert!(live.available_nano >= 0 && live.held_nano == 0, "{live:?} {:?}", books(&gw.gw.db, gw.tenant).await);
 }
+
+/// `lease_drop.lua` on its own: a dropped lease leaves a dated marker that its gateway's
+/// calls and rebuilds respect; markers over a day old (and the undated ones older versions
+/// wrote) are cleared by the next drop on the account, so a dead gateway's marker does not
+/// stay in the account forever. Live leases' call numbers are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_marks_its_lease_and_clears_markers_over_a_day_old() {
+    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+    let mut conn: Connection =
+        redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let drop = redis::Script::new(include_str!("../../src/billing/lua/lease_drop.lua"));
+    let lease = redis::Script::new(include_str!("../../src/billing/lua/lease.lua"));
+    let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let hour_old = format!("dropped:{}", now_ms - 3_600_000);
+    let day_old = format!("dropped:{}", now_ms - 86_500_000);
+    let fields: [(&str, &str); 9] = [
+        ("loaded", "1"),
+        ("available", "5000"),
+        ("held", "1000"),
+        ("leases", "1"),
+        ("lease-seq:lease r/1", "4:1000"),
+        ("lease-seq:lease old/1", day_old.as_str()),
+        ("lease-seq:lease older/1", "dropped"),
+        ("lease-seq:lease recent/1", hour_old.as_str()),
+        ("lease-seq:lease live/1", "9:0"),
+    ];
+    let _: () = redis::cmd("HSET").arg(account).arg(&fields[..]).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("HSET").arg(holds).arg("lease r/1").arg(1000).query_async(&mut conn).await.unwrap();
+    let _: () =
+        redis::cmd("ZADD").arg(expiry).arg(now_ms - 1_000).arg("lease r/1").query_async(&mut conn).await.unwrap();
+
+    let dropped: i64 = drop.key(account).key(holds).key(expiry).arg("lease r/1").invoke_async(&mut conn).await.unwrap();
+    assert_eq!(dropped, 1);
+    let left: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(account).query_async(&mut conn).await.unwrap();
+    let marker = left.get("lease-seq:lease r/1").expect("the dropped lease is marked");
+    let at: u64 = marker.strip_prefix("dropped:").expect("a dated marker").parse().unwrap();
+    assert!(at >= now_ms - 1_000, "dated now: {marker}");
+    assert!(!left.contains_key("lease-seq:lease old/1"), "a marker over a day old is cleared");
+    assert!(!left.contains_key("lease-seq:lease older/1"), "an undated marker is cleared");
+    assert_eq!(left.get("lease-seq:lease recent/1"), Some(&hour_old), "an hour-old marker stays");
+    assert_eq!(left.get("lease-seq:lease live/1").map(String::as_str), Some("9:0"), "a live lease's number stays");
+    assert_eq!(left.get("loaded").map(String::as_str), Some("0"), "the account is marked for a rebuild");
+
+    // The dropped lease's gateway, renewing as if nothing happened, is answered lost.
+    let _: () = redis::cmd("HSET").arg(account).arg("loaded").arg("1").query_async(&mut conn).await.unwrap();
+    let mut renew = lease.key(account);
+    renew.key(holds).key(expiry).arg("lease r/1").arg(500).arg(1).arg(60_000).arg(0).arg(0).arg(5).arg(4);
+    let answer: (i64, i64, i64) = renew.invoke_async(&mut conn).await.unwrap();
+    assert_eq!(answer.0, -1, "a dropped lease's calls are answered lost");
+    let held: Option<i64> = redis::cmd("HGET").arg(holds).arg("lease r/1").query_async(&mut conn).await.unwrap();
+    assert_eq!(held, None, "and hold nothing");
+}

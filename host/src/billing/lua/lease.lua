@@ -11,7 +11,7 @@
 -- answer and is not applied twice; a call that finds another number there is not for the
 -- lease Redis holds (a failover lost a call, a rebuild after the sweeper's drop, a call whose
 -- answer was lost) and is answered as lost, except a close. Amounts are written with
--- '%.0f' (Lua prints numbers with 14 digits). `dropped` marks a lease the sweeper dropped (lease_drop.lua), never held
+-- '%.0f' (Lua prints numbers with 14 digits). `dropped:<ms>` marks a lease the sweeper dropped (lease_drop.lua), never held
 -- again. A take is at most an eighth of `available`, so leases leave the account to the other
 -- gateways' requests.
 -- The account's `leases` counts the leases held (reserve.lua reads it; load.lua recounts).
@@ -24,7 +24,7 @@ local id = ARGV[1]
 local available = tonumber(redis.call('HGET', KEYS[1], 'available') or '0')
 local seq_field = 'lease-seq:' .. id
 local stored = redis.call('HGET', KEYS[1], seq_field)
-if stored == 'dropped' then
+if stored and string.sub(stored, 1, 7) == 'dropped' then
   if ARGV[5] == '1' then
     redis.call('HDEL', KEYS[1], seq_field)
   end

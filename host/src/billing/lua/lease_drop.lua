@@ -16,9 +16,20 @@ if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'leases', -1)
--- Marked, so a rebuild by its gateway (alive after all, its rounds stalled) never holds it
--- again, and its calls are answered as lost (lease.lua).
-redis.call('HSET', KEYS[1], 'lease-seq:' .. ARGV[1], 'dropped')
+-- Marked `dropped:<ms>`, so a rebuild by its gateway (alive after all, its rounds stalled)
+-- never holds it again, and its calls are answered as lost (lease.lua). A dead gateway never
+-- closes its lease, which is what deletes a marker: markers over a day old (and the plain
+-- `dropped` older versions wrote) go here. A gateway stalled that long has long stopped
+-- spending the lease (its use window is a second), and its calls find no hold.
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  local value = fields[i + 1]
+  if string.sub(fields[i], 1, 10) == 'lease-seq:' and string.sub(value, 1, 7) == 'dropped'
+      and (tonumber(string.sub(value, 9)) or 0) < now_ms - 86400000 then
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+redis.call('HSET', KEYS[1], 'lease-seq:' .. ARGV[1], 'dropped:' .. now_ms)
 redis.call('HSET', KEYS[1], 'loaded', '0')
 redis.call('HINCRBY', KEYS[1], 'gen', 1)
 return 1

@@ -24,7 +24,7 @@ if leases_end > 5 then
   local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[4])
   for i = 6, leases_end - 2, 3 do
     local seq_field = 'lease-seq:' .. ARGV[i]
-    if redis.call('HGET', KEYS[1], seq_field) ~= 'dropped' and redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+    if string.sub(redis.call('HGET', KEYS[1], seq_field) or '', 1, 7) ~= 'dropped' and redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
       redis.call('ZADD', KEYS[3], until_ms, ARGV[i])
       redis.call('HSET', KEYS[1], seq_field, ARGV[i + 2] .. ':0')
     end
