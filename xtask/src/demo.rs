@@ -2,8 +2,9 @@
 //! upstream (and real providers whose key variables are set).
 
 use crate::{cargo, root, run};
+use crate::bench_setup::Proc;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 const MOCK_LISTEN: &str = "127.0.0.1:9100";
 const DEMO_DB: &str = "xjp_demo";
@@ -105,16 +106,7 @@ fn ensure_database(admin_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mock() -> anyhow::Result<(KillOnDrop, String)> {
+fn start_mock() -> anyhow::Result<(Proc, String)> {
     let mut child = Command::new(root().join("target/debug/xjp-mock-upstream"))
         .args(["--listen", MOCK_LISTEN, "--scenarios"])
         .arg(root().join("fixtures/mock-scenarios.json"))
@@ -127,7 +119,7 @@ fn start_mock() -> anyhow::Result<(KillOnDrop, String)> {
         .strip_prefix("listening on ")
         .ok_or_else(|| anyhow::anyhow!("mock upstream said: {line}"))?
         .to_string();
-    Ok((KillOnDrop(child), base))
+    Ok((Proc(child), base))
 }
 
 /// Builds, seeds and runs everything in the foreground until Ctrl-C.

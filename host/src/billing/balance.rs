@@ -246,7 +246,7 @@ impl Balances {
     /// Debits `cost` for `request_id` and releases the rest of its hold, once (in the next
     /// settlement batch, `settle_batch`).
     /// `label` is `settled` or `released` (recorded in the request's state, kept as long as
-    /// [`state_ttl_secs`] says for `origin`). A debit applied now is registered as pending
+    /// `state_ttl_secs` says for `origin`). A debit applied now is registered as pending
     /// until its row reaches Postgres, unless `recorded` says the row is already there (the
     /// sweeper settling from the ledger).
     pub async fn settle(

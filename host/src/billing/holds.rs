@@ -4,7 +4,7 @@
 //!
 //! `<prefix>:hold-tenants` is a sorted set of tenant ids scored by the last time (ms) one of
 //! their requests took or renewed a hold. A gateway refreshes a tenant's entry *before* the
-//! hold, at most every [`index_refresh`](super::balance::index_refresh) (pipelined with the reserve, so no extra round trip;
+//! hold, at most every `balance::index_refresh` (pipelined with the reserve, so no extra round trip;
 //! most reserves skip it), renewal refreshes it, and the sweeper forgets tenants idle for two
 //! hold TTLs plus a minute. A hold taken at `t` had its tenant scored at `t - refresh` or later,
 //! so the tenant stays indexed until `t - refresh + 2 TTL + 60 s`, past the hold's expiry
@@ -27,7 +27,7 @@ const SWEEP_FAN_OUT: usize = 64;
 
 impl Balances {
     /// Runs `invocation` (a script on `tenant`'s keys), first putting the tenant in the hold
-    /// index unless this gateway did so within [`index_refresh`](super::balance::index_refresh).
+    /// index unless this gateway did so within `balance::index_refresh`.
     pub(super) async fn index_then<T: FromRedisValue>(
         &self,
         tenant: Uuid,

@@ -38,8 +38,10 @@ pub fn row_snapshot(p: &PriceEntry) -> Option<Value> {
     (!s.stored.load(Ordering::Acquire)).then(|| s.snapshot.clone())
 }
 
-/// Notes that `price_versions` holds `p`'s version (call after the insert committed; the
-/// note is per process, which writes to one database).
+/// Notes that `price_versions` holds `p`'s version (call after the insert committed). The
+/// note is per process, which writes to one database. A failover that loses the commit (an
+/// asynchronous standby) loses every later commit too, the rows that left the snapshot out
+/// among them: no surviving row names a version the database lacks.
 pub fn mark_stored(p: &PriceEntry) {
     stamp(p).stored.store(true, Ordering::Release);
 }

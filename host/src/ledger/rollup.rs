@@ -1,5 +1,5 @@
 //! Daily rollups per tenant / day / model / key. Rows written by the ledger's insert are
-//! added to the summary by that same statement (`ledger::insert`, through [`summary_upsert`]),
+//! added to the summary by that same statement (`ledger::insert`, through `summary_upsert!`),
 //! so a row is written once and counted in the same transaction. The job here is the safety
 //! net for rows that arrive `NOT rolled_up` (written by an older gateway during an upgrade,
 //! or by hand): each run flips `rolled_up` on a batch of them and adds them to the summary in

@@ -58,7 +58,7 @@ pub fn estimate(format: ApiFormat, request: &[u8], limits: &ModelLimits) -> Plug
     estimate_body(&estimate::parse_request(request)?, limits)
 }
 
-/// [`estimate`] of a request already parsed (with [`estimate::parse_request`]), for a
+/// [`estimate()`] of a request already parsed (with [`estimate::parse_request`]), for a
 /// plugin that reads fields of its own from the same body.
 pub fn estimate_body(body: &Value, limits: &ModelLimits) -> PluginResult<Usage> {
     let choices = count(body.get("n"), "n", 1, MAX_CHOICES)?.unwrap_or(1);

@@ -371,7 +371,7 @@ impl<'de> Fields<'de> for Function {
     }
 }
 
-/// Bytes of generated text in one `delta` (see [`Delta::text_bytes`]): `content` (a
+/// Bytes of generated text in one `delta` (see `Delta::text_bytes`): `content` (a
 /// string, or text parts), `reasoning_content` or else `reasoning`, `refusal`, and the
 /// `arguments` of `tool_calls[].function` and the legacy `function_call`. Zero for a
 /// `delta` that is not an object.
