@@ -26,6 +26,7 @@ mod money_disconnect;
 mod money_endings;
 mod money_holds;
 mod money_idempotency;
+mod money_lease_flush;
 mod money_lease_stalls;
 mod money_leases;
 mod money_left_behind;
