@@ -3,7 +3,7 @@
 //! around each run: gateway CPU time, Redis command and Postgres transaction counters.
 
 use crate::demo::{Layout, Mock, gateway_config};
-use crate::root;
+use crate::{Proc, root};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,16 +14,6 @@ use std::time::{Duration, Instant};
 pub const KEY: &str = "XJP_benchbenchbenchbenchbenchbench0123456789";
 /// The model routed to the mock (an OpenAI chat route in config/gateway.toml).
 pub const MODEL: &str = "gpt-4o-mini";
-
-/// A started process, killed when dropped.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn pinned(cpu: usize, program: &Path) -> Command {
     let mut cmd = Command::new("taskset");

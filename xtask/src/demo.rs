@@ -1,8 +1,7 @@
 //! `cargo xtask run`: the gateway with a demo tenant, key and balance, in front of the mock
 //! upstream (and real providers whose key variables are set).
 
-use crate::bench_setup::Proc;
-use crate::{cargo, root, run};
+use crate::{Proc, cargo, root, run};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
