@@ -51,7 +51,7 @@ pub async fn drive(
                 ledger.record(row).await?;
                 acks.push(t.elapsed());
                 ledger.pending().add(tenant, cost);
-                ledger.confirm(tenant, &id, Some(cost)).await;
+                ledger.confirm(tenant, &id, Some(xjp_gateway::ledger::recount::Debit { cost, epoch: None })).await;
             }
         });
     }

@@ -95,9 +95,13 @@ pub enum Reservation {
 }
 
 /// What a settlement did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
-    Settled { available: i64 },
+    /// Debited now; `epoch` names the account's rebuild it was debited from (`load.lua`).
+    Settled {
+        available: i64,
+        epoch: Option<std::sync::Arc<str>>,
+    },
     AlreadySettled,
 }
 
@@ -280,10 +284,11 @@ impl Balances {
         for _ in 0..3 {
             let batcher = self.settle_batcher().await?;
             let lock = self.pending.lock(tenant).read().await;
-            let (code, available) = batcher
+            let answer = batcher
                 .settle(tenant, request_id, cost.max(0), label, ttl, hold_id.clone())
                 .await
                 .map_err(BalanceError::Redis)?;
+            let (code, available) = (answer.code, answer.available);
             match code {
                 1 | 3 => {
                     if let (3, Some(lease)) = (code, lease) {
@@ -292,7 +297,7 @@ impl Balances {
                     if !recorded {
                         self.pending.add(tenant, cost.max(0));
                     }
-                    return Ok(Settlement::Settled { available });
+                    return Ok(Settlement::Settled { available, epoch: answer.epoch });
                 }
                 2 => return Ok(Settlement::AlreadySettled),
                 _ => {
@@ -333,6 +338,7 @@ impl Balances {
             }
             invocation.arg(balance).arg(CREDIT_MARKER_TTL_SECS).arg(gen_.unwrap_or_default());
             invocation.arg(super::lease::ttl(self.hold_ttl).as_millis() as u64).arg(leases.len());
+            invocation.arg(self.leases.replica().to_string()).arg(&snapshot.pg_snapshot);
             for (id, amount, seq) in &leases {
                 invocation.arg(id).arg(*amount).arg(*seq);
             }

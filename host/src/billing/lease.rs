@@ -107,6 +107,11 @@ impl Leases {
         format!("lease {}/{n}", self.replica)
     }
 
+    /// This process's id among the gateways sharing Redis (random per start).
+    pub fn replica(&self) -> Uuid {
+        self.replica
+    }
+
     /// Whether a hold id names a lease (any replica's).
     pub fn is_lease(hold_id: &str) -> bool {
         hold_id.starts_with("lease ")

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod lease_sync;
 pub mod left_behind;
 pub mod record;
+pub mod recount;
 pub mod reserve;
 pub mod resync;
 pub mod running;
@@ -47,6 +48,9 @@ pub struct Billing {
     settings: LiveSettings,
     /// Settle-and-record tasks (waited for at shutdown, before the ledger flushes).
     tasks: TaskTracker,
+    /// The check of committed debits against the account's rebuild (`recount`), which ends
+    /// after the ledger: waited for at shutdown.
+    recount: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// `[billing] enabled` at start; off (benchmarks only), nothing is held or recorded.
     enabled: bool,
 }
@@ -80,7 +84,8 @@ impl Billing {
                 "billing is OFF ([billing] enabled = false): requests are neither held, priced, recorded nor debited; for comparisons and benchmarks only"
             );
         }
-        Ok(Arc::new(Billing { balances, ledger, running, resyncs, left_behind, settings, tasks, enabled }))
+        let recount = parking_lot::Mutex::new(None);
+        Ok(Arc::new(Billing { balances, ledger, running, resyncs, left_behind, settings, tasks, recount, enabled }))
     }
 
     /// Phase 4: estimates, prices and holds for a routed bill (see [`reserve::reserve`]).
@@ -120,9 +125,13 @@ impl Billing {
     }
 
     /// Starts the hold renewal, the hold sweeper (with the resyncs and the reconciling of
-    /// rows a previous run left), the lease rounds (with `[billing] leases`) and the summary
-    /// rollup; they stop when billing is dropped.
+    /// rows a previous run left), the lease rounds (with `[billing] leases`), the summary
+    /// rollup and the check of committed debits (`recount`); they stop when billing is
+    /// dropped (the check when the ledger has stopped).
     pub fn spawn_jobs(self: &Arc<Self>, sweep_every: Duration, rollup_every: Duration) {
+        if let Some(commits) = self.ledger.take_commits() {
+            *self.recount.lock() = Some(tokio::spawn(recount::run(Arc::downgrade(self), commits)));
+        }
         if self.balances.leases.enabled() {
             let (billing, refill) = (Arc::downgrade(self), self.balances.leases.refill.clone());
             tokio::spawn(async move {
@@ -162,6 +171,13 @@ impl Billing {
         }
         self.balances.return_leases().await;
         self.ledger.shutdown().await;
+        // The ledger's last commits are checked before the process goes.
+        let recount = self.recount.lock().take();
+        if let Some(task) = recount
+            && tokio::time::timeout(grace, task).await.is_err()
+        {
+            tracing::warn!("grace period over with committed debits still being checked");
+        }
     }
 }
 

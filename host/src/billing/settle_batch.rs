@@ -9,7 +9,7 @@ use super::keys::KeySpace;
 use crate::db::RedisConn;
 use redis::Script;
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -19,8 +19,17 @@ static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 /// up to 9 commands per settlement).
 pub const MAX_PER_CALL: usize = 128;
 
-/// What the script answered for one settlement: (code, available), or the call's error.
-type Answer = Result<(i64, i64), String>;
+/// What the script answered for one settlement, or the call's error.
+type Answer = Result<Settled, String>;
+
+/// One settlement's answer: `settle.lua`'s code, the account's `available` after it, and the
+/// account's epoch (who rebuilt it, `load.lua`; `None` for an account loaded before epochs).
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub code: i64,
+    pub available: i64,
+    pub epoch: Option<Arc<str>>,
+}
 
 /// One settlement waiting for its batch.
 #[derive(Debug)]
@@ -50,7 +59,7 @@ impl SettleBatcher {
         SettleBatcher { tx }
     }
 
-    /// Settles one request in the next batch: `(code, available)` as `settle.lua` answers.
+    /// Settles one request in the next batch, as `settle.lua` answers.
     /// The request's state is kept `state_ttl` seconds; `lease` is the hold id of the lease
     /// it was held from.
     pub async fn settle(
@@ -108,15 +117,16 @@ async fn call(mut conn: RedisConn, keys: &KeySpace, jobs: Vec<Job>) {
         invocation.arg(&job.request_id).arg(job.cost.max(0)).arg(&job.label).arg(job.state_ttl);
         invocation.arg(job.lease.as_deref().unwrap_or(""));
     }
-    let answered: Result<Vec<i64>, _> = invocation.invoke_async(&mut conn).await;
-    match answered {
-        Ok(codes) if codes.len() == jobs.len() * 2 => {
+    let answered: Result<Vec<redis::Value>, _> = invocation.invoke_async(&mut conn).await;
+    match answered.map(|values| parse(&values, jobs.len())) {
+        Ok(Some((codes, epoch))) => {
             for (job, pair) in jobs.into_iter().zip(codes.chunks(2)) {
-                let _ = job.reply.send(Ok((pair[0], pair[1])));
+                let settled = Settled { code: pair[0], available: pair[1], epoch: epoch.clone() };
+                let _ = job.reply.send(Ok(settled));
             }
         }
-        Ok(codes) => {
-            let e = format!("settle.lua answered {} values for {} settlements", codes.len(), jobs.len());
+        Ok(None) => {
+            let e = format!("settle.lua's answer does not fit {} settlements", jobs.len());
             jobs.into_iter().for_each(|job| drop(job.reply.send(Err(e.clone()))));
         }
         Err(e) => {
@@ -124,4 +134,15 @@ async fn call(mut conn: RedisConn, keys: &KeySpace, jobs: Vec<Job>) {
             jobs.into_iter().for_each(|job| drop(job.reply.send(Err(e.clone()))));
         }
     }
+}
+
+/// `settle.lua`'s answer: a (code, available) pair per settlement, then the epoch.
+fn parse(values: &[redis::Value], settlements: usize) -> Option<(Vec<i64>, Option<Arc<str>>)> {
+    let (epoch, pairs) = values.split_last()?;
+    if pairs.len() != settlements * 2 {
+        return None;
+    }
+    let codes = pairs.iter().map(|v| redis::from_redis_value_ref::<i64>(v).ok()).collect::<Option<Vec<_>>>()?;
+    let epoch: String = redis::from_redis_value_ref(epoch).ok()?;
+    Some((codes, (!epoch.is_empty()).then(|| Arc::from(epoch))))
 }

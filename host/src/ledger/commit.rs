@@ -3,11 +3,13 @@
 //! rows are alone and set aside.
 
 use super::dead_letter;
-use super::insert::insert_batch;
+use super::insert::{insert_batch, insert_rows};
 use super::inserter::Inserter;
+use super::recount::{Committed, Debit};
 use super::refusal::{Failure, blames_the_database, classify, sqlstate};
 use super::row::TransactionRow;
 use super::stages::RowKey;
+use std::collections::HashMap;
 
 impl Inserter {
     /// Inserts rows. A batch Postgres refuses (a value, not an outage: `ledger::refusal`) is
@@ -85,11 +87,12 @@ impl Inserter {
     }
 
     /// The row's debit is recorded (or set aside for good): it is no longer pending.
-    fn settle_pending(&self, key: &RowKey) {
-        let cost = self.uncommitted.lock().remove(key);
-        if let Some(cost) = cost {
-            self.pending.recorded(key.0, cost);
+    fn settle_pending(&self, key: &RowKey) -> Option<Debit> {
+        let debit = self.uncommitted.lock().remove(key);
+        if let Some(debit) = &debit {
+            self.pending.recorded(key.0, debit.cost);
         }
+        debit
     }
 
     /// Inserts rows and un-registers their pending debits while holding the shared lock of
@@ -109,17 +112,26 @@ impl Inserter {
         for lock in shards {
             guards.push(lock.read().await);
         }
-        let inserted = insert_batch(&self.db, rows).await?;
-        self.committed(rows, inserted);
+        let (inserted, xid) = insert_rows(&self.db, rows).await?;
+        self.committed(rows, inserted, xid);
         Ok(inserted)
     }
 
-    fn committed(&self, rows: &[TransactionRow], inserted: u64) {
+    /// The rows are in Postgres: their debits stop being pending, and those applied under
+    /// an account epoch go to billing with the transaction that committed them.
+    fn committed(&self, rows: &[TransactionRow], inserted: u64, xid: String) {
         metrics::counter!("xjp_ledger_rows_written_total").increment(inserted);
         metrics::counter!("xjp_ledger_duplicates_total").increment(rows.len() as u64 - inserted.min(rows.len() as u64));
         let keys: Vec<RowKey> = rows.iter().map(|r| (r.tenant_id, r.request_id.clone())).collect();
+        let mut debits: HashMap<uuid::Uuid, Vec<Debit>> = HashMap::new();
         for key in &keys {
-            self.settle_pending(key);
+            if let Some(debit) = self.settle_pending(key).filter(|d| d.epoch.is_some()) {
+                debits.entry(key.0).or_default().push(debit);
+            }
+        }
+        let all_new = inserted == rows.len() as u64;
+        for (tenant, debits) in debits {
+            self.commits.send(Committed { tenant, xid: xid.clone(), debits, all_new });
         }
         self.backlog.recorded(&keys);
     }

@@ -49,13 +49,19 @@ WITH input AS (
     summary_columns!(),
     "), summed AS (",
     summary_upsert!(),
-    ")\nSELECT count(*) FROM picked"
+    ")\nSELECT count(*), pg_current_xact_id()::text FROM picked"
 );
 
 /// Inserts a batch; returns how many rows were new (the rest were already recorded).
 pub async fn insert_batch(db: &PgPool, rows: &[TransactionRow]) -> Result<u64, sqlx::Error> {
+    Ok(insert_rows(db, rows).await?.0)
+}
+
+/// [`insert_batch`], also returning the transaction that committed it (`pg_current_xact_id()`,
+/// decimal; empty when there were no rows).
+pub async fn insert_rows(db: &PgPool, rows: &[TransactionRow]) -> Result<(u64, String), sqlx::Error> {
     if rows.is_empty() {
-        return Ok(0);
+        return Ok((0, String::new()));
     }
     // Columns of references: a row's strings and JSON are encoded straight from the row.
     macro_rules! col {
@@ -63,7 +69,7 @@ pub async fn insert_batch(db: &PgPool, rows: &[TransactionRow]) -> Result<u64, s
             rows.iter().map(|r| &r.$f).collect::<Vec<_>>()
         };
     }
-    let inserted: i64 = sqlx::query_scalar(INSERT)
+    let (inserted, xid): (i64, String) = sqlx::query_as(INSERT)
         .bind(col!(request_id))
         .bind(col!(tenant_id))
         .bind(col!(api_key_id))
@@ -95,7 +101,7 @@ pub async fn insert_batch(db: &PgPool, rows: &[TransactionRow]) -> Result<u64, s
         .bind(col!(client_request_id))
         .fetch_one(db)
         .await?;
-    Ok(inserted as u64)
+    Ok((inserted as u64, xid))
 }
 
 /// Creates the monthly partitions around now (previous month to two months ahead).

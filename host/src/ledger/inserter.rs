@@ -6,6 +6,7 @@
 
 use super::backlog::Backlog;
 use super::pending::PendingDebits;
+use super::recount::{CommitSender, Debit};
 use super::row::TransactionRow;
 use super::stages::{LedgerConfig, RowKey, SharedSpool};
 use parking_lot::Mutex;
@@ -20,7 +21,7 @@ pub(super) enum Stage {
     /// Rows now durable in the spool.
     Spooled(Vec<TransactionRow>),
     /// A spooled row's settlement finished (see `writer::Submit::Confirm`).
-    Confirm { key: RowKey, settled_cost: Option<i64> },
+    Confirm { key: RowKey, debit: Option<Debit> },
 }
 
 pub(super) struct Inserter {
@@ -38,8 +39,10 @@ pub(super) struct Inserter {
     ready: Vec<TransactionRow>,
     /// Confirmed rows that are only in the spool: replayed from there.
     pub(super) spilled: HashSet<RowKey>,
-    /// Confirmed, Redis-debited rows not yet in Postgres: key -> cost.
-    pub(super) uncommitted: Mutex<HashMap<RowKey, i64>>,
+    /// Confirmed, Redis-debited rows not yet in Postgres.
+    pub(super) uncommitted: Mutex<HashMap<RowKey, Debit>>,
+    /// Where commits of debits go (to billing).
+    pub(super) commits: CommitSender,
     /// When Postgres last failed as an outage (retried every `retry_interval`).
     pub(super) outage: Option<Instant>,
     /// Sealed segments whose deletion failed (retried).
@@ -52,6 +55,7 @@ impl Inserter {
         (db, spool, config, pending, backlog): (PgPool, SharedSpool, LedgerConfig, Arc<PendingDebits>, Arc<Backlog>),
         rx: mpsc::UnboundedReceiver<Stage>,
         replay: HashSet<RowKey>,
+        commits: CommitSender,
     ) -> Inserter {
         Inserter {
             db,
@@ -65,6 +69,7 @@ impl Inserter {
             ready: Vec::new(),
             spilled: replay,
             uncommitted: Mutex::default(),
+            commits,
             outage: None,
             undeleted: Vec::new(),
         }
@@ -155,11 +160,11 @@ impl Inserter {
                     self.awaiting.insert((row.tenant_id, row.request_id.clone()), row);
                 }
             }
-            Stage::Confirm { key, settled_cost } => {
+            Stage::Confirm { key, debit } => {
                 let Some(row) = self.awaiting.remove(&key) else { return };
-                if let Some(cost) = settled_cost {
+                if let Some(debit) = debit {
                     // Registered as pending by the settlement itself; un-registered on commit.
-                    self.uncommitted.get_mut().insert(key.clone(), cost);
+                    self.uncommitted.get_mut().insert(key.clone(), debit);
                 }
                 // While rows are spilled, later ones follow them through the spool; so do
                 // rows beyond what memory keeps.

@@ -51,6 +51,9 @@ pub struct LoadSnapshot {
     /// counted in `balance_nano` and again when their hold settles, unless the load adds
     /// them back.
     pub recorded_under_holds: Vec<(String, i64)>,
+    /// The statement's snapshot (`pg_current_snapshot()`, `xmin:xmax:xip,...`): which
+    /// transactions' rows the balance counts.
+    pub pg_snapshot: String,
 }
 
 /// What loading a balance reads, in one statement (one snapshot): credits − recorded debits,
@@ -63,7 +66,7 @@ pub async fn balance_for_load(
     window: std::time::Duration,
     held: &[String],
 ) -> Result<LoadSnapshot, sqlx::Error> {
-    let (balance_nano, recent_credits, ids, costs): (i64, Vec<String>, Vec<String>, Vec<i64>) =
+    let (balance_nano, recent_credits, ids, costs, pg_snapshot): (i64, Vec<String>, Vec<String>, Vec<i64>, String) =
         sqlx::query_as(concat!(
             "WITH recorded AS (SELECT i.request_id, t.cost_nano ",
             rows_of_ids!("$3"),
@@ -71,14 +74,16 @@ pub async fn balance_for_load(
               - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT, \
                 ARRAY(SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - make_interval(secs => $2)), \
                 ARRAY(SELECT request_id FROM recorded ORDER BY request_id), \
-                ARRAY(SELECT cost_nano FROM recorded ORDER BY request_id)",
+                ARRAY(SELECT cost_nano FROM recorded ORDER BY request_id), \
+                pg_current_snapshot()::text",
         ))
         .bind(tenant)
         .bind(window.as_secs_f64())
         .bind(held)
         .fetch_one(db)
         .await?;
-    Ok(LoadSnapshot { balance_nano, recent_credits, recorded_under_holds: ids.into_iter().zip(costs).collect() })
+    let recorded_under_holds = ids.into_iter().zip(costs).collect();
+    Ok(LoadSnapshot { balance_nano, recent_credits, recorded_under_holds, pg_snapshot })
 }
 
 /// Whether a request id already has a row (of any status) for the tenant.

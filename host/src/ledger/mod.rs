@@ -15,6 +15,7 @@ mod lock;
 pub mod lookup;
 pub mod pending;
 pub mod queries;
+pub mod recount;
 pub mod refusal;
 mod replay;
 pub mod rollup;

@@ -40,7 +40,7 @@ pub(super) async fn run(
                     rows.push(*row);
                     acks.push(durable);
                 }
-                Submit::Confirm { key, settled_cost } => confirms.push(Stage::Confirm { key, settled_cost }),
+                Submit::Confirm { key, debit } => confirms.push(Stage::Confirm { key, debit }),
             }
         }
         if !rows.is_empty() {

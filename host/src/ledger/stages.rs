@@ -58,10 +58,10 @@ impl LedgerConfig {
 pub(super) enum Submit {
     /// Make a row durable (spool) and acknowledge.
     Record { row: Box<TransactionRow>, durable: oneshot::Sender<()> },
-    /// The row's Redis settlement finished (`settled_cost` when Redis was debited): only
+    /// The row's Redis settlement finished (`debit` when Redis was debited): only
     /// now may it go to Postgres, so a row in Postgres is always a debit already applied
     /// in Redis (which is what rebuilding a balance from Postgres relies on).
-    Confirm { key: RowKey, settled_cost: Option<i64> },
+    Confirm { key: RowKey, debit: Option<super::recount::Debit> },
 }
 
 /// A row's identity: (tenant, bounded request id).

@@ -8,6 +8,7 @@ use super::backlog::Backlog;
 use super::bounds::{bound_id, bound_row};
 use super::inserter::Inserter;
 use super::pending::PendingDebits;
+use super::recount::{Committed, Debit};
 use super::refusal::{Failure, classify};
 use super::row::TransactionRow;
 use super::spool::Spool;
@@ -46,6 +47,8 @@ pub struct Ledger {
     tx: Mutex<Option<mpsc::Sender<Submit>>>,
     /// Rows a previous run left, until billing takes them.
     left_behind: Mutex<Vec<LeftBehind>>,
+    /// Commits of debits, until billing takes the queue (`billing::recount`).
+    commits: Mutex<Option<mpsc::Receiver<Committed>>>,
     /// When this run opened the spool (before replaying it).
     started_at: SystemTime,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -98,8 +101,9 @@ impl Ledger {
         let spool: SharedSpool = Arc::new(std::sync::Mutex::new(spool));
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let (stage_tx, stage_rx) = mpsc::unbounded_channel();
+        let (commit_tx, commits) = super::recount::queue();
         let parts = (db.clone(), spool.clone(), config.clone(), pending.clone(), backlog.clone());
-        let mut inserter = Inserter::new(parts, stage_rx, replay);
+        let mut inserter = Inserter::new(parts, stage_rx, replay, commit_tx);
         if rows > 0 {
             tracing::info!(rows, "replaying ledger spool from a previous run");
             inserter.replay().await;
@@ -114,6 +118,7 @@ impl Ledger {
         Ok(Ledger {
             tx: Mutex::new(Some(tx)),
             left_behind,
+            commits: Mutex::new(Some(commits)),
             started_at,
             task: Mutex::new(Some(task)),
             pending,
@@ -134,13 +139,20 @@ impl Ledger {
         done.await.map_err(|_| LedgerError::Closed)
     }
 
-    /// The recorded row's settlement is done (`settled_cost`: what Redis was debited).
-    pub async fn confirm(&self, tenant: Uuid, request_id: &str, settled_cost: Option<i64>) {
+    /// The recorded row's settlement is done (`debit`: what Redis was debited, and under
+    /// which epoch of the account).
+    pub async fn confirm(&self, tenant: Uuid, request_id: &str, debit: Option<Debit>) {
         let tx = self.tx.lock().clone();
         if let Some(tx) = tx {
             let key = (tenant, bound_id(request_id).into_owned());
-            let _ = tx.send(Submit::Confirm { key, settled_cost }).await;
+            let _ = tx.send(Submit::Confirm { key, debit }).await;
         }
+    }
+
+    /// The queue of committed debits (once; `None` afterwards): billing checks each against
+    /// the account's rebuild (`billing::recount`).
+    pub fn take_commits(&self) -> Option<mpsc::Receiver<Committed>> {
+        self.commits.lock().take()
     }
 
     /// Records a row that moves no money (a refused request).

@@ -10,6 +10,7 @@ use super::ledger_robustness::{database, row};
 use common::harness::TestDb;
 use std::sync::Arc;
 use std::time::Duration;
+use xjp_gateway::ledger::recount::Debit;
 use xjp_gateway::ledger::{Ledger, LedgerConfig, PendingDebits, TransactionRow};
 
 const MONTH_US: i64 = 31 * 24 * 3600 * 1_000_000;
@@ -41,7 +42,7 @@ async fn recorded_costs_and_ids_are_found_across_partitions_and_rolled_up_once()
     for r in &rows {
         ledger.record(r.clone()).await.unwrap();
         ledger.pending().add(r.tenant_id, r.cost_nano);
-        ledger.confirm(r.tenant_id, &r.request_id, Some(r.cost_nano)).await;
+        ledger.confirm(r.tenant_id, &r.request_id, Some(Debit { cost: r.cost_nano, epoch: None })).await;
     }
     common::until("every row in Postgres", Duration::from_secs(10), async || {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM billing_transactions").fetch_one(&pool).await.unwrap();

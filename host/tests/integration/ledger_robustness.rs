@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 use xjp_gateway::ledger::bounds::{MAX_MESSAGE_BYTES, MAX_NAME_BYTES};
 use xjp_gateway::ledger::dead_letter::{PLACEHOLDER_CLASS, PLACEHOLDER_TEXT};
+use xjp_gateway::ledger::recount::Debit;
 use xjp_gateway::ledger::{Ledger, LedgerConfig, PendingDebits, TransactionRow};
 
 /// A migrated database with a tenant and a key.
@@ -113,7 +114,7 @@ async fn submit(ledger: &Ledger, rows: &[TransactionRow]) {
     }
     let confirms = rows.iter().map(|r| {
         ledger.pending().add(r.tenant_id, r.cost_nano);
-        ledger.confirm(r.tenant_id, &r.request_id, Some(r.cost_nano))
+        ledger.confirm(r.tenant_id, &r.request_id, Some(Debit { cost: r.cost_nano, epoch: None }))
     });
     futures_util::future::join_all(confirms).await;
 }

@@ -8,6 +8,7 @@ use crate::ledger_robustness::{database, metric, row};
 use common::harness::TestDb;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use xjp_gateway::ledger::recount::Debit;
 use xjp_gateway::ledger::{Ledger, LedgerConfig, PendingDebits};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +33,7 @@ async fn spilled_rows_land_once_and_sealed_segments_go_once_recorded() {
                     let (id, cost) = (r.request_id.clone(), r.cost_nano);
                     ledger.record(r).await.unwrap();
                     ledger.pending().add(tenant, cost);
-                    ledger.confirm(tenant, &id, Some(cost)).await;
+                    ledger.confirm(tenant, &id, Some(Debit { cost, epoch: None })).await;
                 }
             })
         })

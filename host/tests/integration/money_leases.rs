@@ -328,9 +328,10 @@ async fn lease_scripts_apply_each_call_once_and_never_revive_a_dropped_lease() {
         .await
         .unwrap();
     let rebuild = |gen_: &str, lease_id: &str| {
-        // Balance, marker ttl, generation, lease ttl, one lease (id, amount, last call).
+        // Balance, marker ttl, generation, lease ttl, one lease, the loader, its snapshot,
+        // the lease (id, amount, last call).
         let mut invocation = load.key(account);
-        invocation.key(holds).key(expiry).arg(9_000).arg(60).arg(gen_).arg(60_000).arg(1);
+        invocation.key(holds).key(expiry).arg(9_000).arg(60).arg(gen_).arg(60_000).arg(1).arg("gw").arg("5:5:");
         invocation.arg(lease_id).arg(3_000).arg(9);
         invocation
     };

@@ -288,10 +288,11 @@ async fn a_load_whose_snapshot_a_rebuild_mark_overtook_is_refused() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    // Arguments: balance, credit marker ttl, generation, hold ttl, no leases.
+    // Arguments: balance, credit marker ttl, generation, hold ttl, no leases, the loader and
+    // its snapshot.
     let invocation = |gen_: &str| {
         let mut invocation = load.key(account);
-        invocation.key(holds).key(expiry).arg(1_000).arg(60).arg(gen_).arg(60).arg(0);
+        invocation.key(holds).key(expiry).arg(1_000).arg(60).arg(gen_).arg(60).arg(0).arg("gw").arg("1:1:");
         invocation
     };
     let stale: i64 = invocation("").invoke_async(&mut conn).await.unwrap();

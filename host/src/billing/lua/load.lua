@@ -3,7 +3,10 @@
 -- recent credits included in the balance. ARGV[1] credits - recorded debits - this gateway's
 -- unrecorded debits (nano-USD), ARGV[2] marker ttl (s), ARGV[3] the account's generation (''
 -- for none) read before the open holds and the Postgres snapshot, ARGV[4] lease ttl (ms),
--- ARGV[5] the number n of this gateway's leases, then n triples (lease id, what it holds here,
+-- ARGV[5] the number n of this gateway's leases, ARGV[6] this gateway's id, ARGV[7] the
+-- Postgres snapshot the balance was read in (`pg_current_snapshot()`): the account's `epoch`
+-- (`<gateway>@<Redis time>`) and `epoch-snapshot` say who rebuilt it from what, for
+-- recount.lua. Then n triples (lease id, what it holds here,
 -- the number of its last call): a lease missing from the holds (Redis flushed) is held again,
 -- since its money is being spent in that gateway, unless the sweeper dropped it. Then pairs: a request id whose row the balance already counts, and
 -- its cost. Open holds that survived stay held; a
@@ -18,11 +21,11 @@ end
 if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[3] then
   return -1
 end
-local leases_end = 5 + 3 * tonumber(ARGV[5])
-if leases_end > 5 then
-  local t = redis.call('TIME')
+local t = redis.call('TIME')
+local leases_end = 7 + 3 * tonumber(ARGV[5])
+if leases_end > 7 then
   local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[4])
-  for i = 6, leases_end - 2, 3 do
+  for i = 8, leases_end - 2, 3 do
     local seq_field = 'lease-seq:' .. ARGV[i]
     if string.sub(redis.call('HGET', KEYS[1], seq_field) or '', 1, 7) ~= 'dropped' and redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
       redis.call('ZADD', KEYS[3], until_ms, ARGV[i])
@@ -44,7 +47,8 @@ for i = leases_end + 1, #ARGV - 1, 2 do
     counted = counted + tonumber(ARGV[i + 1])
   end
 end
-redis.call('HSET', KEYS[1], 'available', tonumber(ARGV[1]) + counted - held, 'held', held, 'loaded', '1', 'leases', leases)
+redis.call('HSET', KEYS[1], 'available', tonumber(ARGV[1]) + counted - held, 'held', held, 'loaded', '1', 'leases', leases,
+  'epoch', ARGV[6] .. '@' .. t[1] .. '.' .. t[2], 'epoch-snapshot', ARGV[7])
 -- Credits already counted here must not be applied again by their own credit call.
 for i = 4, #KEYS do
   redis.call('SET', KEYS[i], '1', 'EX', tonumber(ARGV[2]))

@@ -9,7 +9,7 @@
 -- out of `available`); the rest of the lease stays held for its gateway.
 -- Returns {code, available} per request, flattened: 1 settled now, 3 settled now but the lease
 -- was gone (debited from `available`), 2 already settled (nothing changed), -2 account not
--- loaded (rebuild, then retry).
+-- loaded (rebuild, then retry); then the account's epoch ('' for none).
 local out = {}
 local loaded = redis.call('HGET', KEYS[1], 'loaded') == '1'
 for i = 1, #KEYS - 3 do
@@ -54,4 +54,6 @@ for i = 1, #KEYS - 3 do
     out[#out + 1] = available
   end
 end
+-- Last, the account's epoch (load.lua): whose rebuild these debits were applied to.
+out[#out + 1] = redis.call('HGET', KEYS[1], 'epoch') or ''
 return out

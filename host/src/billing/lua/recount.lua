@@ -1,0 +1,54 @@
+-- Debits whose rows one Postgres transaction just committed (ledger::recount), checked
+-- against the account's rebuild (load.lua's `epoch` and `epoch-snapshot`). A rebuild by
+-- another gateway from a snapshot that did not see the transaction counted neither the rows
+-- nor (as this gateway's unrecorded debits) their settlement, when that was applied before
+-- the rebuild, under another epoch: those debits are applied now. A rebuild by this gateway
+-- subtracted them as unrecorded; one that saw the transaction counts the rows.
+-- KEYS[1] account hash. ARGV[1] this gateway's id, ARGV[2] the transaction id, ARGV[3] '1'
+-- when every row was new ('0': some were recorded earlier, maybe seen by the rebuild: then
+-- the account is marked for a rebuild instead), then pairs (epoch, cost).
+-- Returns the nano-USD debited now, 0 for nothing to do, -1 when marked for a rebuild.
+if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
+  -- A rebuild may be reading Postgres from a snapshot older than this commit: moving the
+  -- generation makes it read again (load.lua).
+  redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  return 0
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch or string.sub(epoch, 1, #ARGV[1] + 1) == ARGV[1] .. '@' then
+  return 0
+end
+local owed = 0
+for i = 4, #ARGV - 1, 2 do
+  if ARGV[i] ~= epoch then
+    owed = owed + tonumber(ARGV[i + 1])
+  end
+end
+if owed == 0 then
+  return 0
+end
+-- pg_current_snapshot(): xmin:xmax:in-progress ids. Seen: below xmin, or below xmax and
+-- not in progress.
+local xmin, xmax, running = string.match(redis.call('HGET', KEYS[1], 'epoch-snapshot') or '', '^(%d+):(%d+):(.*)$')
+local xid = tonumber(ARGV[2])
+if xmin and xid < tonumber(xmin) then
+  return 0
+end
+if xmin and xid < tonumber(xmax) then
+  local in_progress = false
+  for id in string.gmatch(running, '%d+') do
+    if id == ARGV[2] then
+      in_progress = true
+    end
+  end
+  if not in_progress then
+    return 0
+  end
+end
+if not xmin or ARGV[3] ~= '1' then
+  redis.call('HSET', KEYS[1], 'loaded', '0')
+  redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  return -1
+end
+redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', -owed))
+return owed
