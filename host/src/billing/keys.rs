@@ -41,6 +41,11 @@ impl KeySpace {
         self.tag(tenant) + "req:" + request_id
     }
 
+    /// A commit's checked-once marker (`recount.lua`): a gateway and a transaction id.
+    pub(super) fn recount(&self, tenant: Uuid, gateway: Uuid, xid: &str) -> String {
+        self.tag(tenant) + "recount:" + &gateway.to_string() + ":" + xid
+    }
+
     /// A credit's applied-once marker.
     pub(super) fn credit(&self, tenant: Uuid, credit_id: &str) -> String {
         self.tag(tenant) + "credit:" + credit_id
@@ -74,7 +79,7 @@ mod tests {
         let k = KeySpace::new("staging");
         let tk = k.tenant(t);
         let tag = format!("{{{t}}}");
-        for key in [&tk.account, &tk.holds, &tk.expiry, &k.request(t, "r"), &k.credit(t, "c")] {
+        for key in [&tk.account, &tk.holds, &tk.expiry, &k.request(t, "r"), &k.credit(t, "c"), &k.recount(t, t, "9")] {
             assert!(key.starts_with("staging:"), "{key}");
             assert!(key.contains(&tag), "{key}");
         }

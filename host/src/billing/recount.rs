@@ -8,64 +8,105 @@
 use super::balance::{BalanceError, Balances};
 use crate::ledger::recount::Committed;
 use redis::Script;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::task::TaskTracker;
 
 static RECOUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/recount.lua")));
 
-/// Commits checked at once (their scripts pipelined on the one connection).
-const AT_ONCE: usize = 256;
+/// Checks running at once (each a script call, pipelined on the one connection; one waiting
+/// for an account to be rebuilt holds its place for seconds at most).
+const AT_ONCE: usize = 1024;
 
-/// Checks each commit until the ledger closes its queue (it has stopped), what has queued up
-/// at once. A check Redis does not answer is retried a few times, then left to the next
-/// rebuild.
-pub(super) async fn run(billing: std::sync::Weak<super::Billing>, mut commits: mpsc::Receiver<Committed>) {
-    let mut batch = Vec::with_capacity(AT_ONCE);
-    while commits.recv_many(&mut batch, AT_ONCE).await > 0 {
-        let Some(billing) = billing.upgrade() else { return };
-        futures_util::future::join_all(batch.drain(..).map(|c| check(&billing.balances, c))).await;
-    }
+/// Pauses before each try: an account being rebuilt is loaded within these (the check then
+/// runs against that rebuild); errors are retried on the same schedule.
+const TRIES: [Duration; 5] = [
+    Duration::ZERO,
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+    Duration::from_millis(1_600),
+    Duration::from_millis(6_400),
+];
+
+/// What `recount.lua` answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recounted {
+    /// Nothing was missed.
+    Counted,
+    /// This much (nano-USD) was missed by the rebuild and is debited now.
+    Debited(i64),
+    /// The rebuild may have seen part of it: the account is marked for another.
+    Marked,
+    /// The account is not loaded: try again once it is.
+    NotLoaded,
 }
 
-async fn check(balances: &Balances, committed: Committed) {
-    let mut delay = Duration::from_millis(50);
-    for attempt in 0..4 {
-        match balances.recount(&committed).await {
+/// Checks each commit until the ledger closes its queue (it has stopped) and every check
+/// has ended.
+pub(super) async fn run(billing: Weak<super::Billing>, mut commits: mpsc::Receiver<Committed>) {
+    let (running, slots) = (TaskTracker::new(), Arc::new(Semaphore::new(AT_ONCE)));
+    while let Some(committed) = commits.recv().await {
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let billing = billing.clone();
+        running.spawn(async move {
+            if let Some(billing) = billing.upgrade() {
+                check(&billing.balances, &committed).await;
+            }
+            drop(slot);
+        });
+    }
+    running.close();
+    running.wait().await;
+}
+
+/// Tries a check on [`TRIES`]' schedule; the last try settles an account still not loaded
+/// (any rebuild from then on sees the commit). Given up on, the account may overstate its
+/// balance by these debits until its next rebuild.
+async fn check(balances: &Balances, committed: &Committed) {
+    for (n, pause) in TRIES.iter().enumerate() {
+        tokio::time::sleep(*pause).await;
+        let last = n == TRIES.len() - 1;
+        match balances.recount(committed, last).await {
+            Ok(Recounted::NotLoaded) if !last => {}
             Ok(_) => return,
-            Err(e) if attempt == 3 => {
+            Err(e) if last => {
                 metrics::counter!("xjp_balance_recount_failures_total").increment(1);
                 tracing::error!(tenant = %committed.tenant, error = %e, "cannot check committed debits against the account's rebuild");
             }
-            Err(_) => {
-                tokio::time::sleep(delay).await;
-                delay *= 4;
-            }
+            Err(_) => {}
         }
     }
 }
 
 impl Balances {
-    /// Applies the committed debits the account's current rebuild did not count; returns
-    /// what was debited (-1: marked for a rebuild instead, when the rebuild may have seen
-    /// some of the rows through an earlier commit).
-    pub async fn recount(&self, committed: &Committed) -> Result<i64, BalanceError> {
-        let k = self.keys.tenant(committed.tenant);
-        let mut invocation = RECOUNT.key(&k.account);
-        invocation.arg(self.leases.replica().to_string()).arg(&committed.xid).arg(u8::from(committed.all_new));
+    /// Applies the committed debits the account's current rebuild did not count, once however
+    /// often it is sent. `last`: an account not loaded moves its generation instead of
+    /// answering [`Recounted::NotLoaded`].
+    pub async fn recount(&self, committed: &Committed, last: bool) -> Result<Recounted, BalanceError> {
+        let replica = self.leases.replica();
+        let mut invocation = RECOUNT.key(self.keys.tenant(committed.tenant).account);
+        invocation.key(self.keys.recount(committed.tenant, replica, &committed.xid));
+        invocation.arg(replica.to_string()).arg(&committed.xid).arg(u8::from(committed.all_new)).arg(u8::from(last));
         for debit in &committed.debits {
             invocation.arg(debit.epoch.as_deref().unwrap_or("")).arg(debit.cost);
         }
         let mut conn = self.conn().await?;
-        let debited: i64 = invocation.invoke_async(&mut conn).await?;
-        if debited != 0 {
+        let answer: i64 = invocation.invoke_async(&mut conn).await?;
+        let recounted = match answer {
+            0 => Recounted::Counted,
+            -1 => Recounted::Marked,
+            -2 => Recounted::NotLoaded,
+            debited => Recounted::Debited(debited),
+        };
+        if matches!(recounted, Recounted::Debited(_) | Recounted::Marked) {
             metrics::counter!("xjp_balance_recounts_total").increment(1);
             tracing::warn!(
                 tenant = %committed.tenant,
-                debited_nano = debited,
-                "debits committed after another gateway rebuilt the account without them: applied now"
+                ?recounted,
+                "debits committed after another gateway rebuilt the account without them"
             );
         }
-        Ok(debited)
+        Ok(recounted)
     }
 }

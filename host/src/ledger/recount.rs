@@ -7,8 +7,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// Commits kept for billing before the oldest are dropped (counted): billing takes them as
-/// they come, so this is only reached when it is gone.
+/// Commits queued for billing; beyond, a commit is dropped (counted, logged): billing takes
+/// them as they come and runs up to 1 024 checks at once, so this is reached only when
+/// Redis stalls them all, or when billing never started its jobs.
 const QUEUE: usize = 65_536;
 
 /// A debit applied in Redis whose row is not in Postgres yet.

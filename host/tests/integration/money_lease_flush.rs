@@ -76,16 +76,12 @@ async fn a_flush_under_two_leasing_gateways_bills_every_answer_once_and_the_book
     let b = wait_rows(&gw.gw.db, gw.tenant, served, Duration::from_secs(20)).await;
     assert_eq!((b.rows, b.served), (served, served), "one row per answer");
     assert_eq!(leases_held(&mut conn, gw.tenant).await, 0, "every lease was given back or dropped");
-    // The account as the gateways left it: loaded and equal to the ledger, or marked for a
-    // rebuild (a commit of rows a rebuild may have seen in part marks it).
+    // The account as the gateways left it: loaded, and equal to the ledger.
     let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
-    if live.loaded {
-        let drift = live.available_nano - (b.credits_nano - b.cost_nano);
-        eprintln!("drift {drift} nano-USD ({:.1} requests)", drift as f64 / (b.cost_nano / served) as f64);
-        assert_eq!((drift, live.held_nano), (0, 0), "the live balance is off the ledger: {live:?} {b:?}");
-    } else {
-        gw.gw.billing.balances.load(gw.tenant).await.unwrap();
-    }
+    assert!(live.loaded, "the last requests left the account loaded: {live:?}");
+    let drift = live.available_nano - (b.credits_nano - b.cost_nano);
+    eprintln!("drift {drift} nano-USD ({:.1} requests)", drift as f64 / (b.cost_nano / served) as f64);
+    assert_eq!((drift, live.held_nano), (0, 0), "the live balance is off the ledger: {live:?} {b:?}");
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
 
@@ -99,7 +95,7 @@ async fn recount_applies_only_what_the_rebuild_missed() {
     let mut conn: Connection =
         redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let recount = redis::Script::new(include_str!("../../src/billing/lua/recount.lua"));
-    let account = "{t}:account";
+    let (account, marker) = ("{t}:account", "{t}:recount:me:");
     let shared = conn.clone();
     let set = |fields: Vec<(&'static str, String)>| {
         let mut conn = shared.clone();
@@ -112,15 +108,16 @@ async fn recount_applies_only_what_the_rebuild_missed() {
         let mut conn = shared.clone();
         async move { redis::cmd("HGET").arg(account).arg(name).query_async::<Option<String>>(&mut conn).await.unwrap() }
     };
-    // (transaction, all rows new, (epoch, cost) pairs), as gateway "me".
-    let call = |xid: &str, all_new: bool, debits: &[(&str, i64)]| {
+    // (transaction, all rows new, last try, (epoch, cost) pairs), as gateway "me".
+    let call_as = |xid: &str, all_new: bool, last: bool, debits: &[(&str, i64)]| {
         let mut invocation = recount.key(account);
-        invocation.arg("me").arg(xid).arg(u8::from(all_new));
+        invocation.key(format!("{marker}{xid}")).arg("me").arg(xid).arg(u8::from(all_new)).arg(u8::from(last));
         for (epoch, cost) in debits {
             invocation.arg(*epoch).arg(*cost);
         }
         invocation
     };
+    let call = |xid: &str, all_new: bool, debits: &[(&str, i64)]| call_as(xid, all_new, false, debits);
     let rebuilt_by = |who: &str| {
         vec![
             ("loaded", "1".to_string()),
@@ -141,23 +138,32 @@ async fn recount_applies_only_what_the_rebuild_missed() {
         let available = field("available").await.unwrap().parse::<i64>().unwrap();
         assert_eq!(available, 10_000 - expected, "only the debit settled before the rebuild is applied");
     }
+    // Sent again (its answer was lost): not applied twice.
+    let debited: i64 = call("102", true, &old).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(debited, 0, "a check sent again debits nothing");
+    assert_eq!(field("available").await.as_deref(), Some("9500"));
     // Settled under the current epoch only: applied by the settlement already.
-    let debited: i64 = call("9000", true, &old[1..]).invoke_async(&mut conn).await.unwrap();
+    let debited: i64 = call("9001", true, &old[1..]).invoke_async(&mut conn).await.unwrap();
     assert_eq!(debited, 0);
     // Rebuilt by this gateway: its unrecorded debits were subtracted by the rebuild.
     set(rebuilt_by("me")).await;
-    let debited: i64 = call("9000", true, &old).invoke_async(&mut conn).await.unwrap();
+    let debited: i64 = call("9002", true, &old).invoke_async(&mut conn).await.unwrap();
     assert_eq!(debited, 0);
     assert_eq!(field("available").await.as_deref(), Some("10000"));
     // Some rows were recorded earlier (maybe seen): the account is marked instead.
     set(rebuilt_by("other")).await;
-    let debited: i64 = call("9000", false, &old).invoke_async(&mut conn).await.unwrap();
+    let debited: i64 = call("9003", false, &old).invoke_async(&mut conn).await.unwrap();
     assert_eq!(debited, -1);
     assert_eq!((field("loaded").await.as_deref(), field("gen").await.as_deref()), (Some("0"), Some("5")));
+    assert_eq!(field("epoch").await, None, "a mark forgets whose rebuild it was");
     assert_eq!(field("available").await.as_deref(), Some("10000"));
-    // Not loaded (mid-rebuild): the generation moves, nothing else.
-    let debited: i64 = call("9000", true, &old).invoke_async(&mut conn).await.unwrap();
-    assert_eq!(debited, 0);
+    // Not loaded (mid-rebuild): try again later; on the last try the generation moves, so a
+    // load from a snapshot older than the commit reads again.
+    let answer: i64 = call("9004", true, &old).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(answer, -2);
+    assert_eq!(field("gen").await.as_deref(), Some("5"));
+    let answer: i64 = call_as("9004", true, true, &old).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(answer, 0);
     assert_eq!((field("loaded").await.as_deref(), field("gen").await.as_deref()), (Some("0"), Some("6")));
     assert_eq!(field("available").await.as_deref(), Some("10000"));
 }

@@ -4,13 +4,22 @@
 -- nor (as this gateway's unrecorded debits) their settlement, when that was applied before
 -- the rebuild, under another epoch: those debits are applied now. A rebuild by this gateway
 -- subtracted them as unrecorded; one that saw the transaction counts the rows.
--- KEYS[1] account hash. ARGV[1] this gateway's id, ARGV[2] the transaction id, ARGV[3] '1'
--- when every row was new ('0': some were recorded earlier, maybe seen by the rebuild: then
--- the account is marked for a rebuild instead), then pairs (epoch, cost).
--- Returns the nano-USD debited now, 0 for nothing to do, -1 when marked for a rebuild.
+-- KEYS[1] account hash, KEYS[2] this check's marker (the gateway and transaction: a debit
+-- sent again after a lost answer is not applied twice). ARGV[1] this gateway's id, ARGV[2]
+-- the transaction id, ARGV[3] '1' when every row was new ('0': some were recorded earlier,
+-- maybe seen by the rebuild: then the account is marked for a rebuild instead), ARGV[4] '1'
+-- on the gateway's last try, ARGV[5..] pairs (epoch, cost).
+-- Returns the nano-USD debited now, 0 for nothing to do, -1 when marked for a rebuild, -2
+-- when the account is not loaded (try again once it is: a rebuild reading Postgres now may
+-- use a snapshot older than this commit; any later one sees it).
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
-  -- A rebuild may be reading Postgres from a snapshot older than this commit: moving the
-  -- generation makes it read again (load.lua).
+  if ARGV[4] ~= '1' then
+    return -2
+  end
+  -- Last try: a load still reading from an older snapshot reads again (load.lua).
   redis.call('HINCRBY', KEYS[1], 'gen', 1)
   return 0
 end
@@ -19,7 +28,7 @@ if not epoch or string.sub(epoch, 1, #ARGV[1] + 1) == ARGV[1] .. '@' then
   return 0
 end
 local owed = 0
-for i = 4, #ARGV - 1, 2 do
+for i = 5, #ARGV - 1, 2 do
   if ARGV[i] ~= epoch then
     owed = owed + tonumber(ARGV[i + 1])
   end
@@ -47,8 +56,13 @@ if xmin and xid < tonumber(xmax) then
 end
 if not xmin or ARGV[3] ~= '1' then
   redis.call('HSET', KEYS[1], 'loaded', '0')
+  -- Whose rebuild it was no longer holds (recount.lua); the next load says anew.
+  redis.call('HDEL', KEYS[1], 'epoch', 'epoch-snapshot')
   redis.call('HINCRBY', KEYS[1], 'gen', 1)
   return -1
 end
+-- Only a debit changes what running the check again would do: it is marked (every other
+-- answer stays right, since any rebuild from now on sees the transaction).
+redis.call('SET', KEYS[2], '1', 'EX', 600)
 redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', -owed))
 return owed
