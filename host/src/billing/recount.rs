@@ -15,19 +15,13 @@ use tokio_util::task::TaskTracker;
 
 static RECOUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/recount.lua")));
 
-/// Checks running at once (each a script call, pipelined on the one connection; one waiting
-/// for an account to be rebuilt holds its place for seconds at most).
+/// Checks running at once (each a script call, pipelined on the one connection).
 const AT_ONCE: usize = 1024;
 
-/// Pauses before each try: an account being rebuilt is loaded within these (the check then
-/// runs against that rebuild); errors are retried on the same schedule.
-const TRIES: [Duration; 5] = [
-    Duration::ZERO,
-    Duration::from_millis(100),
-    Duration::from_millis(400),
-    Duration::from_millis(1_600),
-    Duration::from_millis(6_400),
-];
+/// Pauses before each try of a check Redis did not answer (a resent debit is not applied
+/// twice: `recount.lua`'s marker).
+const TRIES: [Duration; 4] =
+    [Duration::ZERO, Duration::from_millis(50), Duration::from_millis(200), Duration::from_millis(800)];
 
 /// What `recount.lua` answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,8 +32,9 @@ pub enum Recounted {
     Debited(i64),
     /// The rebuild may have seen part of it: the account is marked for another.
     Marked,
-    /// The account is not loaded: try again once it is.
-    NotLoaded,
+    /// The account is not loaded: the load that completes next must see the commit, so it
+    /// counts the rows.
+    NextLoad,
 }
 
 /// Checks each commit until the ledger closes its queue (it has stopped) and every check
@@ -60,15 +55,13 @@ pub(super) async fn run(billing: Weak<super::Billing>, mut commits: mpsc::Receiv
     running.wait().await;
 }
 
-/// Tries a check on [`TRIES`]' schedule; the last try settles an account still not loaded
-/// (any rebuild from then on sees the commit). Given up on, the account may overstate its
+/// Tries a check on [`TRIES`]' schedule. Given up on, the account may overstate its
 /// balance by these debits until its next rebuild.
 async fn check(balances: &Balances, committed: &Committed) {
     for (n, pause) in TRIES.iter().enumerate() {
         tokio::time::sleep(*pause).await;
         let last = n == TRIES.len() - 1;
-        match balances.recount(committed, last).await {
-            Ok(Recounted::NotLoaded) if !last => {}
+        match balances.recount(committed).await {
             Ok(_) => return,
             Err(e) if last => {
                 metrics::counter!("xjp_balance_recount_failures_total").increment(1);
@@ -81,13 +74,12 @@ async fn check(balances: &Balances, committed: &Committed) {
 
 impl Balances {
     /// Applies the committed debits the account's current rebuild did not count, once however
-    /// often it is sent. `last`: an account not loaded moves its generation instead of
-    /// answering [`Recounted::NotLoaded`].
-    pub async fn recount(&self, committed: &Committed, last: bool) -> Result<Recounted, BalanceError> {
+    /// often it is sent.
+    pub async fn recount(&self, committed: &Committed) -> Result<Recounted, BalanceError> {
         let replica = self.leases.replica();
         let mut invocation = RECOUNT.key(self.keys.tenant(committed.tenant).account);
         invocation.key(self.keys.recount(committed.tenant, replica, &committed.xid));
-        invocation.arg(replica.to_string()).arg(&committed.xid).arg(u8::from(committed.all_new)).arg(u8::from(last));
+        invocation.arg(replica.to_string()).arg(&committed.xid).arg(u8::from(committed.all_new));
         for debit in &committed.debits {
             invocation.arg(debit.epoch.as_deref().unwrap_or("")).arg(debit.cost);
         }
@@ -96,7 +88,7 @@ impl Balances {
         let recounted = match answer {
             0 => Recounted::Counted,
             -1 => Recounted::Marked,
-            -2 => Recounted::NotLoaded,
+            -2 => Recounted::NextLoad,
             debited => Recounted::Debited(debited),
         };
         if matches!(recounted, Recounted::Debited(_) | Recounted::Marked) {

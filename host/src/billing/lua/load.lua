@@ -14,12 +14,24 @@
 -- it again. An account marked for a rebuild since the generation was read (resync.lua,
 -- left_behind.lua: holds dropped, rows recorded after this snapshot) is not loaded from it.
 -- Returns 1 when loaded now, 0 when it was already loaded, -1 when the generation moved
--- (read again and retry).
+-- or the snapshot misses a transaction in `must-see` (read again and retry).
 if redis.call('HGET', KEYS[1], 'loaded') == '1' then
   return 0
 end
 if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[3] then
   return -1
+end
+-- Transactions committed while the account was not loaded, whose debits no gateway applied
+-- (recount.lua): the snapshot must see them (below xmin, or below xmax and not in progress).
+local must = redis.call('HGET', KEYS[1], 'must-see')
+if must then
+  local xmin, xmax, running = string.match(ARGV[7], '^(%d+):(%d+):(.*)$')
+  for xid in string.gmatch(must, '%d+') do
+    local x = tonumber(xid)
+    if xmin and (x >= tonumber(xmax) or (x >= tonumber(xmin) and string.find(',' .. running .. ',', ',' .. xid .. ',', 1, true))) then
+      return -1
+    end
+  end
 end
 local t = redis.call('TIME')
 local leases_end = 7 + 3 * tonumber(ARGV[5])
@@ -49,6 +61,7 @@ for i = leases_end + 1, #ARGV - 1, 2 do
 end
 redis.call('HSET', KEYS[1], 'available', tonumber(ARGV[1]) + counted - held, 'held', held, 'loaded', '1', 'leases', leases,
   'epoch', ARGV[6] .. '@' .. t[1] .. '.' .. t[2], 'epoch-snapshot', ARGV[7])
+redis.call('HDEL', KEYS[1], 'must-see')
 -- Credits already counted here must not be applied again by their own credit call.
 for i = 4, #KEYS do
   redis.call('SET', KEYS[i], '1', 'EX', tonumber(ARGV[2]))

@@ -7,28 +7,28 @@
 -- KEYS[1] account hash, KEYS[2] this check's marker (the gateway and transaction: a debit
 -- sent again after a lost answer is not applied twice). ARGV[1] this gateway's id, ARGV[2]
 -- the transaction id, ARGV[3] '1' when every row was new ('0': some were recorded earlier,
--- maybe seen by the rebuild: then the account is marked for a rebuild instead), ARGV[4] '1'
--- on the gateway's last try, ARGV[5..] pairs (epoch, cost).
+-- maybe seen by the rebuild: then the account is marked for a rebuild instead), ARGV[4..]
+-- pairs (epoch, cost).
 -- Returns the nano-USD debited now, 0 for nothing to do, -1 when marked for a rebuild, -2
--- when the account is not loaded (try again once it is: a rebuild reading Postgres now may
--- use a snapshot older than this commit; any later one sees it).
+-- when the account is not loaded: the transaction is added to its `must-see` list, and
+-- load.lua refuses a snapshot that does not see it (a rebuild reading Postgres right now
+-- may have read it before this commit), so whichever load completes counts the rows.
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
-  if ARGV[4] ~= '1' then
-    return -2
+  local must = redis.call('HGET', KEYS[1], 'must-see') or ''
+  if not string.find(' ' .. must .. ' ', ' ' .. ARGV[2] .. ' ', 1, true) then
+    redis.call('HSET', KEYS[1], 'must-see', must == '' and ARGV[2] or (must .. ' ' .. ARGV[2]))
   end
-  -- Last try: a load still reading from an older snapshot reads again (load.lua).
-  redis.call('HINCRBY', KEYS[1], 'gen', 1)
-  return 0
+  return -2
 end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch or string.sub(epoch, 1, #ARGV[1] + 1) == ARGV[1] .. '@' then
   return 0
 end
 local owed = 0
-for i = 5, #ARGV - 1, 2 do
+for i = 4, #ARGV - 1, 2 do
   if ARGV[i] ~= epoch then
     owed = owed + tonumber(ARGV[i + 1])
   end
