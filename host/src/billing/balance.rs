@@ -19,7 +19,9 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 static RESERVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/reserve.lua")));
-static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/load.lua")));
+/// `load.lua` with its prelude (the snapshot check it shares with `recount.lua`).
+pub const LOAD_LUA: &str = concat!(include_str!("lua/snapshot.lua"), include_str!("lua/load.lua"));
+static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(LOAD_LUA));
 static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/credit.lua")));
 pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
 pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
@@ -288,16 +290,15 @@ impl Balances {
                 .settle(tenant, request_id, cost.max(0), label, ttl, hold_id.clone())
                 .await
                 .map_err(BalanceError::Redis)?;
-            let (code, available) = (answer.code, answer.available);
-            match code {
+            match answer.code {
                 1 | 3 => {
-                    if let (3, Some(lease)) = (code, lease) {
+                    if let (3, Some(lease)) = (answer.code, lease) {
                         self.leases.lose(tenant, lease.0);
                     }
                     if !recorded {
                         self.pending.add(tenant, cost.max(0));
                     }
-                    return Ok(Settlement::Settled { available, epoch: answer.epoch });
+                    return Ok(Settlement::Settled { available: answer.available, epoch: answer.epoch });
                 }
                 2 => return Ok(Settlement::AlreadySettled),
                 _ => {

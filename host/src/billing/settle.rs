@@ -8,7 +8,6 @@ use super::ending::{Ending, Verdict};
 use super::record::{Charged, row};
 use crate::ledger::recount::Debit;
 use crate::plugins::PluginCallError;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Prices, records and settles one ended request.
@@ -59,19 +58,18 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
         tracing::error!(request_id = %bill.request_id, error = %e, "ledger refused the row");
     }
     let tenant = bill.caller.tenant_id;
-    let settled = settle(billing, &bill, cost_nano).await;
+    let debit = settle(billing, &bill, cost_nano).await;
     billing.running.remove(tenant, &bill.request_id);
-    let debit = settled.map(|epoch| Debit { cost: cost_nano, epoch });
     billing.ledger.confirm(tenant, &bill.request_id, debit).await;
 }
 
 /// Turns the hold into the debit, retrying briefly; if Redis stays down the debit is
-/// registered as unrecorded and resynced when Redis returns (`resync`). Returns whether the
-/// debit is accounted for (applied, or registered), which the ledger's confirmation needs,
+/// registered as unrecorded and resynced when Redis returns (`resync`). Returns the debit
+/// when it is accounted for (applied, or registered), which the ledger's confirmation needs,
 /// with the account epoch it was applied under when Redis answered.
 /// A request held from a lease settles against the lease's hold; one that cost nothing only
 /// frees its part of the lease here.
-async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> Option<Option<Arc<str>>> {
+async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> Option<Debit> {
     let (tenant, request_id) = (bill.caller.tenant_id, bill.request_id.as_str());
     let hold = bill.hold();
     if hold.is_none() && cost == 0 {
@@ -81,7 +79,7 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> Option<Option<Arc<
     let leased = hold.and_then(|h| h.lease.map(|lease| (lease, h.amount_nano)));
     if let (Some((lease, held)), 0) = (leased, cost) {
         balances.leases.settled(tenant, lease, held, 0);
-        return Some(None);
+        return Some(Debit { cost, epoch: None });
     }
     let label = if cost > 0 { "settled" } else { "released" };
     let mut delay = Duration::from_millis(50);
@@ -90,7 +88,7 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> Option<Option<Arc<
     for attempt in 0..4 {
         match balances.settle_from(tenant, request_id, bill.id_origin(), cost, label, false, lease).await {
             Ok(super::Settlement::Settled { epoch, .. }) => {
-                accounted = Some(epoch);
+                accounted = Some(Debit { cost, epoch });
                 break;
             }
             Ok(super::Settlement::AlreadySettled) => break,
@@ -99,7 +97,7 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> Option<Option<Arc<
                 balances.settle_failed(tenant, cost).await;
                 billing.resyncs.push(tenant, request_id, cost, leased);
                 // The resync frees the lease's unused part once it took the cost out.
-                return Some(None);
+                return Some(Debit { cost, epoch: None });
             }
             Err(_) => {
                 tokio::time::sleep(delay).await;

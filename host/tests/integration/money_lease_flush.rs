@@ -95,7 +95,7 @@ async fn recount_applies_only_what_the_rebuild_missed() {
     let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
     let mut conn: Connection =
         redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let recount = redis::Script::new(include_str!("../../src/billing/lua/recount.lua"));
+    let recount = redis::Script::new(xjp_gateway::billing::recount::RECOUNT_LUA);
     let (account, marker) = ("{t}:account", "{t}:recount:me:");
     let shared = conn.clone();
     let set = |fields: Vec<(&'static str, String)>| {
@@ -167,7 +167,7 @@ async fn recount_applies_only_what_the_rebuild_missed() {
     assert_eq!((field("gen").await.as_deref(), field("available").await.as_deref()), (Some("5"), Some("10000")));
     // …and a load from a snapshot that misses one of them is refused; one that sees them all
     // loads (from Postgres, which counts the rows) and clears the list.
-    let load = redis::Script::new(include_str!("../../src/billing/lua/load.lua"));
+    let load = redis::Script::new(xjp_gateway::billing::balance::LOAD_LUA);
     let load_from = |snapshot: &'static str| {
         let mut invocation = load.key(account);
         invocation.key("{t}:holds").key("{t}:expiry").arg(7_000).arg(60).arg("5").arg(60_000).arg(0).arg("other");

@@ -278,7 +278,7 @@ async fn lease_scripts_apply_each_call_once_and_never_revive_a_dropped_lease() {
     let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let lease = redis::Script::new(include_str!("../../src/billing/lua/lease.lua"));
-    let load = redis::Script::new(include_str!("../../src/billing/lua/load.lua"));
+    let load = redis::Script::new(xjp_gateway::billing::balance::LOAD_LUA);
     let (account, holds, expiry, id) = ("{t}:account", "{t}:holds", "{t}:expiry", "lease r/1");
     let _: () = redis::cmd("HSET")
         .arg(account)

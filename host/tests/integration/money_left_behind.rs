@@ -276,7 +276,7 @@ async fn a_settled_debit_another_gateway_rebuilt_away_is_counted_after_the_resta
 async fn a_load_whose_snapshot_a_rebuild_mark_overtook_is_refused() {
     let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let load = redis::Script::new(include_str!("../../src/billing/lua/load.lua"));
+    let load = redis::Script::new(xjp_gateway::billing::balance::LOAD_LUA);
     let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
     // A load read generation '' (none) and its snapshot; then a mark moved it to 1.
     let _: () = redis::cmd("HSET")

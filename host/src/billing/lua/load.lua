@@ -22,15 +22,10 @@ if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[3] then
   return -1
 end
 -- Transactions committed while the account was not loaded, whose debits no gateway applied
--- (recount.lua): the snapshot must see them (below xmin, or below xmax and not in progress).
-local must = redis.call('HGET', KEYS[1], 'must-see')
-if must then
-  local xmin, xmax, running = string.match(ARGV[7], '^(%d+):(%d+):(.*)$')
-  for xid in string.gmatch(must, '%d+') do
-    local x = tonumber(xid)
-    if xmin and (x >= tonumber(xmax) or (x >= tonumber(xmin) and string.find(',' .. running .. ',', ',' .. xid .. ',', 1, true))) then
-      return -1
-    end
+-- (recount.lua): the snapshot must see them (snapshot.lua).
+for xid in string.gmatch(redis.call('HGET', KEYS[1], 'must-see') or '', '%d+') do
+  if snapshot_saw(ARGV[7], xid) == false then
+    return -1
   end
 end
 local t = redis.call('TIME')

@@ -36,25 +36,11 @@ end
 if owed == 0 then
   return 0
 end
--- pg_current_snapshot(): xmin:xmax:in-progress ids. Seen: below xmin, or below xmax and
--- not in progress.
-local xmin, xmax, running = string.match(redis.call('HGET', KEYS[1], 'epoch-snapshot') or '', '^(%d+):(%d+):(.*)$')
-local xid = tonumber(ARGV[2])
-if xmin and xid < tonumber(xmin) then
+local saw = snapshot_saw(redis.call('HGET', KEYS[1], 'epoch-snapshot'), ARGV[2])
+if saw then
   return 0
 end
-if xmin and xid < tonumber(xmax) then
-  local in_progress = false
-  for id in string.gmatch(running, '%d+') do
-    if id == ARGV[2] then
-      in_progress = true
-    end
-  end
-  if not in_progress then
-    return 0
-  end
-end
-if not xmin or ARGV[3] ~= '1' then
+if saw == nil or ARGV[3] ~= '1' then
   redis.call('HSET', KEYS[1], 'loaded', '0')
   -- Whose rebuild it was no longer holds (recount.lua); the next load says anew.
   redis.call('HDEL', KEYS[1], 'epoch', 'epoch-snapshot')
