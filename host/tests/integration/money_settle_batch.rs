@@ -104,3 +104,72 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
         assert_eq!(balances.live(tenant).await.unwrap().available_nano, CREDIT - spent, "repeats debit nothing");
     }
 }
+
+/// `settle.lua` on its own: the requests of one lease in one call are debited together from
+/// what the lease holds (the shortfall from `available`), exactly as one at a time would; a
+/// request sent twice in the call is settled once; a lease Redis lost debits `available`
+/// and says so; a request with its own hold settles beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
+    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let settle = redis::Script::new(include_str!("../../src/billing/lua/settle.lua"));
+    let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
+    let shared = conn.clone();
+    let hset = move |key: &'static str, pairs: Vec<(&'static str, i64)>| {
+        let mut conn = shared.clone();
+        async move {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(key);
+            for (field, value) in pairs {
+                cmd.arg(field).arg(value);
+            }
+            let _: () = cmd.query_async(&mut conn).await.unwrap();
+        }
+    };
+    // The lease holds 100 and its requests cost 30 + 50 + 40; `own` holds 70 of its own.
+    hset(account, vec![("loaded", 1), ("available", 1_000), ("held", 170)]).await;
+    hset(holds, vec![("lease g/1", 100), ("own", 70)]).await;
+    let _: () = redis::cmd("ZADD").arg(expiry).arg(1).arg("own").query_async(&mut conn).await.unwrap();
+    // (id, cost, lease)
+    let call = |requests: &[(&str, i64, &str)]| {
+        let mut invocation = settle.key(account);
+        invocation.key(holds).key(expiry);
+        for (id, cost, lease) in requests {
+            invocation.key(format!("{{t}}:req:{id}"));
+            invocation.arg(*id).arg(*cost).arg("settled").arg(600).arg(*lease);
+        }
+        invocation
+    };
+    let requests = [
+        ("a", 30, "lease g/1"),
+        ("own", 60, ""),
+        ("b", 50, "lease g/1"),
+        ("a", 30, "lease g/1"),
+        ("c", 40, "lease g/1"),
+    ];
+    let answer: Vec<redis::Value> = call(&requests).invoke_async(&mut conn).await.unwrap();
+    let codes: Vec<i64> = answer[..10].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
+    // Own hold: 70 released, 60 debited (available 1 010); the lease: 100 from its hold, the
+    // 20 it lacks from available (990). `a` again in the same call: already settled.
+    assert_eq!(codes, vec![1, 990, 1, 1_010, 1, 990, 2, 1_010, 1, 990], "{answer:?}");
+    let shared = conn.clone();
+    let field = move |key: &'static str, name: &'static str| {
+        let mut conn = shared.clone();
+        async move { redis::cmd("HGET").arg(key).arg(name).query_async::<Option<i64>>(&mut conn).await.unwrap() }
+    };
+    assert_eq!(field(holds, "lease g/1").await, Some(0), "the lease gave all it held");
+    assert_eq!(field(holds, "own").await, None);
+    assert_eq!(field(account, "held").await, Some(0));
+    assert_eq!(field(account, "available").await, Some(990), "1 000 + 10 the own hold left, - 20 the lease lacked");
+
+    // The same call again settles nothing; a lease Redis no longer holds debits `available`.
+    let again: Vec<redis::Value> = call(&requests).invoke_async(&mut conn).await.unwrap();
+    let codes: Vec<i64> = again[..10].iter().step_by(2).map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
+    assert_eq!(codes, vec![2; 5]);
+    let gone: Vec<redis::Value> =
+        call(&[("d", 5, "lease g/2"), ("e", 7, "lease g/2")]).invoke_async(&mut conn).await.unwrap();
+    let codes: Vec<i64> = gone[..4].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
+    assert_eq!(codes, vec![3, 978, 3, 978], "a lost lease: its requests debit available");
+    assert_eq!(field(account, "held").await, Some(0));
+}
