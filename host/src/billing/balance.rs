@@ -25,10 +25,14 @@ static LOAD: LazyLock<Script> = LazyLock::new(|| Script::new(LOAD_LUA));
 static CREDIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/credit.lua")));
 pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/sweep.lua")));
 pub(super) static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
-pub(super) static RESYNC: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resync.lua")));
+pub(super) static RESYNC: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("lua/mark.lua"), include_str!("lua/resync.lua"))));
 pub(super) static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
-pub(super) static LEASE_DROP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease_drop.lua")));
-pub(super) static LEFT_BEHIND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/left_behind.lua")));
+/// `lease_drop.lua` with its prelude (the rebuild mark, `lua/mark.lua`).
+pub const LEASE_DROP_LUA: &str = concat!(include_str!("lua/mark.lua"), include_str!("lua/lease_drop.lua"));
+pub(super) static LEASE_DROP: LazyLock<Script> = LazyLock::new(|| Script::new(LEASE_DROP_LUA));
+pub(super) static LEFT_BEHIND: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("lua/mark.lua"), include_str!("lua/left_behind.lua"))));
 
 /// Milliseconds since the epoch on this host (index scores; skew between gateways is
 /// covered by the minute of slack in `Balances::forget_after`).

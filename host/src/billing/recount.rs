@@ -13,8 +13,9 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
-/// `recount.lua` with its prelude (the snapshot check it shares with `load.lua`).
-pub const RECOUNT_LUA: &str = concat!(include_str!("lua/snapshot.lua"), include_str!("lua/recount.lua"));
+/// `recount.lua` with its preludes (the snapshot check it shares with `load.lua`, the rebuild mark).
+pub const RECOUNT_LUA: &str =
+    concat!(include_str!("lua/snapshot.lua"), include_str!("lua/mark.lua"), include_str!("lua/recount.lua"));
 static RECOUNT: LazyLock<Script> = LazyLock::new(|| Script::new(RECOUNT_LUA));
 
 /// Checks running at once (each a script call, pipelined on the one connection).

@@ -107,7 +107,7 @@ async fn a_drop_marks_its_lease_and_clears_markers_over_a_day_old() {
     let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
     let mut conn: Connection =
         redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let drop = redis::Script::new(include_str!("../../src/billing/lua/lease_drop.lua"));
+    let drop = redis::Script::new(xjp_gateway::billing::balance::LEASE_DROP_LUA);
     let lease = redis::Script::new(include_str!("../../src/billing/lua/lease.lua"));
     let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;

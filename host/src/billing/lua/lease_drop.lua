@@ -30,8 +30,5 @@ for i = 1, #fields, 2 do
   end
 end
 redis.call('HSET', KEYS[1], 'lease-seq:' .. ARGV[1], 'dropped:' .. now_ms)
-redis.call('HSET', KEYS[1], 'loaded', '0')
--- Whose rebuild it was no longer holds (recount.lua); the next load says anew.
-redis.call('HDEL', KEYS[1], 'epoch', 'epoch-snapshot')
-redis.call('HINCRBY', KEYS[1], 'gen', 1)
+mark_for_rebuild(KEYS[1])
 return 1

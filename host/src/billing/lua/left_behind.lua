@@ -45,9 +45,6 @@ for i = 1, #KEYS - 3 do
   end
 end
 if rebuild == 1 then
-  redis.call('HSET', KEYS[1], 'loaded', '0')
-  -- Whose rebuild it was no longer holds (recount.lua); the next load says anew.
-  redis.call('HDEL', KEYS[1], 'epoch', 'epoch-snapshot')
-  redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  mark_for_rebuild(KEYS[1])
 end
 return {settled, rebuild}

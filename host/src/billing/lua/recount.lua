@@ -41,10 +41,7 @@ if saw then
   return 0
 end
 if saw == nil or ARGV[3] ~= '1' then
-  redis.call('HSET', KEYS[1], 'loaded', '0')
-  -- Whose rebuild it was no longer holds (recount.lua); the next load says anew.
-  redis.call('HDEL', KEYS[1], 'epoch', 'epoch-snapshot')
-  redis.call('HINCRBY', KEYS[1], 'gen', 1)
+  mark_for_rebuild(KEYS[1])
   return -1
 end
 -- Only a debit changes what running the check again would do: it is marked (every other

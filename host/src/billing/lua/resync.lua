@@ -19,10 +19,5 @@ if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 0 then
   end
 end
 redis.call('SET', KEYS[4], 'settled:' .. ARGV[2], 'EX', tonumber(ARGV[3]))
--- The generation tells a load already under way (its snapshot may predate this) to start
--- again (load.lua).
-redis.call('HSET', KEYS[1], 'loaded', '0')
--- Whose rebuild it was no longer holds (recount.lua); the next load says anew.
-redis.call('HDEL', KEYS[1], 'epoch', 'epoch-snapshot')
-redis.call('HINCRBY', KEYS[1], 'gen', 1)
+mark_for_rebuild(KEYS[1])
 return 1
