@@ -80,20 +80,6 @@ pub enum BalanceError {
     Database(String),
 }
 
-/// A settlement that was not answered: why, and for one without state of its own the key
-/// that says whether its call was applied after all (`None`: the request's state says).
-#[derive(Debug)]
-pub struct SettleFailed {
-    pub error: BalanceError,
-    pub applied_key: Option<String>,
-}
-
-impl From<BalanceError> for SettleFailed {
-    fn from(error: BalanceError) -> Self {
-        SettleFailed { error, applied_key: None }
-    }
-}
-
 impl From<redis::RedisError> for BalanceError {
     fn from(e: redis::RedisError) -> Self {
         BalanceError::Redis(e.to_string())
@@ -282,14 +268,12 @@ impl Balances {
         label: &str,
         recorded: bool,
     ) -> Result<Settlement, BalanceError> {
-        self.settle_from(tenant, request_id, origin, cost, label, recorded, None).await.map_err(|f| f.error)
+        self.settle_from(tenant, request_id, origin, cost, label, recorded, None).await
     }
 
     /// [`settle`](Self::settle), for a request held from `lease` when it has one: the debit
     /// is then taken from the lease's hold (from `available` for what the hold lacks, or all
-    /// of it when Redis lost the lease, which this process then gives up). Such a request
-    /// whose id the gateway made keeps no state in Redis (`settle_batch`); if its call fails,
-    /// the error names the call's key, which says whether it was applied after all.
+    /// of it when Redis lost the lease, which this process then gives up).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn settle_from(
         &self,
@@ -300,20 +284,16 @@ impl Balances {
         label: &str,
         recorded: bool,
         lease: Option<LeaseTag>,
-    ) -> Result<Settlement, SettleFailed> {
+    ) -> Result<Settlement, BalanceError> {
         let ttl = state_ttl_secs(origin);
         let hold_id = lease.map(|l| self.leases.hold_id(l.0));
-        let stateless = lease.is_some() && origin == IdOrigin::Gateway;
         for _ in 0..3 {
             let batcher = self.settle_batcher().await?;
             let lock = self.pending.lock(tenant).read().await;
             let answer = batcher
-                .settle(tenant, request_id, cost.max(0), label, ttl, hold_id.clone(), stateless)
+                .settle(tenant, request_id, cost.max(0), label, ttl, hold_id.clone())
                 .await
-                .map_err(|u| SettleFailed {
-                    error: BalanceError::Redis(u.error),
-                    applied_key: (stateless && !u.call.is_empty()).then_some(u.call),
-                })?;
+                .map_err(BalanceError::Redis)?;
             match answer.code {
                 1 | 3 => {
                     if let (3, Some(lease)) = (answer.code, lease) {
@@ -331,7 +311,7 @@ impl Balances {
                 }
             }
         }
-        Err(BalanceError::Redis("account would not stay loaded".into()).into())
+        Err(BalanceError::Redis("account would not stay loaded".into()))
     }
 
     /// Loads a tenant's account from Postgres: credits minus recorded debits minus this

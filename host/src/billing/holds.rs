@@ -143,29 +143,25 @@ impl Balances {
 
     /// Once Redis answers again: drops the failed request's hold (or takes its cost out of
     /// the hold of `lease`, the hold id it was held from), records its state and marks the
-    /// account for a rebuild (see `lua/resync.lua`). `applied_key`: for a request without
-    /// state of its own, the key of the call that may have applied it (read, not written).
+    /// account for a rebuild (see `lua/resync.lua`).
     pub async fn resync(
         &self,
         tenant: Uuid,
         request_id: &str,
         cost: i64,
         lease: Option<&str>,
-        applied_key: Option<&str>,
     ) -> Result<(), BalanceError> {
         let k = self.keys.tenant(tenant);
         let mut conn = self.conn().await?;
-        let state = applied_key.map_or_else(|| self.keys.request(tenant, request_id), str::to_string);
         let _: i64 = RESYNC
             .key(&k.account)
             .key(&k.holds)
             .key(&k.expiry)
-            .key(state)
+            .key(self.keys.request(tenant, request_id))
             .arg(request_id)
             .arg(cost.max(0))
             .arg(REQUEST_STATE_TTL_SECS)
             .arg(lease.unwrap_or(""))
-            .arg(if applied_key.is_some() { "0" } else { "1" })
             .invoke_async(&mut conn)
             .await?;
         Ok(())

@@ -41,12 +41,6 @@ impl KeySpace {
         self.tag(tenant) + "req:" + request_id
     }
 
-    /// A settlement call's applied-once marker (`settle.lua`), for the requests in it that
-    /// keep no state of their own.
-    pub(super) fn settle_call(&self, tenant: Uuid, call: &str) -> String {
-        self.tag(tenant) + "call:" + call
-    }
-
     /// A commit's checked-once marker (`recount.lua`): a gateway and a transaction id.
     pub(super) fn recount(&self, tenant: Uuid, gateway: Uuid, xid: &str) -> String {
         self.tag(tenant) + "recount:" + &gateway.to_string() + ":" + xid
@@ -85,15 +79,7 @@ mod tests {
         let k = KeySpace::new("staging");
         let tk = k.tenant(t);
         let tag = format!("{{{t}}}");
-        for key in [
-            &tk.account,
-            &tk.holds,
-            &tk.expiry,
-            &k.request(t, "r"),
-            &k.credit(t, "c"),
-            &k.recount(t, t, "9"),
-            &k.settle_call(t, "c"),
-        ] {
+        for key in [&tk.account, &tk.holds, &tk.expiry, &k.request(t, "r"), &k.credit(t, "c"), &k.recount(t, t, "9")] {
             assert!(key.starts_with("staging:"), "{key}");
             assert!(key.contains(&tag), "{key}");
         }

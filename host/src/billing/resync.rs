@@ -23,14 +23,12 @@ pub struct Resyncs {
 /// One change Redis missed.
 #[derive(Debug)]
 enum Waiting {
-    /// `lease`: the lease the request was held from, and its hold; `applied_key`: for a
-    /// request without state of its own, the key of the call that may have applied it.
+    /// `lease`: the lease the request was held from, and its hold.
     Settle {
         tenant: Uuid,
         request_id: String,
         cost: i64,
         lease: Option<(LeaseTag, i64)>,
-        applied_key: Option<String>,
     },
     Credit {
         tenant: Uuid,
@@ -41,17 +39,10 @@ enum Waiting {
 
 impl Resyncs {
     /// A settlement of `cost` for `request_id` (held from a lease, with a hold of the given
-    /// amount, if any) could not be applied; `applied_key` as [`Balances::resync`] takes it.
-    pub fn push(
-        &self,
-        tenant: Uuid,
-        request_id: &str,
-        cost: i64,
-        lease: Option<(LeaseTag, i64)>,
-        applied_key: Option<String>,
-    ) {
+    /// amount, if any) could not be applied.
+    pub fn push(&self, tenant: Uuid, request_id: &str, cost: i64, lease: Option<(LeaseTag, i64)>) {
         metrics::counter!("xjp_settle_resyncs_total").increment(1);
-        self.wait(Waiting::Settle { tenant, request_id: request_id.to_string(), cost, lease, applied_key });
+        self.wait(Waiting::Settle { tenant, request_id: request_id.to_string(), cost, lease });
     }
 
     /// A credit recorded in Postgres could not be applied to the live balance.
@@ -81,10 +72,9 @@ impl Resyncs {
         let mut failed = Vec::new();
         for change in batch {
             let applied = match &change {
-                Waiting::Settle { tenant, request_id, cost, lease, applied_key } => {
+                Waiting::Settle { tenant, request_id, cost, lease } => {
                     let hold_id = lease.map(|(tag, _)| balances.leases.hold_id(tag.0));
-                    let applied_key = applied_key.as_deref();
-                    let resynced = balances.resync(*tenant, request_id, *cost, hold_id.as_deref(), applied_key).await;
+                    let resynced = balances.resync(*tenant, request_id, *cost, hold_id.as_deref()).await;
                     // Only now is the cost out of the lease's hold; the unused part is free.
                     if let (Ok(()), Some((tag, hold))) = (&resynced, lease) {
                         balances.leases.settled(*tenant, *tag, *hold, *cost);

@@ -63,7 +63,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
     billing.ledger.confirm(tenant, &bill.request_id, debit).await;
 }
 
-/// Turns the hold into the debit (its call retried briefly); if Redis stays down the debit is
+/// Turns the hold into the debit, retrying briefly; if Redis stays down the debit is
 /// registered as unrecorded and resynced when Redis returns (`resync`). Returns the debit
 /// when it is accounted for (applied, or registered), which the ledger's confirmation needs,
 /// with the account epoch it was applied under when Redis answered.
@@ -82,19 +82,29 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> Option<Debit> {
         return Some(Debit { cost, epoch: None });
     }
     let label = if cost > 0 { "settled" } else { "released" };
+    let mut delay = Duration::from_millis(50);
+    let mut accounted = None;
     let lease = leased.map(|(lease, _)| lease);
-    // The call is tried four times (`settle_batch`) before this gives up.
-    let accounted = match balances.settle_from(tenant, request_id, bill.id_origin(), cost, label, false, lease).await {
-        Ok(super::Settlement::Settled { epoch, .. }) => Some(Debit { cost, epoch }),
-        Ok(super::Settlement::AlreadySettled) => None,
-        Err(failed) => {
-            tracing::error!(request_id, error = %failed.error, "could not settle in Redis; resyncing when it returns");
-            balances.settle_failed(tenant, cost).await;
-            billing.resyncs.push(tenant, request_id, cost, leased, failed.applied_key);
-            // The resync frees the lease's unused part once it took the cost out.
-            return Some(Debit { cost, epoch: None });
+    for attempt in 0..4 {
+        match balances.settle_from(tenant, request_id, bill.id_origin(), cost, label, false, lease).await {
+            Ok(super::Settlement::Settled { epoch, .. }) => {
+                accounted = Some(Debit { cost, epoch });
+                break;
+            }
+            Ok(super::Settlement::AlreadySettled) => break,
+            Err(e) if attempt == 3 => {
+                tracing::error!(request_id, error = %e, "could not settle in Redis; resyncing when it returns");
+                balances.settle_failed(tenant, cost).await;
+                billing.resyncs.push(tenant, request_id, cost, leased);
+                // The resync frees the lease's unused part once it took the cost out.
+                return Some(Debit { cost, epoch: None });
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay *= 4;
+            }
         }
-    };
+    }
     // After Redis took the cost out of the lease's hold (never before: an account rebuilt in
     // between would hold the lease again without it).
     if let Some((lease, held)) = leased {

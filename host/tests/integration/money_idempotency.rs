@@ -135,20 +135,12 @@ async fn a_client_id_is_refused_while_the_ledger_cannot_check_it() {
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
 
-/// An id the gateway made is kept in Redis for an hour only (and not at all when its request
-/// was reserved from a lease: without leases here, so the state can be seen); a client that
-/// sends it back later is refused by the ledger, even while its row still waits in this
-/// gateway's spool (Postgres down): no second upstream call, one row, one debit.
+/// An id the gateway made is kept in Redis for an hour only; a client that sends it back
+/// later is refused by the ledger, even while its row still waits in this gateway's spool
+/// (Postgres down): no second upstream call, one row, one debit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_made_id_sent_back_is_refused_from_the_spool() {
-    let pg = common::services::PrivatePostgres::start();
-    let mock = mock().await;
-    let options = common::harness::Options {
-        database_url: Some(pg.url()),
-        billing_toml: "leases = false".into(),
-        ..Default::default()
-    };
-    let gw = TestGateway::start_with(&mock.base_url(), options).await;
+    let (pg, mock, gw) = on_private_postgres().await;
     let url = format!("{}/v1/chat/completions", gw.url);
     // The account is loaded into Redis while Postgres is up.
     assert_eq!(common::http::post(&url, &gw.key, &CHAT).await.status, 200);

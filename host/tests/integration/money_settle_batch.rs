@@ -108,8 +108,7 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
 /// `settle.lua` on its own: the requests of one lease in one call are debited together from
 /// what the lease holds (the shortfall from `available`), exactly as one at a time would; a
 /// request sent twice in the call is settled once; a lease Redis lost debits `available`
-/// and says so; a request with its own hold settles beside them. Requests without state of
-/// their own leave no key but the call's, and the same call sent again applies them no more.
+/// and says so; a request with its own hold settles beside them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
     let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
@@ -132,30 +131,28 @@ async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
     hset(account, vec![("loaded", 1), ("available", 1_000), ("held", 170)]).await;
     hset(holds, vec![("lease g/1", 100), ("own", 70)]).await;
     let _: () = redis::cmd("ZADD").arg(expiry).arg(1).arg("own").query_async(&mut conn).await.unwrap();
-    // (id, cost, lease, without state of its own), in the call `call_key`.
-    let call = |call_key: &str, requests: &[(&str, i64, &str, bool)]| {
+    // (id, cost, lease)
+    let call = |requests: &[(&str, i64, &str)]| {
         let mut invocation = settle.key(account);
-        invocation.key(holds).key(expiry).key(format!("{{t}}:call:{call_key}")).arg(600);
-        for (id, cost, lease, stateless) in requests {
-            invocation.key(if *stateless { format!("{{t}}:call:{call_key}") } else { format!("{{t}}:req:{id}") });
-            invocation.arg(*id).arg(*cost).arg("settled").arg(600).arg(*lease).arg(if *stateless { "1" } else { "0" });
+        invocation.key(holds).key(expiry);
+        for (id, cost, lease) in requests {
+            invocation.key(format!("{{t}}:req:{id}"));
+            invocation.arg(*id).arg(*cost).arg("settled").arg(600).arg(*lease);
         }
         invocation
     };
-    let codes = |answer: &[redis::Value], n: usize| -> Vec<i64> {
-        answer[..2 * n].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect()
-    };
     let requests = [
-        ("a", 30, "lease g/1", false),
-        ("own", 60, "", false),
-        ("b", 50, "lease g/1", true),
-        ("a", 30, "lease g/1", false),
-        ("c", 40, "lease g/1", true),
+        ("a", 30, "lease g/1"),
+        ("own", 60, ""),
+        ("b", 50, "lease g/1"),
+        ("a", 30, "lease g/1"),
+        ("c", 40, "lease g/1"),
     ];
-    let answer: Vec<redis::Value> = call("1", &requests).invoke_async(&mut conn).await.unwrap();
+    let answer: Vec<redis::Value> = call(&requests).invoke_async(&mut conn).await.unwrap();
+    let codes: Vec<i64> = answer[..10].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
     // Own hold: 70 released, 60 debited (available 1 010); the lease: 100 from its hold, the
     // 20 it lacks from available (990). `a` again in the same call: already settled.
-    assert_eq!(codes(&answer, 5), vec![1, 990, 1, 1_010, 1, 990, 2, 1_010, 1, 990], "{answer:?}");
+    assert_eq!(codes, vec![1, 990, 1, 1_010, 1, 990, 2, 1_010, 1, 990], "{answer:?}");
     let shared = conn.clone();
     let field = move |key: &'static str, name: &'static str| {
         let mut conn = shared.clone();
@@ -165,59 +162,14 @@ async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
     assert_eq!(field(holds, "own").await, None);
     assert_eq!(field(account, "held").await, Some(0));
     assert_eq!(field(account, "available").await, Some(990), "1 000 + 10 the own hold left, - 20 the lease lacked");
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("{t}:*").query_async(&mut conn).await.unwrap();
-    keys.sort();
-    // (The expiry set went with its last member, `own`.)
-    let expected = ["{t}:account", "{t}:call:1", "{t}:holds", "{t}:req:a", "{t}:req:own"];
-    assert_eq!(keys, expected, "no key for b and c, one for their call");
-    let ttl: i64 = redis::cmd("TTL").arg("{t}:call:1").query_async(&mut conn).await.unwrap();
-    assert!((1..=600).contains(&ttl), "the call's key is kept as long as asked: {ttl}");
 
-    // The same call again (its answer lost) settles nothing.
-    let again: Vec<redis::Value> = call("1", &requests).invoke_async(&mut conn).await.unwrap();
-    assert_eq!(codes(&again, 5).into_iter().step_by(2).collect::<Vec<_>>(), vec![2; 5]);
-    assert_eq!(field(account, "available").await, Some(990), "a call sent again debits nothing");
-    // A lease Redis no longer holds debits `available`.
-    let gone = [("d", 5, "lease g/2", true), ("e", 7, "lease g/2", true)];
-    let answer: Vec<redis::Value> = call("2", &gone).invoke_async(&mut conn).await.unwrap();
-    assert_eq!(codes(&answer, 2), vec![3, 978, 3, 978], "a lost lease: its requests debit available");
+    // The same call again settles nothing; a lease Redis no longer holds debits `available`.
+    let again: Vec<redis::Value> = call(&requests).invoke_async(&mut conn).await.unwrap();
+    let codes: Vec<i64> = again[..10].iter().step_by(2).map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
+    assert_eq!(codes, vec![2; 5]);
+    let gone: Vec<redis::Value> =
+        call(&[("d", 5, "lease g/2"), ("e", 7, "lease g/2")]).invoke_async(&mut conn).await.unwrap();
+    let codes: Vec<i64> = gone[..4].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
+    assert_eq!(codes, vec![3, 978, 3, 978], "a lost lease: its requests debit available");
     assert_eq!(field(account, "held").await, Some(0));
-    // On an account not loaded nothing is applied, and the call's key is not set: the call
-    // made again after the rebuild applies it.
-    hset(account, vec![("loaded", 0)]).await;
-    let later = [("f", 9, "lease g/1", true)];
-    let answer: Vec<redis::Value> = call("3", &later).invoke_async(&mut conn).await.unwrap();
-    assert_eq!(codes(&answer, 1), vec![-2, 0]);
-    let exists: bool = redis::cmd("EXISTS").arg("{t}:call:3").query_async(&mut conn).await.unwrap();
-    assert!(!exists, "a call that applied nothing leaves no key");
-    assert_eq!(field(account, "available").await, Some(978));
-}
-
-/// `resync.lua` for a leased request without state of its own: it reads the key of the call
-/// that may have applied it; applied (the answer was lost): the lease's hold is not taken
-/// again; not applied: the cost comes out of the lease's hold. Either way the call's key is
-/// left as it was (the call's other requests read it too) and the account is marked.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resync_reads_the_call_key_of_a_request_without_state() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let resync = redis::Script::new(concat!(
-        include_str!("../../src/billing/lua/mark.lua"),
-        include_str!("../../src/billing/lua/resync.lua")
-    ));
-    let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
-    let _: () = redis::cmd("HSET").arg(holds).arg("lease g/1").arg(100).query_async(&mut conn).await.unwrap();
-    let _: () = redis::cmd("HSET").arg(account).arg("loaded").arg(1).query_async(&mut conn).await.unwrap();
-    let _: () = redis::cmd("SET").arg("{t}:call:applied").arg("1").query_async(&mut conn).await.unwrap();
-    for (id, call, lease_after) in [("a", "{t}:call:applied", 100), ("b", "{t}:call:lost", 70)] {
-        let mut invocation = resync.key(account);
-        invocation.key(holds).key(expiry).key(call).arg(id).arg(30).arg(600).arg("lease g/1").arg("0");
-        let _: i64 = invocation.invoke_async(&mut conn).await.unwrap();
-        let lease: i64 = redis::cmd("HGET").arg(holds).arg("lease g/1").query_async(&mut conn).await.unwrap();
-        assert_eq!(lease, lease_after, "{id}");
-        let loaded: String = redis::cmd("HGET").arg(account).arg("loaded").query_async(&mut conn).await.unwrap();
-        assert_eq!(loaded, "0", "{id}: the account is marked for a rebuild");
-    }
-    let lost: bool = redis::cmd("EXISTS").arg("{t}:call:lost").query_async(&mut conn).await.unwrap();
-    assert!(!lost, "a call's key is read, not written: the call's other requests read it too");
 }

@@ -4,12 +4,9 @@
 -- or still pending in this gateway). Applying the debit itself instead could count it twice
 -- if the account was rebuilt in between.
 -- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset, KEYS[4] the request's
--- state key, or for a request without state of its own the key of the settle call that may
--- have applied it (settle.lua). ARGV[1] request id, ARGV[2] cost, ARGV[3] state ttl (s),
--- ARGV[4] the lease it was held from ('' for its own hold): the cost comes out of that
--- lease's hold, as settling would have taken it (the rebuild recounts `held`); ARGV[5] '1'
--- when KEYS[4] is the request's state, to record ('0': a call's key, only read; the call's
--- other requests read it too). Returns 1.
+-- state key. ARGV[1] request id, ARGV[2] cost, ARGV[3] state ttl (s), ARGV[4] the lease it
+-- was held from ('' for its own hold): the cost comes out of that lease's hold, as settling
+-- would have taken it (the rebuild recounts `held`). Returns 1.
 if redis.call('HDEL', KEYS[2], ARGV[1]) == 1 then
   redis.call('ZREM', KEYS[3], ARGV[1])
 end
@@ -21,8 +18,6 @@ if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 0 then
     redis.call('HINCRBY', KEYS[2], ARGV[4], -math.min(tonumber(lease), tonumber(ARGV[2])))
   end
 end
-if ARGV[5] == '1' then
-  redis.call('SET', KEYS[4], 'settled:' .. ARGV[2], 'EX', tonumber(ARGV[3]))
-end
+redis.call('SET', KEYS[4], 'settled:' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 mark_for_rebuild(KEYS[1])
 return 1

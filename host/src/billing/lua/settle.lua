@@ -1,39 +1,26 @@
 -- Settle a batch of one tenant's requests: turn each one's hold into a debit of its cost
 -- and release the rest, once per request.
--- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset (as reserve.lua),
--- KEYS[4] this call's key; KEYS[4 + i] request i's state key. ARGV[1] how long the call's key
--- is kept (s). Per request i, from ARGV[6 * (i - 1) + 2]: its id, its cost (nano-USD, >= 0),
--- its outcome label ('settled', 'released', or 'cancelled': the hold goes back and no state is
--- kept, so the id stays usable), how long its state is kept (s), the lease it was held from
--- ('' for its own hold), and '1' when it keeps no state of its own (a leased request whose id
--- the gateway made: nothing but this settlement's own retries would read its state).
--- A leased request's cost comes out of the lease's hold (what the lease lacks, out of
--- `available`); the rest of the lease stays held for its gateway. The requests of one lease
--- are debited together (three commands per lease, not per request): taking each cost in turn
--- from what the lease holds takes min(held, sum of costs) in all, as one step does.
--- The call's key is set when the call applied a request without state: the same call sent
--- again (its answer was lost) finds it and applies those again no more; the other requests
--- find their own state. A call on an account not loaded applies nothing.
+-- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset (as reserve.lua);
+-- KEYS[3 + i] request i's state key.
+-- Per request i, from ARGV[5 * (i - 1) + 1]: its id, its cost (nano-USD, >= 0), its outcome
+-- label ('settled', 'released', or 'cancelled': the hold goes back and no state is kept, so
+-- the id stays usable), how long its state is kept (s), and the lease it was held from ('' for
+-- its own hold): a leased request's cost comes out of the lease's hold (what the lease lacks,
+-- out of `available`); the rest of the lease stays held for its gateway. The requests of one
+-- lease are debited together (three commands per lease, not per request): taking each cost in
+-- turn from what the lease holds takes min(held, sum of costs) in all, as one step does.
 -- Returns {code, available} per request, flattened: 1 settled now, 3 settled now but the lease
 -- was gone (debited from `available`), 2 already settled (nothing changed), -2 account not
 -- loaded (rebuild, then retry); then the account's epoch ('' for none).
 local out = {}
 local loaded = redis.call('HGET', KEYS[1], 'loaded') == '1'
-local call_applied = redis.call('EXISTS', KEYS[4]) == 1
-local stateless_applied = false
 -- Per lease: the sum of its requests' costs and the positions of their answers.
 local leases, order = {}, {}
-for i = 1, #KEYS - 4 do
-  local at = 6 * i - 4
-  local id, cost_text, label, ttl = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  local lease, stateless = ARGV[at + 4], ARGV[at + 5] == '1'
+for i = 1, #KEYS - 3 do
+  local id, cost_text, label, ttl = ARGV[5 * i - 4], ARGV[5 * i - 3], ARGV[5 * i - 2], ARGV[5 * i - 1]
+  local lease = ARGV[5 * i]
   local cost = tonumber(cost_text)
-  local state = nil
-  if stateless then
-    state = call_applied and 'settled' or nil
-  else
-    state = redis.call('GET', KEYS[4 + i])
-  end
+  local state = redis.call('GET', KEYS[3 + i])
   -- A hold the sweeper released ('swept:0') still owes its debit: settle it now.
   if state and string.sub(state, 1, 6) ~= 'swept:' then
     out[2 * i - 1] = 2
@@ -67,11 +54,9 @@ for i = 1, #KEYS - 4 do
       out[2 * i - 1] = 1
       out[2 * i] = available
     end
-    if stateless then
-      stateless_applied = true
-    elseif label ~= 'cancelled' then
-      -- Recorded now: the same id again in this call finds it settled.
-      redis.call('SET', KEYS[4 + i], label .. ':' .. cost_text, 'EX', tonumber(ttl))
+    -- Recorded now: the same id again in this call finds it settled.
+    if label ~= 'cancelled' then
+      redis.call('SET', KEYS[3 + i], label .. ':' .. cost_text, 'EX', tonumber(ttl))
     end
   end
 end
@@ -89,9 +74,6 @@ for _, lease in ipairs(order) do
     out[at] = code
     out[at + 1] = available
   end
-end
-if stateless_applied then
-  redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[1]))
 end
 -- Last, the account's epoch (load.lua): whose rebuild these debits were applied to.
 out[#out + 1] = redis.call('HGET', KEYS[1], 'epoch') or ''
