@@ -8,7 +8,7 @@
 use super::bill::IdOrigin;
 use super::keys::KeySpace;
 use super::lease::{LeaseTag, Leases};
-use super::settle_batch::SettleBatcher;
+use super::settle_batch::{FoundSettled, RESENT_EPOCH, SettleBatcher};
 use crate::db::{RedisConn, RedisTarget};
 use crate::ledger::PendingDebits;
 use redis::Script;
@@ -268,12 +268,29 @@ impl Balances {
         label: &str,
         recorded: bool,
     ) -> Result<Settlement, BalanceError> {
-        self.settle_from(tenant, request_id, origin, cost, label, recorded, None).await
+        self.settle_from(tenant, request_id, origin, cost, label, recorded, None, false).await
     }
 
-    /// [`settle`](Self::settle), for a request held from `lease` when it has one: the debit
-    /// is then taken from the lease's hold (from `available` for what the hold lacks, or all
-    /// of it when Redis lost the lease, which this process then gives up).
+    /// [`settle`](Self::settle) sent again after a try whose answer was lost (its row not
+    /// recorded yet). Found settled, the debit is the lost try's: it is registered as pending
+    /// and answered [`Settlement::Settled`] like a first settle, and when the account was
+    /// rebuilt since that try, the rebuild may have missed it, so the account is marked for
+    /// another (`settle.lua`).
+    pub async fn settle_again(
+        &self,
+        tenant: Uuid,
+        request_id: &str,
+        origin: IdOrigin,
+        cost: i64,
+        label: &str,
+    ) -> Result<Settlement, BalanceError> {
+        self.settle_from(tenant, request_id, origin, cost, label, false, None, true).await
+    }
+
+    /// [`settle`](Self::settle) or, with `again`, [`settle_again`](Self::settle_again), for a
+    /// request held from `lease` when it has one: the debit is then taken from the lease's
+    /// hold (from `available` for what the hold lacks, or all of it when Redis lost the lease,
+    /// which this process then gives up).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn settle_from(
         &self,
@@ -284,6 +301,7 @@ impl Balances {
         label: &str,
         recorded: bool,
         lease: Option<LeaseTag>,
+        again: bool,
     ) -> Result<Settlement, BalanceError> {
         let ttl = state_ttl_secs(origin);
         let hold_id = lease.map(|l| self.leases.hold_id(l.0));
@@ -291,25 +309,31 @@ impl Balances {
             let batcher = self.settle_batcher().await?;
             let lock = self.pending.lock(tenant).read().await;
             let answer = batcher
-                .settle(tenant, request_id, cost.max(0), label, ttl, hold_id.clone())
+                .settle(tenant, request_id, cost.max(0), label, ttl, hold_id.clone(), again)
                 .await
                 .map_err(BalanceError::Redis)?;
-            match answer.code {
-                1 | 3 => {
-                    if let (3, Some(lease)) = (answer.code, lease) {
-                        self.leases.lose(tenant, lease.0);
-                    }
-                    if !recorded {
-                        self.pending.add(tenant, cost.max(0));
-                    }
-                    return Ok(Settlement::Settled { available: answer.available, epoch: answer.epoch });
-                }
-                2 => return Ok(Settlement::AlreadySettled),
-                _ => {
-                    drop(lock);
-                    self.load(tenant).await?;
-                }
+            let found = FoundSettled::of(answer.code);
+            if let (Some(lease), true) = (lease, answer.code == 3 || found.is_some_and(|f| f.lease_gone)) {
+                self.leases.lose(tenant, lease.0);
             }
+            // Found settled when sent again: the lost try's debit, accounted for as now.
+            if matches!(answer.code, 1 | 3) || (again && found.is_some()) {
+                if !recorded {
+                    self.pending.add(tenant, cost.max(0));
+                }
+                // Debited by a lost try under an epoch a rebuild has replaced since: not
+                // this account's (recount checks it against whichever rebuild it meets).
+                let epoch = match found {
+                    Some(FoundSettled { rebuilt: true, .. }) => Some(Arc::from(RESENT_EPOCH)),
+                    _ => answer.epoch,
+                };
+                return Ok(Settlement::Settled { available: answer.available, epoch });
+            }
+            if found.is_some() {
+                return Ok(Settlement::AlreadySettled);
+            }
+            drop(lock);
+            self.load(tenant).await?;
         }
         Err(BalanceError::Redis("account would not stay loaded".into()))
     }

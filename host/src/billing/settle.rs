@@ -86,7 +86,9 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> Option<Debit> {
     let mut accounted = None;
     let lease = leased.map(|(lease, _)| lease);
     for attempt in 0..4 {
-        match balances.settle_from(tenant, request_id, bill.id_origin(), cost, label, false, lease).await {
+        // After a try that failed, Redis may have applied it and lost only the answer.
+        let again = attempt > 0;
+        match balances.settle_from(tenant, request_id, bill.id_origin(), cost, label, false, lease, again).await {
             Ok(super::Settlement::Settled { epoch, .. }) => {
                 accounted = Some(Debit { cost, epoch });
                 break;

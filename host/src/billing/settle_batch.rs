@@ -13,11 +13,37 @@ use std::sync::{Arc, LazyLock};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/settle.lua")));
+/// `settle.lua` with its prelude (the rebuild mark, for a resent settlement that a rebuild
+/// may have missed).
+pub const SETTLE_LUA: &str = concat!(include_str!("lua/mark.lua"), include_str!("lua/settle.lua"));
+static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(SETTLE_LUA));
 
 /// Settlements of one tenant per script call at most (a call blocks Redis while it runs:
 /// up to 6 commands per settlement with its own hold, 2 per leased one and 3 per lease).
 pub const MAX_PER_CALL: usize = 128;
+
+/// The epoch a debit is reported under when a lost try applied it before a rebuild it may
+/// have escaped (never a real epoch, which is `<gateway>@<time>`): `recount.lua` counts it
+/// unless the account's rebuild saw its row.
+pub const RESENT_EPOCH: &str = "resent";
+
+/// `settle.lua`'s answer for a request it found settled already (codes 2, 4, 6, 8): for a
+/// settlement sent again, whether its lease is gone and whether the account was rebuilt
+/// since the lost try (and is marked now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundSettled {
+    pub lease_gone: bool,
+    pub rebuilt: bool,
+}
+
+impl FoundSettled {
+    /// Decodes a settlement's code; `None` for any other answer.
+    pub fn of(code: i64) -> Option<FoundSettled> {
+        let flags = code - 2;
+        ((0..=6).contains(&flags) && flags % 2 == 0)
+            .then_some(FoundSettled { lease_gone: flags & 2 != 0, rebuilt: flags & 4 != 0 })
+    }
+}
 
 /// What the script answered for one settlement, or the call's error.
 type Answer = Result<Settled, String>;
@@ -42,6 +68,8 @@ struct Job {
     state_ttl: u64,
     /// The lease it was held from, if any.
     lease: Option<String>,
+    /// Sent again after a try whose answer was lost.
+    again: bool,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -61,7 +89,8 @@ impl SettleBatcher {
 
     /// Settles one request in the next batch, as `settle.lua` answers.
     /// The request's state is kept `state_ttl` seconds; `lease` is the hold id of the lease
-    /// it was held from.
+    /// it was held from; `again` says an earlier try's answer was lost.
+    #[allow(clippy::too_many_arguments)]
     pub async fn settle(
         &self,
         tenant: Uuid,
@@ -70,10 +99,11 @@ impl SettleBatcher {
         label: &str,
         state_ttl: u64,
         lease: Option<String>,
+        again: bool,
     ) -> Answer {
         let (reply, answer) = oneshot::channel();
         let (request_id, label) = (request_id.to_string(), label.to_string());
-        let job = Job { tenant, request_id, cost, label, state_ttl, lease, reply };
+        let job = Job { tenant, request_id, cost, label, state_ttl, lease, again, reply };
         self.tx.send(job).map_err(|_| "the settlement queue is closed".to_string())?;
         answer.await.map_err(|_| "the settlement batch was dropped".to_string())?
     }
@@ -114,7 +144,12 @@ async fn call(mut conn: RedisConn, keys: &KeySpace, jobs: Vec<Job>) {
     invocation.key(&k.holds).key(&k.expiry);
     for job in &jobs {
         invocation.key(keys.request(tenant, &job.request_id));
-        invocation.arg(&job.request_id).arg(job.cost.max(0)).arg(&job.label).arg(job.state_ttl);
+        invocation.arg(&job.request_id).arg(job.cost.max(0));
+        match job.again {
+            true => invocation.arg(format!("+{}", job.label)),
+            false => invocation.arg(&job.label),
+        };
+        invocation.arg(job.state_ttl);
         invocation.arg(job.lease.as_deref().unwrap_or(""));
     }
     let answered: Result<Vec<redis::Value>, _> = invocation.invoke_async(&mut conn).await;

@@ -84,7 +84,8 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
         let key = balances.keys().request(*tenant, id);
         let state: String = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
         let label = if *cost > 0 { "settled" } else { "released" };
-        assert_eq!(state, format!("{label}:{cost}"));
+        let epoch = state.strip_prefix(&format!("{label}:{cost}:")).unwrap_or_else(|| panic!("{state}"));
+        assert!(epoch.contains('@'), "the state names the rebuild it was debited under: {state}");
         let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.unwrap();
         match origin {
             IdOrigin::Client => assert!(ttl > 6 * 24 * 3600, "{id}: a client's id is kept a week, not {ttl} s"),
@@ -113,7 +114,7 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
 async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
     let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let settle = redis::Script::new(include_str!("../../src/billing/lua/settle.lua"));
+    let settle = redis::Script::new(xjp_gateway::billing::settle_batch::SETTLE_LUA);
     let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
     let shared = conn.clone();
     let hset = move |key: &'static str, pairs: Vec<(&'static str, i64)>| {
@@ -129,18 +130,21 @@ async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
     };
     // The lease holds 100 and its requests cost 30 + 50 + 40; `own` holds 70 of its own.
     hset(account, vec![("loaded", 1), ("available", 1_000), ("held", 170)]).await;
+    let _: () = redis::cmd("HSET").arg(account).arg("epoch").arg("g@1").query_async(&mut conn).await.unwrap();
     hset(holds, vec![("lease g/1", 100), ("own", 70)]).await;
     let _: () = redis::cmd("ZADD").arg(expiry).arg(1).arg("own").query_async(&mut conn).await.unwrap();
     // (id, cost, lease)
-    let call = |requests: &[(&str, i64, &str)]| {
+    // (id, cost, lease); `label` is `+settled` for a resend.
+    let call_as = |label: &'static str, requests: &[(&str, i64, &str)]| {
         let mut invocation = settle.key(account);
         invocation.key(holds).key(expiry);
         for (id, cost, lease) in requests {
             invocation.key(format!("{{t}}:req:{id}"));
-            invocation.arg(*id).arg(*cost).arg("settled").arg(600).arg(*lease);
+            invocation.arg(*id).arg(*cost).arg(label).arg(600).arg(*lease);
         }
         invocation
     };
+    let call = |requests: &[(&str, i64, &str)]| call_as("settled", requests);
     let requests = [
         ("a", 30, "lease g/1"),
         ("own", 60, ""),
@@ -172,4 +176,26 @@ async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
     let codes: Vec<i64> = gone[..4].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
     assert_eq!(codes, vec![3, 978, 3, 978], "a lost lease: its requests debit available");
     assert_eq!(field(account, "held").await, Some(0));
+
+    // Sent again after a lost answer: `a` under the same rebuild (2), `d` whose lease is gone
+    // (4); nothing is debited and the account stays loaded.
+    let resent: Vec<redis::Value> =
+        call_as("+settled", &[("a", 30, "lease g/1"), ("d", 5, "lease g/2")]).invoke_async(&mut conn).await.unwrap();
+    let codes: Vec<i64> = resent[..4].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
+    assert_eq!(codes, vec![2, 978, 4, 978]);
+    assert_eq!(field(account, "loaded").await, Some(1));
+    // After a rebuild (another epoch) it may have been missed: the account is marked, and a
+    // new settlement behind it in the call waits for the rebuild (-2), debiting nothing.
+    let _: () = redis::cmd("HSET").arg(account).arg("epoch").arg("g@2").query_async(&mut conn).await.unwrap();
+    let resent: Vec<redis::Value> =
+        call_as("+settled", &[("b", 50, "lease g/1"), ("f", 9, "")]).invoke_async(&mut conn).await.unwrap();
+    let codes: Vec<i64> = resent[..4].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
+    assert_eq!(codes, vec![6, 978, -2, 0]);
+    assert_eq!(field(account, "loaded").await, Some(0), "marked for a rebuild");
+    assert_eq!(field(account, "available").await, Some(978));
+    // A first try finding a request settled changes nothing, whatever the epoch.
+    let _: () = redis::cmd("HSET").arg(account).arg("loaded").arg(1).query_async(&mut conn).await.unwrap();
+    let first: Vec<redis::Value> = call(&[("c", 40, "lease g/1")]).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(redis::from_redis_value_ref::<i64>(&first[0]).unwrap(), 2);
+    assert_eq!(field(account, "loaded").await, Some(1));
 }

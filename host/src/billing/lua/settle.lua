@@ -1,29 +1,55 @@
 -- Settle a batch of one tenant's requests: turn each one's hold into a debit of its cost
--- and release the rest, once per request.
+-- and release the rest, once per request. (mark.lua is prepended: `SETTLE_LUA`.)
 -- KEYS[1] account hash, KEYS[2] holds hash, KEYS[3] hold expiry zset (as reserve.lua);
 -- KEYS[3 + i] request i's state key.
 -- Per request i, from ARGV[5 * (i - 1) + 1]: its id, its cost (nano-USD, >= 0), its outcome
 -- label ('settled', 'released', or 'cancelled': the hold goes back and no state is kept, so
--- the id stays usable), how long its state is kept (s), and the lease it was held from ('' for
--- its own hold): a leased request's cost comes out of the lease's hold (what the lease lacks,
--- out of `available`); the rest of the lease stays held for its gateway. The requests of one
--- lease are debited together (three commands per lease, not per request): taking each cost in
--- turn from what the lease holds takes min(held, sum of costs) in all, as one step does.
+-- the id stays usable; '+' before it: sent again after a try whose answer was lost), how long
+-- its state is kept (s), and the lease it was held from ('' for its own hold): a leased
+-- request's cost comes out of the lease's hold (what the lease lacks, out of `available`); the
+-- rest of the lease stays held for its gateway. The requests of one lease are debited together
+-- (three commands per lease, not per request): taking each cost in turn from what the lease
+-- holds takes min(held, sum of costs) in all, as one step does.
+-- A request's state is `label:cost:epoch`, the epoch its debit was applied under. A request
+-- sent again and found settled was applied by the lost try: when the account was rebuilt
+-- since (the epoch differs), that rebuild may have missed the debit (its row was not in
+-- Postgres, and the gateway did not know to count it as unrecorded), so the account is marked
+-- for another rebuild, which will; the call's later requests then wait for it (-2).
 -- Returns {code, available} per request, flattened: 1 settled now, 3 settled now but the lease
--- was gone (debited from `available`), 2 already settled (nothing changed), -2 account not
--- loaded (rebuild, then retry); then the account's epoch ('' for none).
+-- was gone (debited from `available`), -2 account not loaded (rebuild, then retry), and for
+-- a request already settled (nothing debited) 2, plus 2 when it was sent again and its lease
+-- is gone, plus 4 when it was sent again and the account was rebuilt since (marked now): 2, 4,
+-- 6 or 8. Then the epoch the call's debits were applied under ('' for none).
 local out = {}
 local loaded = redis.call('HGET', KEYS[1], 'loaded') == '1'
+local epoch = redis.call('HGET', KEYS[1], 'epoch') or ''
 -- Per lease: the sum of its requests' costs and the positions of their answers.
 local leases, order = {}, {}
 for i = 1, #KEYS - 3 do
   local id, cost_text, label, ttl = ARGV[5 * i - 4], ARGV[5 * i - 3], ARGV[5 * i - 2], ARGV[5 * i - 1]
   local lease = ARGV[5 * i]
   local cost = tonumber(cost_text)
+  local again = string.sub(label, 1, 1) == '+'
+  if again then
+    label = string.sub(label, 2)
+  end
   local state = redis.call('GET', KEYS[3 + i])
   -- A hold the sweeper released ('swept:0') still owes its debit: settle it now.
   if state and string.sub(state, 1, 6) ~= 'swept:' then
-    out[2 * i - 1] = 2
+    local code = 2
+    if again then
+      if lease ~= '' and redis.call('HEXISTS', KEYS[2], lease) == 0 then
+        code = code + 2
+      end
+      if string.match(state, '^[^:]*:[^:]*:(.*)$') ~= epoch or epoch == '' then
+        code = code + 4
+        if loaded then
+          mark_for_rebuild(KEYS[1])
+          loaded = false
+        end
+      end
+    end
+    out[2 * i - 1] = code
     out[2 * i] = tonumber(redis.call('HGET', KEYS[1], 'available') or '0')
   elseif not loaded then
     out[2 * i - 1] = -2
@@ -56,7 +82,7 @@ for i = 1, #KEYS - 3 do
     end
     -- Recorded now: the same id again in this call finds it settled.
     if label ~= 'cancelled' then
-      redis.call('SET', KEYS[3 + i], label .. ':' .. cost_text, 'EX', tonumber(ttl))
+      redis.call('SET', KEYS[3 + i], label .. ':' .. cost_text .. ':' .. epoch, 'EX', tonumber(ttl))
     end
   end
 end
@@ -76,5 +102,5 @@ for _, lease in ipairs(order) do
   end
 end
 -- Last, the account's epoch (load.lua): whose rebuild these debits were applied to.
-out[#out + 1] = redis.call('HGET', KEYS[1], 'epoch') or ''
+out[#out + 1] = epoch
 return out

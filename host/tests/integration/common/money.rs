@@ -117,6 +117,9 @@ pub async fn settlement(tenant: Uuid, request_id: &str) -> (Option<String>, bool
     let keys = super::harness::keys();
     let state: Option<String> =
         redis::cmd("GET").arg(keys.request(tenant, request_id)).query_async(&mut conn).await.unwrap();
+    // `label:cost:epoch` (settle.lua) or `label:cost` (a resync, left-behind rows): the epoch
+    // the debit was applied under is left out.
+    let state = state.map(|s| s.splitn(3, ':').take(2).collect::<Vec<_>>().join(":"));
     let held: bool =
         redis::cmd("HEXISTS").arg(keys.tenant(tenant).holds).arg(request_id).query_async(&mut conn).await.unwrap();
     (state, held)
