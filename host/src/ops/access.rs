@@ -21,31 +21,46 @@
 use crate::ledger::row::ACCESS_TARGET;
 use crate::proxy::metric_handles::KeptHandles;
 use metrics::{Counter, Label};
-use std::fmt::Debug;
+use std::cell::RefCell;
+use std::fmt::{Debug, Write as _};
 use std::sync::Arc;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 
-/// The fields of an access event the counters need.
+/// The fields of an access event the counters need (one per thread, reused: no allocation
+/// per event once its strings have grown).
 #[derive(Debug, Default)]
 struct Spend {
-    provider: String,
-    model: String,
-    status: String,
+    /// (provider, model, status): the counters' key.
+    key: (String, String, String),
     cost_nano: i64,
     input_tokens: i64,
     output_tokens: i64,
 }
 
+impl Spend {
+    fn slot(&mut self, field: &Field) -> Option<&mut String> {
+        match field.name() {
+            "provider" => Some(&mut self.key.0),
+            "model" => Some(&mut self.key.1),
+            "status" => Some(&mut self.key.2),
+            _ => None,
+        }
+    }
+
+    fn clear(&mut self) {
+        [&mut self.key.0, &mut self.key.1, &mut self.key.2].into_iter().for_each(String::clear);
+        (self.cost_nano, self.input_tokens, self.output_tokens) = (0, 0, 0);
+    }
+}
+
 impl Visit for Spend {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "provider" => self.provider = value.to_string(),
-            "model" => self.model = value.to_string(),
-            "status" => self.status = value.to_string(),
-            _ => {}
+        if let Some(slot) = self.slot(field) {
+            slot.clear();
+            slot.push_str(value);
         }
     }
 
@@ -64,14 +79,15 @@ impl Visit for Spend {
 
     fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
         // `%value` fields arrive here (Display through Debug).
-        let slot = match field.name() {
-            "provider" => &mut self.provider,
-            "model" => &mut self.model,
-            "status" => &mut self.status,
-            _ => return,
-        };
-        *slot = format!("{value:?}");
+        if let Some(slot) = self.slot(field) {
+            slot.clear();
+            let _ = write!(slot, "{value:?}");
+        }
     }
+}
+
+thread_local! {
+    static SPEND: RefCell<Spend> = RefCell::new(Spend::default());
 }
 
 /// The spend counters of one (provider, model, status).
@@ -113,15 +129,16 @@ impl std::fmt::Debug for SpendLayer {
 
 impl SpendLayer {
     /// Counts one access event's fields.
-    fn count(&self, spend: Spend) {
-        let key = if spend.provider.is_empty() {
-            ("none".to_string(), "none".to_string(), spend.status)
-        } else {
-            (spend.provider, spend.model, spend.status)
-        };
+    fn count(&self, spend: &mut Spend) {
+        if spend.key.0.is_empty() {
+            spend.key.0.push_str("none");
+            spend.key.1.clear();
+            spend.key.1.push_str("none");
+        }
+        let key = &spend.key;
         let make = || SpendCounters::new(&key.0, &key.1, &key.2);
         self.kept.with(
-            &key,
+            key,
             || key.clone(),
             make,
             |c| {
@@ -139,9 +156,11 @@ impl<S: Subscriber> Layer<S> for SpendLayer {
         if event.metadata().target() != ACCESS_TARGET {
             return;
         }
-        let mut spend = Spend::default();
-        event.record(&mut spend);
-        self.count(spend);
+        SPEND.with_borrow_mut(|spend| {
+            spend.clear();
+            event.record(spend);
+            self.count(spend);
+        });
     }
 }
 

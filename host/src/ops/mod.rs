@@ -2,6 +2,7 @@
 //! log subscriber, access lines and spend counters, and the OpenTelemetry export.
 
 pub mod access;
+pub mod access_line;
 pub mod log_writer;
 pub mod otel;
 pub mod telemetry;

@@ -6,10 +6,11 @@
 //! never waits on a write to stderr; logging blocks rather than drops when the buffer is full.
 
 use super::access::{SpendLayer, spend_filter};
+use super::access_line::{AccessLineLayer, is_access};
 use super::log_writer::LogWriterGuard;
 use crate::config::{LogConfig, LogFormat, OtelConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -44,22 +45,26 @@ fn log_filter(configured: &str) -> Result<EnvFilter, String> {
     }
 }
 
-/// The log layer alone, writing to `writer`.
-fn log_layer<W>(log: &LogConfig, writer: W) -> Result<Boxed, String>
+/// The log layers, writing to `writer`: the formatter, and for the access line (one per
+/// request) its own writer (`ops::access_line`), under the same filter.
+fn log_layers<W>(log: &LogConfig, writer: W) -> Result<[Boxed; 2], String>
 where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    W: for<'w> MakeWriter<'w> + Clone + Send + Sync + 'static,
 {
-    let filter = log_filter(&log.filter)?;
+    let (others, access) = (filter_fn(|m| !is_access(m)), filter_fn(is_access));
+    let filter = log_filter(&log.filter)?.and(others);
     // Colour codes only for a terminal: a log file or collector gets plain lines (and the
     // codes cost ~1 µs a line to write).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer);
-    Ok(match log.format {
+    let layer = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer.clone());
+    let formatter = match log.format {
         LogFormat::Text => layer.with_filter(filter).boxed(),
         // One object per line: timestamp, level, target, the event's fields at the top level
         // (`message`, `request_id`, …) and the span it happened in.
         LogFormat::Json => layer.json().flatten_event(true).with_span_list(false).with_filter(filter).boxed(),
-    })
+    };
+    let access = AccessLineLayer::new(log.format, writer).with_filter(log_filter(&log.filter)?.and(access));
+    Ok([formatter, access.boxed()])
 }
 
 /// Installs the subscriber for `serve` (call inside the tokio runtime: the trace exporter
@@ -67,8 +72,8 @@ where
 /// a subscriber is already installed.
 pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
     let (writer, guard) = super::log_writer::spawn(std::io::stderr());
-    let mut layers: Vec<Boxed> =
-        vec![log_layer(log, writer)?, SpendLayer::default().with_filter(spend_filter()).boxed()];
+    let mut layers: Vec<Boxed> = log_layers(log, writer)?.into();
+    layers.push(SpendLayer::default().with_filter(spend_filter()).boxed());
     let mut telemetry = Telemetry { provider: None, writer: Some(guard) };
     if otel.enabled {
         let provider = super::otel::provider(otel)?;
@@ -86,7 +91,7 @@ pub fn init(log: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
 /// The subscriber for the other commands: text lines at `warn` (or `RUST_LOG`) to stderr.
 pub fn init_plain() {
     let log = LogConfig { format: LogFormat::Text, filter: "warn".into() };
-    if let Ok(layer) = log_layer(&log, std::io::stderr) {
-        let _ = tracing_subscriber::registry().with(layer).try_init();
+    if let Ok(layers) = log_layers(&log, std::io::stderr) {
+        let _ = tracing_subscriber::registry().with(Vec::from(layers)).try_init();
     }
 }
