@@ -271,8 +271,10 @@ impl Balances {
         self.settle_from(tenant, request_id, origin, cost, label, recorded, None, false).await
     }
 
-    /// [`settle`](Self::settle) sent again after a try whose answer was lost (its row not
-    /// recorded yet). Found settled, the debit is the lost try's: it is registered as pending
+    /// [`settle`](Self::settle) by the request's own settlement, which may be a resend of a
+    /// try whose answer was lost (its row not recorded yet; a request's settlement sends every
+    /// try this way, since the Redis client may resend a call on its own). Found settled, the
+    /// debit is the lost try's: it is registered as pending
     /// and answered [`Settlement::Settled`] like a first settle, and when the account was
     /// rebuilt since that try, the rebuild may have missed it, so the account is marked for
     /// another (`settle.lua`).

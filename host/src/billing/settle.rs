@@ -86,9 +86,13 @@ async fn settle(billing: &Billing, bill: &Bill, cost: i64) -> Option<Debit> {
     let mut accounted = None;
     let lease = leased.map(|(lease, _)| lease);
     for attempt in 0..4 {
-        // After a try that failed, Redis may have applied it and lost only the answer.
-        let again = attempt > 0;
-        match balances.settle_from(tenant, request_id, bill.id_origin(), cost, label, false, lease, again).await {
+        // Every try is sent as a resend: after a try that failed, Redis may have applied it
+        // and lost only the answer, and the Redis client itself resends a call whose answer
+        // it lost (the cluster client's retries). Found settled, the debit is this request's
+        // own: nothing else settles an id while its request settles (the sweeper settles
+        // only ids whose rows are in Postgres, which they are once this has returned; the
+        // reserve refuses an id in flight).
+        match balances.settle_from(tenant, request_id, bill.id_origin(), cost, label, false, lease, true).await {
             Ok(super::Settlement::Settled { epoch, .. }) => {
                 accounted = Some(Debit { cost, epoch });
                 break;

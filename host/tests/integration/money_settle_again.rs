@@ -82,7 +82,8 @@ async fn a_resent_settlement_found_applied_is_the_gateway_s_debit() {
     assert!(epoch.as_deref().is_some_and(|e| e.contains('@')), "applied under this rebuild: {epoch:?}");
     assert_eq!(s.pending.get(s.tenant), 700, "the debit is this gateway's until its row is recorded");
     assert_eq!(s.available().await, (true, CREDIT - 700), "no rebuild needed: none happened since");
-    // A first try finding it settled is someone else's settlement: nothing is counted.
+    // Without the resend flag (the sweeper, settling from a recorded row) a request found
+    // settled is someone else's settlement: nothing is counted.
     let first = s.gateway.settle(s.tenant, "r1", IdOrigin::Gateway, 700, "settled", false).await.unwrap();
     assert_eq!(first, Settlement::AlreadySettled);
     assert_eq!(s.pending.get(s.tenant), 700);

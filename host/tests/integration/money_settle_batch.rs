@@ -191,6 +191,7 @@ async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
         call_as("+settled", &[("b", 50, "lease g/1"), ("f", 9, "")]).invoke_async(&mut conn).await.unwrap();
     let codes: Vec<i64> = resent[..4].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
     assert_eq!(codes, vec![6, 978, -2, 0]);
+    assert_eq!(redis::from_redis_value_ref::<String>(&resent[4]).unwrap(), "g@2", "the epoch the call met");
     assert_eq!(field(account, "loaded").await, Some(0), "marked for a rebuild");
     assert_eq!(field(account, "available").await, Some(978));
     // A first try finding a request settled changes nothing, whatever the epoch.
@@ -198,4 +199,52 @@ async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
     let first: Vec<redis::Value> = call(&[("c", 40, "lease g/1")]).invoke_async(&mut conn).await.unwrap();
     assert_eq!(redis::from_redis_value_ref::<i64>(&first[0]).unwrap(), 2);
     assert_eq!(field(account, "loaded").await, Some(1));
+    // A resent try that debited nothing (a release) left nothing a rebuild could miss: no mark.
+    let released: Vec<redis::Value> = call_as("released", &[("z", 0, "")]).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(redis::from_redis_value_ref::<i64>(&released[0]).unwrap(), 1);
+    let _: () = redis::cmd("HSET").arg(account).arg("epoch").arg("g@3").query_async(&mut conn).await.unwrap();
+    let resent: Vec<redis::Value> = call_as("+released", &[("z", 0, "")]).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(redis::from_redis_value_ref::<i64>(&resent[0]).unwrap(), 2);
+    assert_eq!(field(account, "loaded").await, Some(1), "a release resent after a rebuild marks nothing");
+    // A lease its requests drained (it holds 0), a lease whose requests cost nothing, and a
+    // lease after them in the same call: each debits what it should. (Negating 0 gives the
+    // `-0` Redis refuses as an integer; a script stopping there has recorded every state but
+    // debited no lease after it.)
+    hset(holds, vec![("lease g/3", 5), ("lease g/4", 10)]).await;
+    hset(account, vec![("held", 15)]).await;
+    let drained: Vec<redis::Value> = call(&[("h", 15, "lease g/1"), ("i", 0, "lease g/3"), ("j", 4, "lease g/4")])
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    let codes: Vec<i64> = drained[..6].iter().map(|v| redis::from_redis_value_ref(v).unwrap()).collect();
+    assert_eq!(codes, vec![1, 963, 1, 963, 1, 963], "15 of h from available, i nothing, j from its lease");
+    assert_eq!(field(holds, "lease g/3").await, Some(5));
+    assert_eq!(field(holds, "lease g/4").await, Some(6));
+    assert_eq!(field(account, "held").await, Some(11));
+    assert_eq!(field(account, "available").await, Some(963));
+    // A state written before epochs were kept counts as applied under another: marked.
+    let _: () = redis::cmd("SET").arg("{t}:req:old").arg("settled:12").query_async(&mut conn).await.unwrap();
+    let resent: Vec<redis::Value> = call_as("+settled", &[("old", 12, "")]).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(redis::from_redis_value_ref::<i64>(&resent[0]).unwrap(), 6);
+    assert_eq!(field(account, "loaded").await, Some(0));
+}
+
+/// Redis refuses `-0` as an integer, and Lua's `-x` is `-0` for `x = 0`: a script that
+/// negates a value it passes to Redis fails on a zero cost or an empty hold partway through,
+/// after some of its writes (Redis keeps them). Every script writes `0 - x` instead.
+#[test]
+fn no_script_hands_redis_a_negated_value() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/billing/lua");
+    let negated = regex::Regex::new(r"redis\.call\([^\n]*,\s*-\s*[A-Za-z_(]|'%\.0f',\s*-").unwrap();
+    let mut scripts = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        scripts += 1;
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("--").next().unwrap();
+            assert!(!negated.is_match(code), "{}:{}: {line}", path.display(), n + 1);
+        }
+    }
+    assert!(scripts >= 10, "read {scripts} scripts from {}", dir.display());
 }

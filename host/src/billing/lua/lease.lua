@@ -57,7 +57,7 @@ elseif amount > 0 and available >= tonumber(ARGV[6]) then
 end
 if moved ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'held', string.format('%.0f', moved))
-  available = redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', -moved))
+  available = redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', 0 - moved))
 end
 current = current + moved
 if ARGV[5] == '1' or current <= 0 and ARGV[3] ~= '1' then

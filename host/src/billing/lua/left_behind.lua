@@ -28,7 +28,7 @@ for i = 1, #KEYS - 3 do
     held = tonumber(held)
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
-    redis.call('HINCRBY', KEYS[1], 'held', -held)
+    redis.call('HINCRBY', KEYS[1], 'held', 0 - held)
     if loaded then
       redis.call('HINCRBY', KEYS[1], 'available', held - cost)
     else

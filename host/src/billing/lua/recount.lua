@@ -47,5 +47,5 @@ end
 -- Only a debit changes what running the check again would do: it is marked (every other
 -- answer stays right, since any rebuild from now on sees the transaction).
 redis.call('SET', KEYS[2], '1', 'EX', 600)
-redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', -owed))
+redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', 0 - owed))
 return owed

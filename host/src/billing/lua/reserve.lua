@@ -29,7 +29,7 @@ if available < amount then
 end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HINCRBY', KEYS[1], 'available', -amount)
+redis.call('HINCRBY', KEYS[1], 'available', 0 - amount)
 redis.call('HINCRBY', KEYS[1], 'held', amount)
 redis.call('HSET', KEYS[2], ARGV[1], amount)
 redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[3]), ARGV[1])

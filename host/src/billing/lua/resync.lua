@@ -15,7 +15,7 @@ end
 if ARGV[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 0 then
   local lease = redis.call('HGET', KEYS[2], ARGV[4])
   if lease then
-    redis.call('HINCRBY', KEYS[2], ARGV[4], -math.min(tonumber(lease), tonumber(ARGV[2])))
+    redis.call('HINCRBY', KEYS[2], ARGV[4], 0 - math.min(tonumber(lease), tonumber(ARGV[2])))
   end
 end
 redis.call('SET', KEYS[4], 'settled:' .. ARGV[2], 'EX', tonumber(ARGV[3]))

@@ -14,12 +14,14 @@
 -- sent again and found settled was applied by the lost try: when the account was rebuilt
 -- since (the epoch differs), that rebuild may have missed the debit (its row was not in
 -- Postgres, and the gateway did not know to count it as unrecorded), so the account is marked
--- for another rebuild, which will; the call's later requests then wait for it (-2).
+-- for another rebuild, which will; the call's later requests then wait for it (-2). A state
+-- written before epochs were kept (`label:cost`) counts as applied under another epoch.
 -- Returns {code, available} per request, flattened: 1 settled now, 3 settled now but the lease
 -- was gone (debited from `available`), -2 account not loaded (rebuild, then retry), and for
 -- a request already settled (nothing debited) 2, plus 2 when it was sent again and its lease
 -- is gone, plus 4 when it was sent again and the account was rebuilt since (marked now): 2, 4,
 -- 6 or 8. Then the epoch the call's debits were applied under ('' for none).
+-- (Amounts are negated as `0 - x`: `-x` is `-0` for x = 0, which Redis refuses as an integer.)
 local out = {}
 local loaded = redis.call('HGET', KEYS[1], 'loaded') == '1'
 local epoch = redis.call('HGET', KEYS[1], 'epoch') or ''
@@ -41,7 +43,9 @@ for i = 1, #KEYS - 3 do
       if lease ~= '' and redis.call('HEXISTS', KEYS[2], lease) == 0 then
         code = code + 2
       end
-      if string.match(state, '^[^:]*:[^:]*:(.*)$') ~= epoch or epoch == '' then
+      -- (A try that debited nothing left nothing a rebuild could miss.)
+      local was_cost, was_epoch = string.match(state, '^[^:]*:([^:]*):(.*)$')
+      if (tonumber(was_cost) or 1) > 0 and (was_epoch ~= epoch or epoch == '') then
         code = code + 4
         if loaded then
           mark_for_rebuild(KEYS[1])
@@ -71,11 +75,11 @@ for i = 1, #KEYS - 3 do
         held = tonumber(held)
         redis.call('HDEL', KEYS[2], id)
         redis.call('ZREM', KEYS[3], id)
-        redis.call('HINCRBY', KEYS[1], 'held', -held)
+        redis.call('HINCRBY', KEYS[1], 'held', 0 - held)
         available = redis.call('HINCRBY', KEYS[1], 'available', held - cost)
       else
         -- The hold expired and was swept (or Redis lost it): debit directly.
-        available = redis.call('HINCRBY', KEYS[1], 'available', -cost)
+        available = redis.call('HINCRBY', KEYS[1], 'available', 0 - cost)
       end
       out[2 * i - 1] = 1
       out[2 * i] = available
@@ -92,8 +96,8 @@ for _, lease in ipairs(order) do
   local from_lease, code = 0, 3
   if held then
     from_lease, code = math.min(tonumber(held), group.total), 1
-    redis.call('HINCRBY', KEYS[2], lease, -from_lease)
-    redis.call('HINCRBY', KEYS[1], 'held', -from_lease)
+    redis.call('HINCRBY', KEYS[2], lease, 0 - from_lease)
+    redis.call('HINCRBY', KEYS[1], 'held', 0 - from_lease)
   end
   local available = redis.call('HINCRBY', KEYS[1], 'available', from_lease - group.total)
   for _, at in ipairs(group.at) do

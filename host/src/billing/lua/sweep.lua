@@ -14,7 +14,7 @@ for i = 2, #ARGV do
     local held = redis.call('HGET', KEYS[2], rid)
     if held then
       redis.call('HDEL', KEYS[2], rid)
-      redis.call('HINCRBY', KEYS[1], 'held', -tonumber(held))
+      redis.call('HINCRBY', KEYS[1], 'held', 0 - tonumber(held))
       redis.call('HINCRBY', KEYS[1], 'available', tonumber(held))
       released = released + 1
       redis.call('SET', KEYS[2 + i], 'swept:0', 'NX', 'EX', tonumber(ARGV[1]))
