@@ -4,6 +4,11 @@
 //! which for tokens is the same number as pico-USD per million tokens, so every price a
 //! provider publishes (`"0.0000000375"` per token) is an exact integer.
 
+/// The largest amount the balance scripts hold exactly, either sign: 2^53 - 1 nano-USD (about
+/// $9 million). Redis's Lua scripts compute with doubles, exact up to 2^53, and write numbers
+/// of 1e17 and more in exponent form, which Redis refuses as an integer.
+pub const MAX_EXACT_NANO: i64 = (1 << 53) - 1;
+
 /// Parses a decimal USD amount (`"0.000924"`, `"1.05e-5"`, `"-2"`) to nano-USD,
 /// rounding half away from zero at the ninth decimal. `None` when not a number or
 /// out of range.

@@ -25,11 +25,11 @@ struct NewCredit {
     note: Option<String>,
 }
 
-/// The largest credit, either sign (2^53 - 1 nano-USD, about $9 million): the balance
-/// scripts add amounts as Lua numbers (doubles), exact up to 2^53, and a tenant's credits
-/// must sum within a BIGINT. One of i64::MAX was recorded in Postgres, failed to apply in
-/// Redis, and made every read of the tenant's balance fail (the sum overflowed).
-const MAX_CREDIT_NANO: i64 = (1 << 53) - 1;
+/// The largest credit, either sign ([`xjp_money::MAX_EXACT_NANO`], about $9 million): a
+/// tenant's credits must also sum within a BIGINT. One of i64::MAX was recorded in Postgres,
+/// failed to apply in Redis, and made every read of the tenant's balance fail (the sum
+/// overflowed).
+const MAX_CREDIT_NANO: i64 = xjp_money::MAX_EXACT_NANO;
 
 fn amount(c: &NewCredit) -> Result<i64, &'static str> {
     let nano = match (&c.amount_usd, c.amount_nano) {

@@ -34,7 +34,9 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
         (None, None) => None,
     };
     let (cost_nano, pricing_failed) = match cost {
-        Some(Ok(c)) => (c.total.max(0), false),
+        // A cost over what the balance scripts hold exactly (a provider reporting absurd
+        // usage) is capped there; it is far over the hold, so the row is flagged.
+        Some(Ok(c)) => (c.total.clamp(0, xjp_money::MAX_EXACT_NANO), false),
         None => (0, false),
         // Pricing failed: charge the reserved upper bound and flag the row.
         Some(Err(e)) => {

@@ -33,6 +33,7 @@ mod money_left_behind;
 mod money_outages;
 mod money_overdraft;
 mod money_resync;
+mod money_scripts;
 mod money_settle_again;
 mod money_settle_batch;
 mod openapi;

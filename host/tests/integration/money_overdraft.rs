@@ -197,3 +197,36 @@ async fn billing_beyond_the_hold_is_debited_flagged_and_counted() {
     assert_eq!(excess, (cost - hold) as f64);
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
+
+/// A provider reporting absurd usage (10^15 output tokens, $600 million here) is debited at
+/// most [`xjp_money::MAX_EXACT_NANO`], flagged: more would pass what the balance scripts hold
+/// exactly, and Redis refuses the exponent form a Lua number takes from 1e17 on (the settle
+/// then stopped partway, and every later load of the account wrote a balance Redis could not
+/// add to).
+#[tokio::test]
+async fn absurd_reported_usage_is_debited_at_most_what_the_balance_holds_exactly() {
+    let mock = mock().await;
+    let answer = r#"{"id":"chatcmpl-absurd","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",
+"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
+"usage":{"prompt_tokens":400,"completion_tokens":1000000000000000,"total_tokens":1000000000000400}}"#;
+    mock.set_scenario("gpt-4o-mini-2024-07-18", Scenario::json(200, answer));
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let chat = &*common::money::CHAT;
+    let auth = format!("Bearer {}", gw.key);
+    let h = [("authorization", auth.as_str()), ("x-request-id", "absurd"), ("content-type", "application/json")];
+    let r = common::http::send("POST", &format!("{}/v1/chat/completions", gw.url), &h, chat.clone()).await;
+    assert_eq!(r.status, 200);
+    wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await;
+    let (cost, review): (i64, bool) =
+        sqlx::query_as("SELECT cost_nano, needs_review FROM billing_transactions WHERE request_id = 'absurd'")
+            .fetch_one(&gw.gw.db)
+            .await
+            .unwrap();
+    assert_eq!(cost, xjp_money::MAX_EXACT_NANO);
+    assert!(review, "flagged for review");
+    assert_eq!(common::money::settlement(gw.tenant, "absurd").await, (Some(format!("settled:{cost}")), false));
+    // Redis agrees with Postgres, to the nano (below zero: billing beyond the hold may).
+    let books = common::money::books(&gw.gw.db, gw.tenant).await;
+    let live = gw.gw.billing.balances.live(gw.tenant).await.unwrap();
+    assert_eq!((live.available_nano, live.held_nano), (books.credits_nano - cost, 0));
+}

@@ -6,8 +6,11 @@
 if redis.call('HGET', KEYS[1], 'loaded') ~= '1' then
   return -1
 end
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[2])) then
+if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
-redis.call('HINCRBY', KEYS[1], 'available', tonumber(ARGV[1]))
+-- The credit first, then its marker: Redis keeps a script's writes up to an error, and a
+-- marker without its credit would answer every retry "already applied".
+redis.call('HINCRBY', KEYS[1], 'available', ARGV[1])
+redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[2]))
 return 1

@@ -49,9 +49,9 @@ current = tonumber(current or '0')
 local amount = tonumber(ARGV[2])
 local moved = 0
 if ARGV[5] == '1' then
-  moved = -current
+  moved = 0 - current
 elseif amount < 0 then
-  moved = math.max(amount, -current)
+  moved = math.max(amount, 0 - current)
 elseif amount > 0 and available >= tonumber(ARGV[6]) then
   moved = math.min(amount, math.floor(available / 8))
 end

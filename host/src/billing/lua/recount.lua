@@ -46,6 +46,7 @@ if saw == nil or ARGV[3] ~= '1' then
 end
 -- Only a debit changes what running the check again would do: it is marked (every other
 -- answer stays right, since any rebuild from now on sees the transaction).
-redis.call('SET', KEYS[2], '1', 'EX', 600)
+-- (The debit before its marker: a marker without its debit would answer every retry 0.)
 redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', 0 - owed))
+redis.call('SET', KEYS[2], '1', 'EX', 600)
 return owed

@@ -44,8 +44,9 @@ for i = 1, #KEYS - 3 do
         code = code + 2
       end
       -- (A try that debited nothing left nothing a rebuild could miss.)
-      local was_cost, was_epoch = string.match(state, '^[^:]*:([^:]*):(.*)$')
-      if (tonumber(was_cost) or 1) > 0 and (was_epoch ~= epoch or epoch == '') then
+      local was_cost = tonumber(string.match(state, '^[^:]*:([^:]*)') or '1') or 1
+      local was_epoch = string.match(state, '^[^:]*:[^:]*:(.*)$')
+      if was_cost > 0 and (was_epoch ~= epoch or epoch == '') then
         code = code + 4
         if loaded then
           mark_for_rebuild(KEYS[1])
