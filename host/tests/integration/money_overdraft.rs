@@ -165,29 +165,39 @@ async fn every_api_format_forwards_the_reserved_output_limit() {
     }
 }
 
-/// A provider that bills more than the hold (here: far more output than the limit it was
-/// sent) is debited what it billed; the row is flagged for review and the excess counted.
-#[tokio::test]
-async fn billing_beyond_the_hold_is_debited_flagged_and_counted() {
+/// A gateway whose provider reports `completion_tokens` for one request `id`; its row's cost,
+/// output tokens and review flag once recorded, and the request's hold.
+async fn answered_with_output(completion_tokens: u64, id: &str) -> (TestGateway, (i64, i64, bool), i64) {
     let mock = mock().await;
-    let answer = r#"{"id":"chatcmpl-over","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",
-"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
-"usage":{"prompt_tokens":400,"completion_tokens":50000,"total_tokens":50400}}"#;
+    let answer = format!(
+        r#"{{"id":"chatcmpl-{id}","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",
+"choices":[{{"index":0,"message":{{"role":"assistant","content":"hi"}},"finish_reason":"stop"}}],
+"usage":{{"prompt_tokens":400,"completion_tokens":{completion_tokens},"total_tokens":{}}}}}"#,
+        completion_tokens + 400
+    );
     mock.set_scenario("gpt-4o-mini-2024-07-18", Scenario::json(200, answer));
     let gw = TestGateway::start(&mock.base_url()).await;
     let chat = &*common::money::CHAT;
     let hold = common::money::hold_for(&gw.gw, "gpt-4o-mini", chat);
     let auth = format!("Bearer {}", gw.key);
-    let h = [("authorization", auth.as_str()), ("x-request-id", "over-the-hold"), ("content-type", "application/json")];
+    let h = [("authorization", auth.as_str()), ("x-request-id", id), ("content-type", "application/json")];
     let r = common::http::send("POST", &format!("{}/v1/chat/completions", gw.url), &h, chat.clone()).await;
     assert_eq!(r.status, 200);
     wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await;
-    let (cost, output, review): (i64, i64, bool) = sqlx::query_as(
-        "SELECT cost_nano, output_tokens, needs_review FROM billing_transactions WHERE request_id = 'over-the-hold'",
-    )
-    .fetch_one(&gw.gw.db)
-    .await
-    .unwrap();
+    let row =
+        sqlx::query_as("SELECT cost_nano, output_tokens, needs_review FROM billing_transactions WHERE request_id = $1")
+            .bind(id)
+            .fetch_one(&gw.gw.db)
+            .await
+            .unwrap();
+    (gw, row, hold)
+}
+
+/// A provider that bills more than the hold (here: far more output than the limit it was
+/// sent) is debited what it billed; the row is flagged for review and the excess counted.
+#[tokio::test]
+async fn billing_beyond_the_hold_is_debited_flagged_and_counted() {
+    let (gw, (cost, output, review), hold) = answered_with_output(50_000, "over-the-hold").await;
     assert_eq!(output, 50_000, "billed what the provider reported");
     assert!(cost > hold, "the excess is debited: cost {cost}, hold {hold}");
     assert!(review, "a row beyond its hold is flagged");
@@ -205,23 +215,7 @@ async fn billing_beyond_the_hold_is_debited_flagged_and_counted() {
 /// add to).
 #[tokio::test]
 async fn absurd_reported_usage_is_debited_at_most_what_the_balance_holds_exactly() {
-    let mock = mock().await;
-    let answer = r#"{"id":"chatcmpl-absurd","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",
-"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
-"usage":{"prompt_tokens":400,"completion_tokens":1000000000000000,"total_tokens":1000000000000400}}"#;
-    mock.set_scenario("gpt-4o-mini-2024-07-18", Scenario::json(200, answer));
-    let gw = TestGateway::start(&mock.base_url()).await;
-    let chat = &*common::money::CHAT;
-    let auth = format!("Bearer {}", gw.key);
-    let h = [("authorization", auth.as_str()), ("x-request-id", "absurd"), ("content-type", "application/json")];
-    let r = common::http::send("POST", &format!("{}/v1/chat/completions", gw.url), &h, chat.clone()).await;
-    assert_eq!(r.status, 200);
-    wait_rows(&gw.gw.db, gw.tenant, 1, Duration::from_secs(15)).await;
-    let (cost, review): (i64, bool) =
-        sqlx::query_as("SELECT cost_nano, needs_review FROM billing_transactions WHERE request_id = 'absurd'")
-            .fetch_one(&gw.gw.db)
-            .await
-            .unwrap();
+    let (gw, (cost, _, review), _) = answered_with_output(1_000_000_000_000_000, "absurd").await;
     assert_eq!(cost, xjp_money::MAX_EXACT_NANO);
     assert!(review, "flagged for review");
     assert_eq!(common::money::settlement(gw.tenant, "absurd").await, (Some(format!("settled:{cost}")), false));
