@@ -65,6 +65,11 @@ pub struct E2e {
     /// false`; leases are on by default).
     #[arg(long)]
     no_leases: bool,
+    /// Requests to the gateways carry ids of their own (`Idempotency-Key`, checked against the
+    /// ledger beside the reserve, held in Redis rather than in a lease); by default the
+    /// gateway makes the ids.
+    #[arg(long)]
+    client_ids: bool,
     /// The full-billing gateway's `[billing] insert_linger_ms` (its default when not given).
     #[arg(long)]
     insert_linger_ms: Option<u64>,
@@ -120,14 +125,21 @@ fn measure_all(opts: &E2e) -> anyhow::Result<()> {
     let on = bench_setup::start_gateway(&bin, &on_cfg, on_port, opts.gateway_cpu, &db)?;
     let auth = Some(format!("Bearer {KEY}"));
     let all = [
-        Target { name: "direct", addr: mock, auth: None, pid: None },
+        Target { name: "direct", addr: mock, auth: None, pid: None, client_ids: false },
         Target {
             name: "billing-off",
             addr: ([127, 0, 0, 1], off_port).into(),
             auth: auth.clone(),
             pid: Some(off.0.id()),
+            client_ids: opts.client_ids,
         },
-        Target { name: "billing-on", addr: ([127, 0, 0, 1], on_port).into(), auth, pid: Some(on.0.id()) },
+        Target {
+            name: "billing-on",
+            addr: ([127, 0, 0, 1], on_port).into(),
+            auth,
+            pid: Some(on.0.id()),
+            client_ids: opts.client_ids,
+        },
     ];
     let targets: Vec<Target> = all.into_iter().filter(|t| opts.targets.iter().any(|n| n == t.name)).collect();
     eprintln!(

@@ -20,7 +20,13 @@ pub struct Target {
     pub auth: Option<String>,
     /// The gateway's process (CPU time), none for the mock.
     pub pid: Option<u32>,
+    /// Each request carries an id of its own (`Idempotency-Key`), as a client that retries
+    /// safely sends: the gateway checks it against the ledger beside the reserve.
+    pub client_ids: bool,
 }
+
+/// Request ids sent so far (`Target::client_ids`): unique within the run's fresh tenant.
+static SENT_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 const PATH: &str = "/v1/chat/completions";
 
@@ -46,6 +52,10 @@ impl Conn {
         let mut req = Request::post(PATH).header("host", &self.host).header("content-type", "application/json");
         if let Some(a) = &self.target.auth {
             req = req.header("authorization", a);
+        }
+        if self.target.client_ids {
+            let n = SENT_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            req = req.header("idempotency-key", format!("bench-{n}"));
         }
         self.send.ready().await?;
         let resp = self.send.send_request(req.body(Full::new(body.clone()))?).await?;

@@ -96,12 +96,14 @@ pub async fn revoke(db: &PgPool, key_id: Uuid) -> Result<Option<ApiKey>, sqlx::E
 
 /// Looks a presented key up by digest.
 pub async fn identify(db: &PgPool, digest: &[u8; 32]) -> Result<Option<KeyIdentity>, sqlx::Error> {
-    sqlx::query_as::<_, KeyIdentity>(
-        "SELECT k.id AS key_id, k.tenant_id, k.status AS key_status, t.status AS tenant_status \
-         FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.digest = $1",
-    )
-    .bind(&digest[..])
-    .fetch_optional(db)
+    super::retry_dropped(db, || {
+        sqlx::query_as::<_, KeyIdentity>(
+            "SELECT k.id AS key_id, k.tenant_id, k.status AS key_status, t.status AS tenant_status \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.digest = $1",
+        )
+        .bind(&digest[..])
+        .fetch_optional(db)
+    })
     .await
 }
 

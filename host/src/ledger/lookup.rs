@@ -67,20 +67,22 @@ pub async fn balance_for_load(
     held: &[String],
 ) -> Result<LoadSnapshot, sqlx::Error> {
     let (balance_nano, recent_credits, ids, costs, pg_snapshot): (i64, Vec<String>, Vec<String>, Vec<i64>, String) =
-        sqlx::query_as(concat!(
-            "WITH recorded AS (SELECT i.request_id, t.cost_nano ",
-            rows_of_ids!("$3"),
-            ") SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
+        crate::db::retry_dropped(db, || {
+            sqlx::query_as(concat!(
+                "WITH recorded AS (SELECT i.request_id, t.cost_nano ",
+                rows_of_ids!("$3"),
+                ") SELECT (SELECT COALESCE(SUM(amount_nano), 0) FROM credits WHERE tenant_id = $1)::BIGINT \
               - (SELECT COALESCE(SUM(cost_nano), 0) FROM billing_transactions WHERE tenant_id = $1)::BIGINT, \
                 ARRAY(SELECT id FROM credits WHERE tenant_id = $1 AND created_at > now() - make_interval(secs => $2)), \
                 ARRAY(SELECT request_id FROM recorded ORDER BY request_id), \
                 ARRAY(SELECT cost_nano FROM recorded ORDER BY request_id), \
                 pg_current_snapshot()::text",
-        ))
-        .bind(tenant)
-        .bind(window.as_secs_f64())
-        .bind(held)
-        .fetch_one(db)
+            ))
+            .bind(tenant)
+            .bind(window.as_secs_f64())
+            .bind(held)
+            .fetch_one(db)
+        })
         .await?;
     let recorded_under_holds = ids.into_iter().zip(costs).collect();
     Ok(LoadSnapshot { balance_nano, recent_credits, recorded_under_holds, pg_snapshot })
@@ -88,11 +90,13 @@ pub async fn balance_for_load(
 
 /// Whether a request id already has a row (of any status) for the tenant.
 pub async fn has_row(db: &PgPool, tenant: Uuid, request_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM billing_request_ids WHERE tenant_id = $1 AND request_id = $2)")
-        .bind(tenant)
-        .bind(request_id)
-        .fetch_one(db)
-        .await
+    crate::db::retry_dropped(db, || {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM billing_request_ids WHERE tenant_id = $1 AND request_id = $2)")
+            .bind(tenant)
+            .bind(request_id)
+            .fetch_one(db)
+    })
+    .await
 }
 
 /// The ids among `request_ids` that have a row, with the row's cost.

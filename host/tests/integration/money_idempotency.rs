@@ -170,3 +170,47 @@ async fn a_gateway_made_id_sent_back_is_refused_from_the_spool() {
     assert_eq!(debits_for(&gw.gw.db, gw.tenant, &id).await.0, 1);
     assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }
+
+/// Postgres dropping the gateway's pooled connections (backends terminated, as a restart or
+/// an operator would) costs no client-id request: a connection taken from the pool is not
+/// pinged first unless it sat idle over a second (a round trip less per request), and the
+/// request's ledger check is tried again over the dropped ones. Each id is still billed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_pool_connections_cost_no_client_id_request() {
+    let mock = mock().await;
+    let gw = TestGateway::start(&mock.base_url()).await;
+    let db = gw.db.as_ref().unwrap();
+    // Several at once leave several connections in the pool, used a moment ago.
+    let warm = (0..6).map(|i| {
+        let (url, key) = (gw.url.clone(), gw.key.clone());
+        async move { call(&url, &key, &format!("warm-{i}")).await }
+    });
+    assert_eq!(futures_util::future::join_all(warm).await, vec![200; 6]);
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'xjp-gateway'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(dropped.len() >= 2, "the gateway held {} connections", dropped.len());
+    for i in 0..8 {
+        assert_eq!(call(&gw.url, &gw.key, &format!("after-{i}")).await, 200, "request {i} after the drop");
+    }
+    assert_eq!(call(&gw.url, &gw.key, "after-0").await, 409, "an id is still checked");
+    let start = std::time::Instant::now();
+    let rows: i64 = loop {
+        let n = sqlx::query_scalar("SELECT count(*) FROM billing_request_ids WHERE tenant_id = $1")
+            .bind(gw.tenant)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        if n >= 14 || start.elapsed() > Duration::from_secs(30) {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rows, 14, "one row per id");
+    assert_eq!(mock.requests().len(), 14, "one upstream call per id");
+}
