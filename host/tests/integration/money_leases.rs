@@ -275,8 +275,7 @@ async fn a_lease_redis_holds_otherwise_is_given_up() {
 /// again by a rebuild.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_scripts_apply_each_call_once_and_never_revive_a_dropped_lease() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (_redis, mut conn) = PrivateRedis::start_connected().await;
     let lease = redis::Script::new(include_str!("../../src/billing/lua/lease.lua"));
     let load = redis::Script::new(xjp_gateway::billing::balance::LOAD_LUA);
     let (account, holds, expiry, id) = ("{t}:account", "{t}:holds", "{t}:expiry", "lease r/1");

@@ -274,8 +274,7 @@ async fn a_settled_debit_another_gateway_rebuilt_away_is_counted_after_the_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_whose_snapshot_a_rebuild_mark_overtook_is_refused() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (_redis, mut conn) = PrivateRedis::start_connected().await;
     let load = redis::Script::new(xjp_gateway::billing::balance::LOAD_LUA);
     let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
     // A load read generation '' (none) and its snapshot; then a mark moved it to 1.

@@ -33,8 +33,7 @@ fn no_script_negates_a_value() {
 /// write it as `1.2e+17` past 1e17, which every later HINCRBY refuses).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_balance_past_what_a_double_holds_loads_exactly() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (_redis, mut conn) = PrivateRedis::start_connected().await;
     let load = redis::Script::new(xjp_gateway::billing::balance::LOAD_LUA);
     let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
     let _: () = redis::cmd("HSET").arg(holds).arg("r1").arg(1_000).query_async(&mut conn).await.unwrap();
@@ -57,8 +56,7 @@ async fn a_balance_past_what_a_double_holds_loads_exactly() {
 /// retry once the account is fixed, not answered "already applied".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credit_that_failed_to_apply_is_applied_by_its_retry() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (_redis, mut conn) = PrivateRedis::start_connected().await;
     let credit = redis::Script::new(include_str!("../../src/billing/lua/credit.lua"));
     let (account, marker) = ("{t}:account", "{t}:credit:c1");
     let set = |available: &'static str| {

@@ -112,8 +112,7 @@ async fn many_settlements_take_few_calls_and_each_settles_once() {
 /// and says so; a request with its own hold settles beside them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_lease_s_settlements_in_a_call_debit_as_one_at_a_time_would() {
-    let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
-    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (_redis, mut conn) = PrivateRedis::start_connected().await;
     let settle = redis::Script::new(xjp_gateway::billing::settle_batch::SETTLE_LUA);
     let (account, holds, expiry) = ("{t}:account", "{t}:holds", "{t}:expiry");
     let shared = conn.clone();

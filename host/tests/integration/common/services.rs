@@ -122,6 +122,13 @@ pub struct PrivateRedis {
 }
 
 impl PrivateRedis {
+    /// Starts one (off the runtime's threads) and opens a multiplexed connection to it.
+    pub async fn start_connected() -> (PrivateRedis, redis::aio::MultiplexedConnection) {
+        let redis = tokio::task::spawn_blocking(PrivateRedis::start).await.unwrap();
+        let conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        (redis, conn)
+    }
+
     /// Starts `redis-server` without persistence.
     pub fn start() -> PrivateRedis {
         Self::start_on(free_port())
