@@ -21,7 +21,8 @@ pub struct Charged {
     pub cost_nano: i64,
     /// Pricing failed and `cost_nano` is the hold: the row is an estimate for review.
     pub pricing_failed: bool,
-    /// The provider billed more than the hold (debited, flagged for review).
+    /// The provider billed more than the hold (debited, flagged for review), or more than
+    /// one request is debited at most (`xjp_money::MAX_EXACT_NANO`: capped, flagged).
     pub over_hold: bool,
     /// `None` for refusals (they never reached a provider).
     pub latency: Option<Duration>,

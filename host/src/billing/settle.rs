@@ -33,9 +33,10 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
         (None, Some(routed)) => Some(routed.plugin.price(&verdict.usage, &routed.price)),
         (None, None) => None,
     };
+    // A cost over what the balance scripts hold exactly (a provider reporting absurd usage)
+    // is capped there, and the row flagged (with or without a hold).
+    let capped = matches!(&cost, Some(Ok(c)) if c.total > xjp_money::MAX_EXACT_NANO);
     let (cost_nano, pricing_failed) = match cost {
-        // A cost over what the balance scripts hold exactly (a provider reporting absurd
-        // usage) is capped there; it is far over the hold, so the row is flagged.
         Some(Ok(c)) => (c.total.clamp(0, xjp_money::MAX_EXACT_NANO), false),
         None => (0, false),
         // Pricing failed: charge the reserved upper bound and flag the row.
@@ -52,7 +53,7 @@ pub(super) async fn settle_and_record(billing: &Billing, bill: Bill, ending: End
         metrics::counter!("xjp_billed_over_hold_nano_usd_total").increment(over_hold as u64);
         tracing::warn!(request_id = %bill.request_id, over_hold, "billed more than the hold; flagged for review");
     }
-    let charged = Charged { cost_nano, pricing_failed, over_hold: over_hold > 0, latency: Some(latency) };
+    let charged = Charged { cost_nano, pricing_failed, over_hold: over_hold > 0 || capped, latency: Some(latency) };
     let r = row(&bill, &verdict, charged);
     r.log_access();
     metrics::counter!("xjp_billed_nano_usd_total").increment(cost_nano as u64);

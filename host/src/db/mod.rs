@@ -52,20 +52,25 @@ pub const PING_IDLE_OVER: Duration = Duration::from_secs(1);
 
 /// Runs a read-only `statement` again when it failed on a connection Postgres had dropped
 /// while it sat idle: sqlx discards such a connection, and every pooled one may be dead after
-/// a restart, so up to the pool's size plus one tries (each dead one fails at once).
+/// a restart, so up to the pool's size plus one tries, within [`RETRY_DROPPED_FOR`] (a dead
+/// connection fails at once; a slow failure is an outage, not a dropped connection).
 pub async fn retry_dropped<T, F, Fut>(db: &PgPool, mut statement: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
+    let started = std::time::Instant::now();
     let mut tries = db.options().get_max_connections() + 1;
     loop {
         match statement().await {
-            Err(e) if tries > 1 && dropped(&e) => tries -= 1,
+            Err(e) if tries > 1 && dropped(&e) && started.elapsed() < RETRY_DROPPED_FOR => tries -= 1,
             done => return done,
         }
     }
 }
+
+/// How long [`retry_dropped`] keeps trying.
+pub const RETRY_DROPPED_FOR: Duration = Duration::from_secs(1);
 
 /// Whether `e` says the connection was lost, not that the statement failed: an I/O error, or
 /// Postgres's "terminating connection" (57P01–57P03) and connection exceptions (08).

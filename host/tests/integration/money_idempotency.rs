@@ -201,7 +201,7 @@ async fn dropped_pool_connections_cost_no_client_id_request() {
     assert_eq!(call(&gw.url, &gw.key, "after-0").await, 409, "an id is still checked");
     let start = std::time::Instant::now();
     let rows: i64 = loop {
-        let n = sqlx::query_scalar("SELECT count(*) FROM billing_request_ids WHERE tenant_id = $1")
+        let n = sqlx::query_scalar("SELECT count(*) FROM billing_transactions WHERE tenant_id = $1")
             .bind(gw.tenant)
             .fetch_one(&mut admin)
             .await
@@ -213,4 +213,5 @@ async fn dropped_pool_connections_cost_no_client_id_request() {
     };
     assert_eq!(rows, 14, "one row per id");
     assert_eq!(mock.requests().len(), 14, "one upstream call per id");
+    assert_books_balance(&gw.gw, &gw.gw.db, gw.tenant).await;
 }

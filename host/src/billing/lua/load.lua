@@ -55,10 +55,10 @@ for i = leases_end + 1, #ARGV - 1, 2 do
   end
 end
 -- The balance is set from its text, exact whatever its size (a Lua number is a double), and
--- the small correction added to it by Redis.
-redis.call('HSET', KEYS[1], 'available', ARGV[1], 'held', held, 'loaded', '1', 'leases', leases,
-  'epoch', ARGV[6] .. '@' .. t[1] .. '.' .. t[2], 'epoch-snapshot', ARGV[7])
+-- the small correction added to it by Redis; the account reads as loaded only after both.
+redis.call('HSET', KEYS[1], 'available', ARGV[1], 'held', held, 'leases', leases)
 redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', counted - held))
+redis.call('HSET', KEYS[1], 'loaded', '1', 'epoch', ARGV[6] .. '@' .. t[1] .. '.' .. t[2], 'epoch-snapshot', ARGV[7])
 redis.call('HDEL', KEYS[1], 'must-see')
 -- Credits already counted here must not be applied again by their own credit call.
 for i = 4, #KEYS do

@@ -15,7 +15,8 @@
 -- since (the epoch differs), that rebuild may have missed the debit (its row was not in
 -- Postgres, and the gateway did not know to count it as unrecorded), so the account is marked
 -- for another rebuild, which will; the call's later requests then wait for it (-2). A state
--- written before epochs were kept (`label:cost`) counts as applied under another epoch.
+-- without an epoch (`label:cost`: resync, left_behind, older versions) counts as applied under
+-- another epoch.
 -- Returns {code, available} per request, flattened: 1 settled now, 3 settled now but the lease
 -- was gone (debited from `available`), -2 account not loaded (rebuild, then retry), and for
 -- a request already settled (nothing debited) 2, plus 2 when it was sent again and its lease
@@ -100,7 +101,8 @@ for _, lease in ipairs(order) do
     redis.call('HINCRBY', KEYS[2], lease, 0 - from_lease)
     redis.call('HINCRBY', KEYS[1], 'held', 0 - from_lease)
   end
-  local available = redis.call('HINCRBY', KEYS[1], 'available', from_lease - group.total)
+  -- As text: a sum of many capped costs could reach 1e17, which a Lua number passes as 1e+17.
+  local available = redis.call('HINCRBY', KEYS[1], 'available', string.format('%.0f', from_lease - group.total))
   for _, at in ipairs(group.at) do
     out[at] = code
     out[at + 1] = available
